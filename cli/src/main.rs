@@ -1,0 +1,125 @@
+//! `trellis`: the operator's command line for a Trellis lattice.
+
+mod call;
+mod component;
+mod hosts;
+mod output;
+mod spy;
+mod up;
+
+use clap::{Parser, Subcommand};
+use trellis_lattice::{LatticeClient, NatsAuth};
+
+use crate::output::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "trellis",
+    version,
+    about = "Run WebAssembly components on a lattice of hosts"
+)]
+struct Cli {
+    /// NATS server of the lattice.
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+
+    /// Lattice name.
+    #[arg(long, global = true, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
+    lattice: String,
+
+    /// NATS credentials file.
+    #[arg(long, global = true, env = "NATS_CREDS")]
+    creds: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start (or reuse) a NATS server and a host.
+    Up(up::UpArgs),
+    /// Stop what `trellis up --detach` started.
+    Down(up::DownArgs),
+    /// Show hosts and what they run.
+    #[command(subcommand)]
+    Get(hosts::GetCommand),
+    /// Start, scale and stop components.
+    #[command(subcommand)]
+    Component(component::ComponentCommand),
+    /// Call a component's exported function with JSON arguments.
+    Call(call::CallArgs),
+    /// Put and delete host labels.
+    #[command(subcommand)]
+    Label(hosts::LabelCommand),
+    /// Act on hosts.
+    #[command(subcommand)]
+    Host(hosts::HostCommand),
+    /// Watch lattice events (and a component's invocations) live.
+    Spy(spy::SpyArgs),
+}
+
+/// Connection settings every command shares.
+pub struct Global {
+    pub nats_url: String,
+    pub lattice: String,
+    pub creds: Option<std::path::PathBuf>,
+    pub output: Format,
+}
+
+impl Global {
+    pub async fn client(&self) -> anyhow::Result<LatticeClient> {
+        trellis_lattice::id::validate_lattice(&self.lattice)?;
+        let auth = match &self.creds {
+            Some(path) => NatsAuth::CredsFile(path.clone()),
+            None => NatsAuth::None,
+        };
+        let nats = trellis_lattice::client::connect(&self.nats_url, &auth, "trellis-cli").await?;
+        Ok(LatticeClient::new(nats, &self.lattice)?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let global = Global {
+        nats_url: cli.nats_url,
+        lattice: cli.lattice,
+        creds: cli.creds,
+        output: cli.output,
+    };
+    let result = match cli.command {
+        Command::Up(args) => up::up(&global, args).await,
+        Command::Down(args) => up::down(args).await,
+        Command::Get(cmd) => hosts::get(&global, cmd).await,
+        Command::Component(cmd) => component::run(&global, cmd).await,
+        Command::Call(args) => call::run(&global, args).await,
+        Command::Label(cmd) => hosts::label(&global, cmd).await,
+        Command::Host(cmd) => hosts::host(&global, cmd).await,
+        Command::Spy(args) => spy::run(&global, args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the chain of causes, outermost first.
+            eprintln!("trellis: {}", format!("{err:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Host configuration: command-line flags and environment, with defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use trellis_lattice::labels::{self, Labels};
+use trellis_lattice::NatsAuth;
+
+/// Flags of `trellis-host`. Every flag has an environment variable.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "trellis-host",
+    version,
+    about = "A Trellis host: joins a NATS lattice and runs WebAssembly components"
+)]
+pub struct HostArgs {
+    /// NATS server to join.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// NATS credentials file (JWT + nkey).
+    #[arg(long, env = "NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// NATS user nkey seed.
+    #[arg(long, env = "NATS_NKEY", hide_env_values = true)]
+    pub nats_nkey: Option<String>,
+
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+
+    /// NATS authentication token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+
+    /// Lattice to join; lattices share a NATS server without seeing each other.
+    #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
+    pub lattice: String,
+
+    /// File holding the host's nkey seed (a server key, `SN...`); generated when absent.
+    #[arg(long, env = "TRELLIS_HOST_SEED_FILE")]
+    pub seed_file: Option<PathBuf>,
+
+    /// The host's nkey seed itself.
+    #[arg(
+        long,
+        env = "TRELLIS_HOST_SEED",
+        hide_env_values = true,
+        conflicts_with = "seed_file"
+    )]
+    pub seed: Option<String>,
+
+    /// Human-friendly name; generated when absent.
+    #[arg(long, env = "TRELLIS_HOST_NAME")]
+    pub name: Option<String>,
+
+    /// A label `key=value` (repeatable). `TRELLIS_LABEL_key=value` in the environment works too.
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// How often the host announces its full inventory.
+    #[arg(long, env = "TRELLIS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Default cap on a component instance's linear memory (e.g. 64MiB, 512KiB).
+    #[arg(long, env = "TRELLIS_MAX_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
+    pub max_memory: u64,
+
+    /// The largest memory cap a component may ask for; sizes the pooling allocator's slots.
+    #[arg(long, env = "TRELLIS_MEMORY_CEILING", default_value = "1GiB", value_parser = parse_bytes)]
+    pub memory_ceiling: u64,
+
+    /// Default wall-clock limit on one invocation.
+    #[arg(long, env = "TRELLIS_MAX_EXECUTION_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub max_execution_time: Duration,
+
+    /// Instances the pooling allocator keeps ready (all components together); 0 disables it.
+    #[arg(long, env = "TRELLIS_POOL_INSTANCES", default_value_t = 1000)]
+    pub pool_instances: u32,
+
+    /// Where compiled components are cached.
+    #[arg(long, env = "TRELLIS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Time in-flight invocations get to finish when the host stops.
+    #[arg(long, env = "TRELLIS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, env = "TRELLIS_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log as JSON lines.
+    #[arg(long, env = "TRELLIS_LOG_JSON")]
+    pub log_json: bool,
+}
+
+pub use trellis_lattice::units::parse_bytes;
+
+/// Everything a host needs to start, resolved from flags and environment.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    pub nats_url: String,
+    pub nats_auth: NatsAuth,
+    pub lattice: String,
+    pub seed: Option<String>,
+    pub friendly_name: Option<String>,
+    /// User labels (built-in ones are added by the host).
+    pub labels: Labels,
+    pub heartbeat_interval: Duration,
+    pub max_memory: u64,
+    pub memory_ceiling: u64,
+    pub max_execution_time: Duration,
+    pub pool_instances: u32,
+    pub cache_dir: PathBuf,
+    pub shutdown_timeout: Duration,
+}
+
+impl HostConfig {
+    /// A configuration with defaults, for embedding a host (tests, `trellis up`).
+    pub fn new(nats_url: impl Into<String>, lattice: impl Into<String>) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            nats_auth: NatsAuth::None,
+            lattice: lattice.into(),
+            seed: None,
+            friendly_name: None,
+            labels: Labels::new(),
+            heartbeat_interval: Duration::from_secs(5),
+            max_memory: 64 << 20,
+            memory_ceiling: 1 << 30,
+            max_execution_time: Duration::from_secs(10),
+            pool_instances: 1000,
+            cache_dir: default_cache_dir(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Resolves flags, the environment's `TRELLIS_LABEL_*` variables and the seed file.
+    pub fn from_args(args: HostArgs) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        trellis_lattice::id::validate_lattice(&args.lattice)?;
+        let mut labels = Labels::new();
+        for (key, value) in std::env::vars() {
+            if let Some(k) = key.strip_prefix("TRELLIS_LABEL_") {
+                let (k, v) = (k.to_string(), value);
+                labels::validate_user_label(&k, &v)
+                    .with_context(|| format!("environment variable {key}"))?;
+                labels.insert(k, v);
+            }
+        }
+        for pair in &args.labels {
+            let (k, v) = labels::parse_pair(pair).with_context(|| format!("--label {pair}"))?;
+            labels::validate_user_label(&k, &v).with_context(|| format!("--label {pair}"))?;
+            labels.insert(k, v);
+        }
+        let seed = match (&args.seed, &args.seed_file) {
+            (Some(seed), _) => Some(seed.trim().to_string()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading seed file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if args.max_memory > args.memory_ceiling {
+            anyhow::bail!(
+                "--max-memory ({}) is larger than --memory-ceiling ({})",
+                args.max_memory,
+                args.memory_ceiling
+            );
+        }
+        let nats_auth = NatsAuth::from_parts(
+            args.nats_creds,
+            args.nats_nkey,
+            args.nats_user,
+            args.nats_password,
+            args.nats_token,
+        )?;
+        Ok(Self {
+            nats_url: args.nats_url,
+            nats_auth,
+            lattice: args.lattice,
+            seed,
+            friendly_name: args.name,
+            labels,
+            heartbeat_interval: args.heartbeat_interval,
+            max_memory: args.max_memory,
+            memory_ceiling: args.memory_ceiling,
+            max_execution_time: args.max_execution_time,
+            pool_instances: args.pool_instances,
+            cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
+            shutdown_timeout: args.shutdown_timeout,
+        })
+    }
+}
+
+/// `$TRELLIS_CACHE_DIR`, else `$XDG_CACHE_HOME/trellis`, else `~/.cache/trellis`, else a
+/// directory under the system temp dir.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("trellis");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache").join("trellis");
+    }
+    std::env::temp_dir().join("trellis-cache")
+}

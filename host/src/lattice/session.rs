@@ -1,0 +1,82 @@
+//! The NATS session of a host: connect with the configured credentials, reconnect forever
+//! with back-off, and tell the host when it is connected again so it re-announces itself.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use trellis_lattice::NatsAuth;
+
+/// Connection state changes the host reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    Connected,
+    Disconnected,
+}
+
+/// Back-off between reconnect attempts: 100 ms doubling to 5 s.
+pub fn reconnect_delay(attempts: usize) -> Duration {
+    let exp = attempts.min(6) as u32;
+    Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
+}
+
+/// Connects to NATS. The first connection is retried in the background too, so a host can
+/// start before its NATS server does (edge devices booting).
+pub async fn connect(
+    url: &str,
+    auth: &NatsAuth,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, mpsc::UnboundedReceiver<SessionEvent>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let options = || async {
+        let tx = tx.clone();
+        anyhow::Ok(
+            trellis_lattice::client::connect_options(auth, name)
+                .await?
+                .max_reconnects(None)
+                .reconnect_delay_callback(reconnect_delay)
+                .ping_interval(Duration::from_secs(10))
+                .event_callback(move |event| {
+                    let tx = tx.clone();
+                    async move {
+                        let mapped = match event {
+                            async_nats::Event::Connected => Some(SessionEvent::Connected),
+                            async_nats::Event::Disconnected => Some(SessionEvent::Disconnected),
+                            other => {
+                                tracing::debug!(event = %other, "NATS event");
+                                None
+                            }
+                        };
+                        if let Some(ev) = mapped {
+                            let _ = tx.send(ev);
+                        }
+                    }
+                }),
+        )
+    };
+    // Connect at once when the server is there; otherwise keep trying in the background.
+    let client = match options().await?.connect(url).await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::warn!(%err, url, "NATS is not reachable yet; retrying in the background");
+            options()
+                .await?
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to NATS at {url}: {e}"))?
+        }
+    };
+    Ok((client, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(1), Duration::from_millis(200));
+        assert_eq!(reconnect_delay(20), Duration::from_secs(5));
+    }
+}

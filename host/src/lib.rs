@@ -1,0 +1,20 @@
+//! A Trellis host: joins a NATS lattice and runs WebAssembly components.
+//!
+//! - [`config`]: flags, environment and defaults.
+//! - [`identity`]: the host's nkey and friendly name.
+//! - [`labels`]: built-in labels detected from the machine.
+//! - [`lattice`]: the NATS session, events, heartbeats and the control interface.
+//! - [`runtime`]: the wasmtime engine, component loading and caching, invocation limits.
+//! - [`components`]: what runs here; start, scale, replace, stop; serving exports.
+//! - [`host`]: start-up and orderly shutdown of the whole.
+
+pub mod components;
+pub mod config;
+pub mod host;
+pub mod identity;
+pub mod labels;
+pub mod lattice;
+pub mod runtime;
+
+pub use config::{HostArgs, HostConfig};
+pub use host::{Host, HostState};

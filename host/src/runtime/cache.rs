@@ -1,0 +1,148 @@
+//! Compiled components, cached on disk by digest (so a restart does not recompile) and in
+//! memory while any running component uses them (so copies of one image share code).
+
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// Where the compiled artifact came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheHit {
+    /// Already loaded by another running component.
+    Memory,
+    /// Deserialized from the on-disk cache.
+    Disk,
+    /// Compiled now.
+    Compiled,
+}
+
+pub struct ArtifactCache {
+    dir: PathBuf,
+    loaded: Arc<Mutex<HashMap<String, (Component, usize)>>>,
+}
+
+/// Keeps a compiled component in the memory cache while held.
+pub struct Lease {
+    digest: String,
+    loaded: Arc<Mutex<HashMap<String, (Component, usize)>>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut loaded) = self.loaded.lock() {
+            if let Some((_, users)) = loaded.get_mut(&self.digest) {
+                *users -= 1;
+                if *users == 0 {
+                    loaded.remove(&self.digest);
+                }
+            }
+        }
+    }
+}
+
+impl ArtifactCache {
+    /// A cache under `root`, in a directory specific to this engine's compilation settings,
+    /// so artifacts of another wasmtime version or configuration are never loaded.
+    pub fn new(root: &Path, engine: &Engine) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let dir = root
+            .join("compiled")
+            .join(format!("{:016x}", hasher.finish()));
+        Self {
+            dir,
+            loaded: Arc::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lease(&self, digest: &str, component: &Component) -> Lease {
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded
+                .entry(digest.to_string())
+                .or_insert_with(|| (component.clone(), 0))
+                .1 += 1;
+        }
+        Lease {
+            digest: digest.to_string(),
+            loaded: Arc::clone(&self.loaded),
+        }
+    }
+
+    /// The compiled component for `bytes` (whose sha256 is `digest`), from memory, disk, or
+    /// compiled now and written to disk. Runs on a blocking thread.
+    pub async fn get(
+        &self,
+        engine: &Engine,
+        bytes: Vec<u8>,
+        digest: &str,
+    ) -> Result<(Component, Lease, CacheHit), wasmtime::Error> {
+        let in_memory = self
+            .loaded
+            .lock()
+            .ok()
+            .and_then(|l| l.get(digest).map(|(c, _)| c.clone()));
+        if let Some(component) = in_memory {
+            let lease = self.lease(digest, &component);
+            return Ok((component, lease, CacheHit::Memory));
+        }
+        let path = self.dir.join(format!("{digest}.cwasm"));
+        let engine = engine.clone();
+        let dir = self.dir.clone();
+        let (component, hit) =
+            tokio::task::spawn_blocking(move || load_or_compile(&engine, &dir, &path, &bytes))
+                .await
+                .map_err(|e| wasmtime::Error::msg(format!("compile task failed: {e}")))??;
+        let lease = self.lease(digest, &component);
+        Ok((component, lease, hit))
+    }
+}
+
+fn load_or_compile(
+    engine: &Engine,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Component, CacheHit), wasmtime::Error> {
+    if path.exists() {
+        // SAFETY: files in this directory are only ever written by `Component::serialize`
+        // below, for this engine configuration (the directory name is its compatibility hash),
+        // and replaced atomically by rename. wasmtime still checks the header and version.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Ok((component, CacheHit::Disk)),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "discarding unusable cached artifact");
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    if let Err(err) = store(dir, path, &component) {
+        tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compiled-component cache");
+    }
+    Ok((component, CacheHit::Compiled))
+}
+
+fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let serialized = component
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("serialize: {e}"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("artifact"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&tmp, serialized)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! Satisfying a component's imports: WASI natively, every other interface by calling whoever
+//! its link names over the lattice (wRPC polyfill), chosen per call so links can change while
+//! the component runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use trellis_lattice::rpc::{CallContext, ErrorAwareReader, Invoker};
+use trellis_lattice::trace::TraceContext;
+use wasmtime::component::types::{self, ComponentItem};
+use wasmtime::component::{Component, Linker, ResourceType, Type};
+use wasmtime::Engine;
+use wrpc_runtime_wasmtime::{collect_component_resource_imports, link_instance, RemoteResource};
+
+use super::store::StoreState;
+
+/// Interface packages the host implements itself.
+const NATIVE_PACKAGES: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// Whether the host implements this import itself.
+pub fn is_native(import: &str) -> bool {
+    NATIVE_PACKAGES.iter().any(|p| import.starts_with(p))
+}
+
+/// Splits `ns:pkg/iface@version` into (`ns:pkg`, `iface`), ignoring the version.
+pub fn split_interface(name: &str) -> Option<(&str, &str)> {
+    let unversioned = name.split('@').next().unwrap_or(name);
+    let (package, iface) = unversioned.split_once('/')?;
+    package.contains(':').then_some((package, iface))
+}
+
+/// The target of one call through an import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub target_id: String,
+    pub link_name: String,
+}
+
+/// Decides, per call, which target serves an import of a component (the host's links).
+pub trait ImportResolver: Send + Sync {
+    /// `source` is the calling component, `instance` the import (`ns:pkg/iface@version`).
+    fn resolve(&self, source: &str, instance: &str) -> Result<Target, String>;
+}
+
+/// Why a component's imports cannot be satisfied.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot satisfy import `{import}`: {reason}")]
+pub struct ImportError {
+    pub import: String,
+    pub reason: String,
+}
+
+fn unsatisfiable(import: &str, reason: impl Into<String>) -> ImportError {
+    ImportError {
+        import: import.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A linker for `component`: `base` (WASI) plus a lattice polyfill for every other imported
+/// interface. Fails for imports that no link could ever satisfy.
+pub fn linker_for(
+    engine: &Engine,
+    component: &Component,
+    base: &Linker<StoreState>,
+) -> Result<Linker<StoreState>, ImportError> {
+    let ty = component.component_type();
+    let mut linker = base.clone();
+
+    let mut imported_resources = BTreeMap::new();
+    collect_component_resource_imports(engine, &ty, &mut imported_resources);
+    // Resources of linked interfaces live with the target; the guest holds opaque handles.
+    let host_resources: HashMap<Box<str>, HashMap<Box<str>, (ResourceType, ResourceType)>> =
+        imported_resources
+            .into_iter()
+            .filter(|(instance, _)| !is_native(instance))
+            .map(|(instance, resources)| {
+                let mapped = resources
+                    .into_iter()
+                    .map(|(name, guest)| (name, (guest, ResourceType::host::<RemoteResource>())))
+                    .collect();
+                (instance, mapped)
+            })
+            .collect();
+    let linkable_resources: Vec<ResourceType> = host_resources
+        .values()
+        .flat_map(|r| r.values().map(|(guest, _)| *guest))
+        .collect();
+    let host_resources = Arc::new(host_resources);
+
+    for (name, item) in ty.imports(engine) {
+        if is_native(name) {
+            continue;
+        }
+        let instance = match item {
+            ComponentItem::ComponentInstance(instance) => instance,
+            ComponentItem::ComponentFunc(_) => {
+                return Err(unsatisfiable(
+                    name,
+                    "functions imported at the component's root cannot be linked; import them through an interface (namespace:package/interface)",
+                ))
+            }
+            ComponentItem::Resource(_) | ComponentItem::Type(_) => continue,
+            ComponentItem::CoreFunc(_) | ComponentItem::Module(_) | ComponentItem::Component(_) => {
+                return Err(unsatisfiable(
+                    name,
+                    "only interfaces can be imported (not core functions, modules or components)",
+                ))
+            }
+        };
+        if split_interface(name).is_none() {
+            return Err(unsatisfiable(
+                name,
+                "not a namespace:package/interface name, so no link can name it",
+            ));
+        }
+        check_crossable(engine, name, &instance, &linkable_resources)?;
+        let mut inst = linker
+            .instance(name)
+            .map_err(|e| unsatisfiable(name, e.to_string()))?;
+        link_instance(
+            engine,
+            &mut inst,
+            Vec::<ResourceType>::new(),
+            Arc::clone(&host_resources),
+            instance,
+            name,
+        )
+        .map_err(|e| unsatisfiable(name, format!("{e:#}")))?;
+    }
+    Ok(linker)
+}
+
+/// Checks that every value the interface's functions pass can cross the lattice.
+fn check_crossable(
+    engine: &Engine,
+    import: &str,
+    instance: &types::ComponentInstance,
+    linkable_resources: &[ResourceType],
+) -> Result<(), ImportError> {
+    for (fname, item) in instance.exports(engine) {
+        let ComponentItem::ComponentFunc(func) = item else {
+            continue;
+        };
+        let types = func.params().map(|(_, t)| t).chain(func.results());
+        for t in types {
+            if let Some(what) = uncrossable(&t, linkable_resources) {
+                return Err(unsatisfiable(
+                    import,
+                    format!("function `{fname}` passes a {what}, which cannot cross the lattice"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn uncrossable(ty: &Type, linkable: &[ResourceType]) -> Option<String> {
+    match ty {
+        Type::Future(_) => Some("future".into()),
+        Type::Stream(_) => Some("stream".into()),
+        Type::ErrorContext => Some("error-context".into()),
+        Type::Map(_) => Some("map".into()),
+        Type::Own(r) | Type::Borrow(r) if !linkable.contains(r) => {
+            Some("resource the host owns (such as a wasi:io stream)".into())
+        }
+        Type::List(l) => uncrossable(&l.ty(), linkable),
+        Type::Option(o) => uncrossable(&o.ty(), linkable),
+        Type::Record(r) => r.fields().find_map(|f| uncrossable(&f.ty, linkable)),
+        Type::Tuple(t) => t.types().find_map(|t| uncrossable(&t, linkable)),
+        Type::Variant(v) => v
+            .cases()
+            .find_map(|c| c.ty.as_ref().and_then(|t| uncrossable(t, linkable))),
+        Type::Result(r) => r
+            .ok()
+            .and_then(|t| uncrossable(&t, linkable))
+            .or_else(|| r.err().and_then(|t| uncrossable(&t, linkable))),
+        _ => None,
+    }
+}
+
+/// The `Invoke` behind a component's polyfilled imports: resolves the link for each call
+/// and invokes the target through the host's [`Invoker`].
+pub struct ImportClient {
+    invoker: Arc<Invoker>,
+    resolver: Arc<dyn ImportResolver>,
+    source: Arc<str>,
+    trace: TraceContext,
+}
+
+impl ImportClient {
+    pub fn new(
+        invoker: Arc<Invoker>,
+        resolver: Arc<dyn ImportResolver>,
+        source: Arc<str>,
+        trace: TraceContext,
+    ) -> Self {
+        Self {
+            invoker,
+            resolver,
+            source,
+            trace,
+        }
+    }
+
+    /// Context of a call made now: a new span in the invocation's trace.
+    pub fn call_context(&self) -> CallContext {
+        CallContext {
+            trace: self.trace.child(),
+            source: Some(self.source.to_string()),
+            link: None,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.invoker.config().timeout
+    }
+}
+
+impl wrpc_transport::Invoke for ImportClient {
+    type Context = CallContext;
+    type Outgoing = wrpc_transport_nats::ParamWriter;
+    type Incoming = ErrorAwareReader;
+
+    async fn invoke<P>(
+        &self,
+        cx: Self::Context,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: impl AsRef<[P]> + Send,
+    ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        let target = self
+            .resolver
+            .resolve(&self.source, instance)
+            .map_err(anyhow::Error::msg)?;
+        let cx = CallContext {
+            link: Some(target.link_name),
+            ..cx
+        };
+        let invocation = self
+            .invoker
+            .invoke(
+                &target.target_id,
+                &cx,
+                instance,
+                func,
+                params,
+                paths.as_ref(),
+            )
+            .await?;
+        Ok(invocation)
+    }
+}
+
+/// The resolver of a host that has no links: every linked import fails clearly.
+pub struct NoLinks;
+
+impl ImportResolver for NoLinks {
+    fn resolve(&self, source: &str, instance: &str) -> Result<Target, String> {
+        Err(format!("component `{source}` has no link for `{instance}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_native("wasi:io/streams@0.2.9"));
+        assert!(!is_native("wasi:keyvalue/store@0.2.0-draft"));
+        assert_eq!(
+            split_interface("wasi:keyvalue/atomics@0.2.0-draft"),
+            Some(("wasi:keyvalue", "atomics"))
+        );
+        assert_eq!(split_interface("log"), None);
+        assert_eq!(split_interface("a/b"), None);
+    }
+}

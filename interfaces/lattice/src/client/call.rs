@@ -1,0 +1,118 @@
+//! Calling component exports with JSON arguments.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::control::{ComponentDescription, DescribeComponent};
+use crate::error::{Error, Result};
+use crate::id;
+use crate::rpc::{CallContext, CallError, ErrorAwareReader};
+use crate::trace::TraceContext;
+use crate::value::{decode_results, encode_params};
+
+use super::LatticeClient;
+
+impl LatticeClient {
+    /// The signatures of a running component's exports, from any host that runs it.
+    pub async fn describe(&self, component_id: &str) -> Result<ComponentDescription> {
+        id::validate_component_id(component_id)?;
+        if let Some(d) = self
+            .descriptions
+            .lock()
+            .ok()
+            .and_then(|d| d.get(component_id).cloned())
+        {
+            return Ok(d);
+        }
+        let desc: ComponentDescription = self
+            .request(
+                self.subjects.component_describe(component_id),
+                &DescribeComponent {
+                    component_id: component_id.to_string(),
+                },
+                self.config.request_timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                Error::NoResponders(_) => Error::Call(CallError::NoResponders {
+                    target: component_id.to_string(),
+                    lattice: self.lattice().to_string(),
+                }),
+                other => other,
+            })?;
+        if let Ok(mut d) = self.descriptions.lock() {
+            d.insert(component_id.to_string(), desc.clone());
+        }
+        Ok(desc)
+    }
+
+    /// Calls `function` of `component_id` with JSON arguments and returns the result as JSON:
+    /// the value for one result, an array for several, `null` for none.
+    pub async fn call(
+        &self,
+        component_id: &str,
+        function: &str,
+        args: &[serde_json::Value],
+    ) -> Result<serde_json::Value> {
+        self.call_in_trace(component_id, function, args, TraceContext::new_root())
+            .await
+    }
+
+    /// Like [`Self::call`], as part of an existing trace.
+    pub async fn call_in_trace(
+        &self,
+        component_id: &str,
+        function: &str,
+        args: &[serde_json::Value],
+        trace: TraceContext,
+    ) -> Result<serde_json::Value> {
+        let desc = self.describe(component_id).await?;
+        let sig = desc.function(function)?;
+        if let Some(what) = sig.unsupported() {
+            return Err(Error::invalid(
+                "function",
+                function,
+                format!("its signature uses {what}, which cannot be passed as JSON ({sig})"),
+            ));
+        }
+        let params = encode_params(sig, args).map_err(CallError::from)?;
+        let invoker = self.invoker().await?;
+        let timeout = invoker.config().timeout;
+        let no_paths: &[&[Option<usize>]] = &[];
+        let (mut tx, mut rx) = invoker
+            .invoke(
+                component_id,
+                &CallContext::external(trace),
+                &sig.instance,
+                &sig.name,
+                params.into(),
+                no_paths,
+            )
+            .await?;
+        let target = component_id.to_string();
+        let results = async {
+            tx.shutdown()
+                .await
+                .map_err(|e| CallError::transport(&target, e))?;
+            let mut buf = Vec::new();
+            rx.read_to_end(&mut buf).await.map_err(|e| {
+                ErrorAwareReader::remote_failure(&e)
+                    .unwrap_or_else(|| CallError::transport(&target, e))
+            })?;
+            Ok::<_, CallError>(buf)
+        };
+        let bytes =
+            tokio::time::timeout(timeout, results)
+                .await
+                .map_err(|_| CallError::Timeout {
+                    target: component_id.to_string(),
+                    after: timeout,
+                })??;
+        decode_results(sig, &bytes).map_err(|e| {
+            // The component may have been replaced by one with other types.
+            if let Ok(mut d) = self.descriptions.lock() {
+                d.remove(component_id);
+            }
+            Error::Call(CallError::Value(e))
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! [`LatticeClient`]: the typed way to talk to a lattice, used by the CLI, the deployment
+//! manager and the tests.
+
+mod call;
+mod connect;
+mod hosts;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt as _;
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use connect::{connect, connect_options, NatsAuth};
+pub use hosts::Placement;
+
+use crate::control::Reply;
+use crate::error::{Error, Result};
+use crate::event::CloudEvent;
+use crate::rpc::{Invoker, InvokerConfig};
+use crate::subject::Subjects;
+use crate::trace::TraceContext;
+
+/// Timeouts of a [`LatticeClient`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientConfig {
+    /// Ordinary control requests.
+    pub request_timeout: Duration,
+    /// Requests that fetch and compile a component or start a provider.
+    pub scale_timeout: Duration,
+    /// How long broadcasts (ping, auction) collect answers at most.
+    pub collect_timeout: Duration,
+    /// A broadcast stops collecting once no new answer came for this long.
+    pub collect_quiet: Duration,
+    pub invoker: InvokerConfig,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(5),
+            scale_timeout: Duration::from_secs(120),
+            collect_timeout: Duration::from_secs(2),
+            collect_quiet: Duration::from_millis(300),
+            invoker: InvokerConfig::default(),
+        }
+    }
+}
+
+/// A client of one lattice.
+pub struct LatticeClient {
+    nats: async_nats::Client,
+    subjects: Subjects,
+    config: ClientConfig,
+    invoker: tokio::sync::OnceCell<Invoker>,
+    descriptions: std::sync::Mutex<HashMap<String, crate::control::ComponentDescription>>,
+}
+
+impl LatticeClient {
+    /// A client of `lattice` over an existing NATS connection.
+    pub fn new(nats: async_nats::Client, lattice: &str) -> Result<Self> {
+        Self::with_config(nats, lattice, ClientConfig::default())
+    }
+
+    pub fn with_config(
+        nats: async_nats::Client,
+        lattice: &str,
+        config: ClientConfig,
+    ) -> Result<Self> {
+        crate::id::validate_lattice(lattice)?;
+        Ok(Self {
+            nats,
+            subjects: Subjects::new(lattice),
+            config,
+            invoker: tokio::sync::OnceCell::new(),
+            descriptions: Default::default(),
+        })
+    }
+
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    pub fn lattice(&self) -> &str {
+        self.subjects.lattice()
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sends a control request and parses the reply's data.
+    pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        subject: String,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp> {
+        let payload = serde_json::to_vec(body).map_err(|e| Error::malformed("request", e))?;
+        let what = subject.clone();
+        let headers = TraceContext::new_root().headers();
+        let request = async_nats::Request::new()
+            .payload(payload.into())
+            .headers(headers)
+            .timeout(Some(timeout));
+        let msg = self
+            .nats
+            .send_request(subject, request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::TimedOut => Error::Timeout {
+                    what: format!("a reply on {what}"),
+                    after: timeout,
+                },
+                async_nats::RequestErrorKind::NoResponders => Error::NoResponders(what.clone()),
+                _ => Error::nats(e),
+            })?;
+        Reply::<Resp>::parse(&msg.payload)?.into_result()
+    }
+
+    /// Publishes a request to every subscriber and collects the replies that arrive within the
+    /// collect window.
+    pub async fn collect<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        subject: String,
+        body: &Req,
+    ) -> Result<Vec<Resp>> {
+        let payload = serde_json::to_vec(body).map_err(|e| Error::malformed("request", e))?;
+        let inbox = self.nats.new_inbox();
+        let mut sub = self
+            .nats
+            .subscribe(inbox.clone())
+            .await
+            .map_err(Error::nats)?;
+        self.nats
+            .publish_with_reply_and_headers(
+                subject,
+                inbox,
+                TraceContext::new_root().headers(),
+                payload.into(),
+            )
+            .await
+            .map_err(Error::nats)?;
+        let deadline = tokio::time::Instant::now() + self.config.collect_timeout;
+        let mut out = Vec::new();
+        loop {
+            // Wait the whole window for a first answer, then only while answers keep coming.
+            let wait_until = if out.is_empty() {
+                deadline
+            } else {
+                deadline.min(tokio::time::Instant::now() + self.config.collect_quiet)
+            };
+            let Ok(Some(msg)) = tokio::time::timeout_at(wait_until, sub.next()).await else {
+                break;
+            };
+            if msg.status.is_some() {
+                // "no responders" and other status messages carry no answer.
+                continue;
+            }
+            match Reply::<Resp>::parse(&msg.payload).and_then(Reply::into_result) {
+                Ok(r) => out.push(r),
+                Err(err) => tracing::debug!(%err, "ignoring a failed reply to a broadcast"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every event of the lattice, as it happens. Malformed events are skipped.
+    pub async fn watch_events(&self) -> Result<BoxStream<'static, CloudEvent>> {
+        let sub = self
+            .nats
+            .subscribe(self.subjects.events_wildcard())
+            .await
+            .map_err(Error::nats)?;
+        Ok(sub
+            .filter_map(|msg| async move {
+                match CloudEvent::parse(&msg.payload) {
+                    Ok(ev) => Some(ev),
+                    Err(err) => {
+                        tracing::debug!(%err, subject = %msg.subject, "skipping malformed event");
+                        None
+                    }
+                }
+            })
+            .boxed())
+    }
+
+    async fn invoker(&self) -> Result<&Invoker> {
+        self.invoker
+            .get_or_try_init(|| {
+                Invoker::new(
+                    self.nats.clone(),
+                    self.subjects.clone(),
+                    self.config.invoker,
+                )
+            })
+            .await
+    }
+}

@@ -1,0 +1,192 @@
+//! Control-interface requests and replies (JSON over NATS request/reply).
+//!
+//! Every reply is a [`Reply`]: `{ "ok": true, "data": ... }` or `{ "ok": false, "error": "..." }`.
+
+use std::collections::BTreeMap;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::value::FunctionSignature;
+
+/// The envelope of every control reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply<T> {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl<T> Reply<T> {
+    pub fn ok(data: T) -> Self {
+        Self {
+            ok: true,
+            error: None,
+            data: Some(data),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            data: None,
+        }
+    }
+
+    /// The data of a successful reply, or the host's error.
+    pub fn into_result(self) -> Result<T> {
+        if self.ok {
+            self.data
+                .ok_or_else(|| Error::malformed("control reply", "ok reply without data"))
+        } else {
+            Err(Error::Refused(self.error.unwrap_or_else(|| {
+                "request refused without a reason".to_string()
+            })))
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Reply<T> {
+    /// Parses a reply payload.
+    pub fn parse(payload: &[u8]) -> Result<Self> {
+        serde_json::from_slice(payload).map_err(|e| Error::malformed("control reply", e))
+    }
+}
+
+/// An empty `data` for replies that carry nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// Parses a control request payload, naming the request type in the error.
+pub fn parse_request<T: DeserializeOwned>(what: &str, payload: &[u8]) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| Error::malformed(what, e))
+}
+
+/// Start, rescale or stop (`replicas: 0`) a component on one host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleComponent {
+    pub component_id: String,
+    /// Where the component comes from: a path, `file://`, `http://` or `https://` URL,
+    /// optionally followed by `@sha256:<hex>` (see the host's image reference rules).
+    /// May be empty when only changing the replicas of a running component.
+    #[serde(default)]
+    pub image: String,
+    pub replicas: u32,
+    /// Per-start override of the host's default memory cap, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
+    /// Per-start override of the host's default invocation time limit, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The result of a scale request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentScaled {
+    pub host_id: String,
+    pub component_id: String,
+    pub image: String,
+    pub digest: String,
+    pub replicas: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutLabel {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteLabel {
+    pub key: String,
+}
+
+/// Stop a host. In-flight invocations get up to `timeout_ms` to finish.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopHost {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Which hosts could take this component?
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentAuction {
+    pub component_id: String,
+    #[serde(default)]
+    pub image: String,
+    /// Labels a host must carry (exact match).
+    #[serde(default)]
+    pub constraints: Labels,
+}
+
+/// A host's offer in an auction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionOffer {
+    pub host_id: String,
+    pub friendly_name: String,
+    pub labels: Labels,
+    pub component_count: usize,
+    /// The host already runs a component with this id.
+    pub already_running: bool,
+}
+
+/// Ask a host running `component_id` for the signatures of its exports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribeComponent {
+    pub component_id: String,
+}
+
+/// The exported functions of a component, with their types.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentDescription {
+    pub component_id: String,
+    pub image: String,
+    pub digest: String,
+    pub host_id: String,
+    pub functions: Vec<FunctionSignature>,
+}
+
+impl ComponentDescription {
+    /// Finds an exported function by `name` (`greet`) or
+    /// `instance#name` (`example:greeter/greet#greet`).
+    pub fn function(&self, name: &str) -> Result<&FunctionSignature> {
+        let exact = self.functions.iter().find(|f| f.qualified_name() == name);
+        if let Some(f) = exact {
+            return Ok(f);
+        }
+        let by_name: Vec<_> = self.functions.iter().filter(|f| f.name == name).collect();
+        match by_name.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::invalid(
+                "function",
+                name,
+                format!(
+                    "component {} exports no such function; it exports: {}",
+                    self.component_id,
+                    self.functions
+                        .iter()
+                        .map(FunctionSignature::qualified_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            many => Err(Error::invalid(
+                "function",
+                name,
+                format!(
+                    "ambiguous; qualify it with its interface: {}",
+                    many.iter()
+                        .map(|f| f.qualified_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}

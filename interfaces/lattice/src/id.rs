@@ -1,0 +1,85 @@
+//! Names that end up inside NATS subjects: lattice names, component and provider ids.
+//!
+//! They may not contain `.`, whitespace or the NATS wildcards, because each is exactly one
+//! subject token.
+
+use crate::error::{Error, Result};
+
+const MAX_LEN: usize = 128;
+
+/// Checks that `value` can be one subject token. `what` names the input in the error
+/// ("component id", "lattice name", ...).
+pub fn validate_token(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(what, value, "must not be empty"));
+    }
+    if value.len() > MAX_LEN {
+        return Err(Error::invalid(
+            what,
+            value,
+            format!("must be at most {MAX_LEN} characters"),
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(Error::invalid(
+            what,
+            value,
+            format!("may only hold letters, digits, '-' and '_' (found {c:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A lattice name.
+pub fn validate_lattice(name: &str) -> Result<()> {
+    validate_token("lattice name", name)
+}
+
+/// A component or provider id.
+pub fn validate_component_id(id: &str) -> Result<()> {
+    validate_token("component id", id)
+}
+
+/// A host id is a server nkey's public key: 56 upper-case base32 characters starting with `N`.
+pub fn validate_host_id(id: &str) -> Result<()> {
+    let ok = id.len() == 56
+        && id.starts_with('N')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "host id",
+            id,
+            "must be a server nkey public key (56 characters starting with 'N')",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(validate_component_id("greeter-1_a").is_ok());
+        for bad in ["", "a.b", "a b", "a*", "a>", &"x".repeat(200)] {
+            assert!(validate_component_id(bad).is_err(), "{bad:?}");
+        }
+        let err = validate_lattice("a.b").unwrap_err().to_string();
+        assert!(err.contains("lattice name") && err.contains("'.'"), "{err}");
+    }
+
+    #[test]
+    fn host_ids() {
+        let id = format!("N{}", "A".repeat(55));
+        assert!(validate_host_id(&id).is_ok());
+        assert!(validate_host_id("NABC").is_err());
+        assert!(validate_host_id(&format!("U{}", "A".repeat(55))).is_err());
+    }
+}

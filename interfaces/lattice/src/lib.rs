@@ -1,0 +1,38 @@
+//! The Trellis lattice protocol.
+//!
+//! Everything that crosses NATS between hosts, the CLI, providers and the deployment manager is
+//! defined here, so no other crate formats a subject or invents a message shape:
+//!
+//! - [`subject`]: every subject name (control, events, wRPC prefixes).
+//! - [`id`]: validation of lattice names and component/provider ids.
+//! - [`labels`]: host labels, label syntax and constraint matching.
+//! - [`control`]: control-interface requests and replies.
+//! - [`event`]: the CloudEvents envelope and every event payload.
+//! - [`inventory`]: heartbeat, inventory and host summaries.
+//! - [`trace`]: W3C trace context carried in NATS headers.
+//! - [`value`]: WIT value types and the JSON ↔ wRPC wire codec used by `trellis call`.
+//! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
+//! - [`client`]: the typed [`LatticeClient`].
+
+pub mod client;
+pub mod control;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod inventory;
+pub mod labels;
+pub mod rpc;
+pub mod subject;
+pub mod trace;
+pub mod units;
+pub mod value;
+
+pub use client::{ClientConfig, LatticeClient, NatsAuth, Placement};
+pub use error::{Error, Result};
+pub use subject::Subjects;
+
+/// The lattice used when none is given.
+pub const DEFAULT_LATTICE: &str = "default";
+
+/// The version of the software speaking this protocol.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,195 @@
+//! Every NATS subject of the protocol. Nothing outside this module formats one.
+//!
+//! - control: `trellis.ctl.v1.{lattice}.{noun}.{verb}[.{target}]`
+//! - events:  `trellis.evt.{lattice}.{type}`
+//! - wRPC:    `trellis.rpc.{lattice}.{target_id}` is the prefix under which a component or
+//!   provider serves its exports (wRPC appends `wrpc.0.0.1.{instance}.{function}`).
+
+/// Root of every subject the protocol uses.
+pub const ROOT: &str = "trellis";
+/// Version of the control protocol, part of every control subject.
+pub const CONTROL_VERSION: &str = "v1";
+
+/// Subjects of one lattice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subjects {
+    lattice: String,
+}
+
+/// The pieces of a control subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlSubject<'a> {
+    pub noun: &'a str,
+    pub verb: &'a str,
+    /// The host (or component) the subject is addressed to, for per-target subjects.
+    pub target: Option<&'a str>,
+}
+
+/// Nouns and verbs of the control interface.
+pub mod ctl {
+    pub const HOST: &str = "host";
+    pub const COMPONENT: &str = "component";
+    pub const LABEL: &str = "label";
+
+    pub const PING: &str = "ping";
+    pub const GET: &str = "get";
+    pub const STOP: &str = "stop";
+    pub const PUT: &str = "put";
+    pub const DEL: &str = "del";
+    pub const SCALE: &str = "scale";
+    pub const AUCTION: &str = "auction";
+    pub const DESCRIBE: &str = "describe";
+}
+
+impl Subjects {
+    /// Subjects of `lattice`. The name must be a valid token (see [`crate::id`]).
+    pub fn new(lattice: impl Into<String>) -> Self {
+        Self {
+            lattice: lattice.into(),
+        }
+    }
+
+    pub fn lattice(&self) -> &str {
+        &self.lattice
+    }
+
+    fn control(&self, noun: &str, verb: &str) -> String {
+        format!(
+            "{ROOT}.ctl.{CONTROL_VERSION}.{}.{noun}.{verb}",
+            self.lattice
+        )
+    }
+
+    fn control_for(&self, noun: &str, verb: &str, target: &str) -> String {
+        format!("{}.{target}", self.control(noun, verb))
+    }
+
+    /// Every host answers.
+    pub fn host_ping(&self) -> String {
+        self.control(ctl::HOST, ctl::PING)
+    }
+
+    /// The host's full inventory.
+    pub fn host_get(&self, host_id: &str) -> String {
+        self.control_for(ctl::HOST, ctl::GET, host_id)
+    }
+
+    pub fn host_stop(&self, host_id: &str) -> String {
+        self.control_for(ctl::HOST, ctl::STOP, host_id)
+    }
+
+    pub fn label_put(&self, host_id: &str) -> String {
+        self.control_for(ctl::LABEL, ctl::PUT, host_id)
+    }
+
+    pub fn label_del(&self, host_id: &str) -> String {
+        self.control_for(ctl::LABEL, ctl::DEL, host_id)
+    }
+
+    pub fn component_scale(&self, host_id: &str) -> String {
+        self.control_for(ctl::COMPONENT, ctl::SCALE, host_id)
+    }
+
+    /// Every host whose labels match answers with an offer.
+    pub fn component_auction(&self) -> String {
+        self.control(ctl::COMPONENT, ctl::AUCTION)
+    }
+
+    /// Answered, in a queue group, by any host that runs `component_id`.
+    pub fn component_describe(&self, component_id: &str) -> String {
+        self.control_for(ctl::COMPONENT, ctl::DESCRIBE, component_id)
+    }
+
+    /// Queue group of the hosts that run `component_id`.
+    pub fn queue_group(&self, component_id: &str) -> String {
+        format!("{ROOT}.{}.{component_id}", self.lattice)
+    }
+
+    /// Every per-host control subject of `host_id`.
+    pub fn host_control_wildcard(&self, host_id: &str) -> String {
+        format!(
+            "{ROOT}.ctl.{CONTROL_VERSION}.{}.*.*.{host_id}",
+            self.lattice
+        )
+    }
+
+    /// Splits a control subject of this lattice into noun, verb and target.
+    pub fn parse_control<'a>(&self, subject: &'a str) -> Option<ControlSubject<'a>> {
+        let mut parts = subject.split('.');
+        if parts.next()? != ROOT
+            || parts.next()? != "ctl"
+            || parts.next()? != CONTROL_VERSION
+            || parts.next()? != self.lattice
+        {
+            return None;
+        }
+        let noun = parts.next()?;
+        let verb = parts.next()?;
+        let target = parts.next();
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(ControlSubject { noun, verb, target })
+    }
+
+    /// Subject an event of `event_type` is published on.
+    pub fn event(&self, event_type: &str) -> String {
+        format!("{ROOT}.evt.{}.{event_type}", self.lattice)
+    }
+
+    /// Every event of this lattice.
+    pub fn events_wildcard(&self) -> String {
+        format!("{ROOT}.evt.{}.>", self.lattice)
+    }
+
+    /// wRPC prefix under which `target_id` serves its exports.
+    pub fn rpc_prefix(&self, target_id: &str) -> String {
+        format!("{ROOT}.rpc.{}.{target_id}", self.lattice)
+    }
+
+    /// Every invocation of `target_id` (for `trellis spy`).
+    pub fn rpc_wildcard(&self, target_id: &str) -> String {
+        format!("{}.>", self.rpc_prefix(target_id))
+    }
+
+    /// Prefix of the subjects on which a caller receives error reports (one per call).
+    pub fn rpc_error_inbox(&self, inbox: &str) -> String {
+        format!("{inbox}.err")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_subjects() {
+        let s = Subjects::new("prod");
+        assert_eq!(s.host_ping(), "trellis.ctl.v1.prod.host.ping");
+        assert_eq!(
+            s.component_scale("NHOST"),
+            "trellis.ctl.v1.prod.component.scale.NHOST"
+        );
+        let subject = s.label_put("NHOST");
+        let parsed = s.parse_control(&subject).unwrap();
+        assert_eq!(
+            parsed,
+            ControlSubject {
+                noun: "label",
+                verb: "put",
+                target: Some("NHOST")
+            }
+        );
+        assert_eq!(s.parse_control(&s.host_ping()).unwrap().target, None);
+        assert!(s.parse_control("trellis.ctl.v1.other.host.ping").is_none());
+        assert!(s.parse_control("trellis.ctl.v1.prod.a.b.c.d").is_none());
+    }
+
+    #[test]
+    fn lattices_do_not_overlap() {
+        let a = Subjects::new("a");
+        assert_eq!(a.events_wildcard(), "trellis.evt.a.>");
+        assert_eq!(a.event("host_started"), "trellis.evt.a.host_started");
+        assert_eq!(a.rpc_prefix("greeter"), "trellis.rpc.a.greeter");
+    }
+}
