@@ -138,6 +138,15 @@ impl Components {
         running.remove(id)
     }
 
+    /// Stops serving every component at once, without waiting (a host dropped abruptly).
+    pub fn cancel_all(&self) {
+        let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
+        for (_, c) in running.drain() {
+            c.cancel.cancel();
+            c.permits.close();
+        }
+    }
+
     /// Stops every component (host shutdown), waiting for in-flight calls.
     pub async fn stop_all(&self, timeout: Duration) {
         let all: Vec<_> = {

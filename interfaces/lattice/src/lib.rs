@@ -21,6 +21,7 @@ pub mod event;
 pub mod id;
 pub mod inventory;
 pub mod labels;
+pub mod link;
 pub mod rpc;
 pub mod subject;
 pub mod trace;

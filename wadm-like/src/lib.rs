@@ -1,0 +1,1 @@
+//! The Trellis deployment manager (in progress).
