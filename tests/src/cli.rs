@@ -18,19 +18,31 @@ pub struct CliOutput {
 impl CliOutput {
     /// Stdout parsed as JSON, or a panic showing what the CLI said.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Panics unless the command succeeded.
     pub fn ok(self) -> Self {
-        assert!(self.success, "trellis failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.success,
+            "trellis failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the command failed; returns its stderr.
     pub fn err(self) -> String {
-        assert!(!self.success, "trellis succeeded unexpectedly:\nstdout: {}", self.stdout);
+        assert!(
+            !self.success,
+            "trellis succeeded unexpectedly:\nstdout: {}",
+            self.stdout
+        );
         self.stderr
     }
 }

@@ -19,7 +19,12 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Starts a host in `lattice` with `labels` and extra flags, and waits until it answers.
-    pub async fn start(nats_url: &str, lattice: &str, labels: &[(&str, &str)], extra: &[&str]) -> Self {
+    pub async fn start(
+        nats_url: &str,
+        lattice: &str,
+        labels: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let key = nkeys::KeyPair::new_server();
         let id = key.public_key();
         let dir = tempfile::tempdir().expect("temp dir for a host");
@@ -60,7 +65,10 @@ impl HostProcess {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("trellis-host exited with {status} before answering:\n{}", self.log());
+                panic!(
+                    "trellis-host exited with {status} before answering:\n{}",
+                    self.log()
+                );
             }
             if tokio::time::Instant::now() > deadline {
                 panic!("trellis-host did not answer within 30s:\n{}", self.log());
@@ -104,7 +112,10 @@ impl HostProcess {
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("trellis-host did not exit within 30s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "trellis-host did not exit within 30s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -134,12 +145,17 @@ impl InProcessHost {
     }
 
     pub async fn with_config(config: HostConfig) -> Self {
-        let host = Host::start(config).await.expect("starting an in-process host");
+        let host = Host::start(config)
+            .await
+            .expect("starting an in-process host");
         Self { host: Some(host) }
     }
 
     pub fn id(&self) -> String {
-        self.host.as_ref().map(|h| h.id().to_string()).unwrap_or_default()
+        self.host
+            .as_ref()
+            .map(|h| h.id().to_string())
+            .unwrap_or_default()
     }
 
     pub async fn stop(mut self) {

@@ -41,7 +41,11 @@ pub fn bin(name: &str) -> PathBuf {
         path.is_file(),
         "{} is missing: build the workspace first (cargo build --workspace{})",
         path.display(),
-        if profile_dir.ends_with("release") { " --release" } else { "" }
+        if profile_dir.ends_with("release") {
+            " --release"
+        } else {
+            ""
+        }
     );
     path
 }

@@ -45,7 +45,14 @@ impl NatsServer {
             .open(self.dir.path().join("nats.log"))
             .expect("nats log file");
         let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path().join("js"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
@@ -101,7 +108,11 @@ impl NatsServer {
     /// Starts the server again on the same port with the same JetStream store.
     pub async fn restart(&mut self) {
         self.stop();
-        assert!(self.spawn().await, "nats-server did not restart on port {}", self.port);
+        assert!(
+            self.spawn().await,
+            "nats-server did not restart on port {}",
+            self.port
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use trellis_lattice::rpc::{CallContext, ErrorAwareReader, Invoker};
+use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker};
 use trellis_lattice::trace::TraceContext;
 use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, Linker, ResourceType, Type};
@@ -228,8 +228,8 @@ impl ImportClient {
 
 impl wrpc_transport::Invoke for ImportClient {
     type Context = CallContext;
-    type Outgoing = wrpc_transport_nats::ParamWriter;
-    type Incoming = ErrorAwareReader;
+    type Outgoing = CallWriter;
+    type Incoming = CallReader;
 
     async fn invoke<P>(
         &self,
@@ -237,7 +237,7 @@ impl wrpc_transport::Invoke for ImportClient {
         instance: &str,
         func: &str,
         params: Bytes,
-        paths: impl AsRef<[P]> + Send,
+        _paths: impl AsRef<[P]> + Send,
     ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
@@ -252,14 +252,7 @@ impl wrpc_transport::Invoke for ImportClient {
         };
         let invocation = self
             .invoker
-            .invoke(
-                &target.target_id,
-                &cx,
-                instance,
-                func,
-                params,
-                paths.as_ref(),
-            )
+            .invoke(&target.target_id, &cx, instance, func, params)
             .await?;
         Ok(invocation)
     }

@@ -59,7 +59,8 @@ pub fn validate_wit_name(what: &str, value: &str) -> Result<()> {
         && value.split('-').all(|w| {
             !w.is_empty()
                 && w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         });
     if ok {
         Ok(())
@@ -98,16 +99,28 @@ impl Link {
 
     pub fn validate(&self) -> Result<()> {
         id::validate_component_id(&self.source_id).map_err(|_| {
-            Error::invalid("link source", &self.source_id, "must be a component id (letters, digits, '-', '_')")
+            Error::invalid(
+                "link source",
+                &self.source_id,
+                "must be a component id (letters, digits, '-', '_')",
+            )
         })?;
         id::validate_component_id(&self.target_id).map_err(|_| {
-            Error::invalid("link target", &self.target_id, "must be a component or provider id (letters, digits, '-', '_')")
+            Error::invalid(
+                "link target",
+                &self.target_id,
+                "must be a component or provider id (letters, digits, '-', '_')",
+            )
         })?;
         id::validate_token("link name", &self.name)?;
         validate_wit_name("WIT namespace", &self.wit_namespace)?;
         validate_wit_name("WIT package", &self.wit_package)?;
         if self.interfaces.is_empty() {
-            return Err(Error::invalid("link", &self.package(), "names no interfaces"));
+            return Err(Error::invalid(
+                "link",
+                &self.package(),
+                "names no interfaces",
+            ));
         }
         for i in &self.interfaces {
             validate_wit_name("WIT interface", i)?;
@@ -121,9 +134,13 @@ impl Link {
 
 /// Parses `namespace:package` as the CLI takes it.
 pub fn parse_package(s: &str) -> Result<(String, String)> {
-    let (ns, pkg) = s
-        .split_once(':')
-        .ok_or_else(|| Error::invalid("WIT package", s, "expected NAMESPACE:PACKAGE (e.g. wasi:keyvalue)"))?;
+    let (ns, pkg) = s.split_once(':').ok_or_else(|| {
+        Error::invalid(
+            "WIT package",
+            s,
+            "expected NAMESPACE:PACKAGE (e.g. wasi:keyvalue)",
+        )
+    })?;
     validate_wit_name("WIT namespace", ns)?;
     validate_wit_name("WIT package", pkg)?;
     Ok((ns.to_string(), pkg.to_string()))
@@ -173,7 +190,10 @@ mod tests {
         let mut bad = link();
         bad.wit_package = "Key.Value".into();
         assert!(bad.validate().is_err());
-        assert_eq!(parse_package("wasi:keyvalue").unwrap(), ("wasi".into(), "keyvalue".into()));
+        assert_eq!(
+            parse_package("wasi:keyvalue").unwrap(),
+            ("wasi".into(), "keyvalue".into())
+        );
         assert!(parse_package("wasi").is_err());
         let json = serde_json::json!({"source_id":"a","target_id":"b","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"]});
         let l: Link = serde_json::from_value(json).unwrap();

@@ -5,7 +5,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::control::{ComponentDescription, DescribeComponent};
 use crate::error::{Error, Result};
 use crate::id;
-use crate::rpc::{CallContext, CallError, ErrorAwareReader};
+use crate::rpc::{CallContext, CallError, CallReader};
 use crate::trace::TraceContext;
 use crate::value::{decode_results, encode_params};
 
@@ -74,34 +74,44 @@ impl LatticeClient {
                 format!("its signature uses {what}, which cannot be passed as JSON ({sig})"),
             ));
         }
-        let params = encode_params(sig, args).map_err(CallError::from)?;
+        let params: bytes::Bytes = encode_params(sig, args).map_err(CallError::from)?.into();
         let invoker = self.invoker().await?;
         let timeout = invoker.config().timeout;
-        let no_paths: &[&[Option<usize>]] = &[];
-        let (mut tx, mut rx) = invoker
-            .invoke(
-                component_id,
-                &CallContext::external(trace),
-                &sig.instance,
-                &sig.name,
-                params.into(),
-                no_paths,
-            )
-            .await?;
-        let target = component_id.to_string();
-        let results = async {
-            tx.shutdown()
-                .await
-                .map_err(|e| CallError::transport(&target, e))?;
-            let mut buf = Vec::new();
-            rx.read_to_end(&mut buf).await.map_err(|e| {
-                ErrorAwareReader::remote_failure(&e)
-                    .unwrap_or_else(|| CallError::transport(&target, e))
-            })?;
-            Ok::<_, CallError>(buf)
+        let cx = CallContext::external(trace);
+        let call = async {
+            loop {
+                let (mut tx, mut rx) = invoker
+                    .invoke(component_id, &cx, &sig.instance, &sig.name, params.clone())
+                    .await?;
+                tx.shutdown()
+                    .await
+                    .map_err(|e| CallError::transport(component_id, e))?;
+                let mut buf = Vec::new();
+                match rx.read_to_end(&mut buf).await {
+                    Ok(_) => return Ok::<_, CallError>(buf),
+                    Err(e) => {
+                        let failure = CallReader::failure(&e);
+                        // A host that died before sending anything back: send the call to
+                        // another host (at-least-once when a host is lost mid-call).
+                        if matches!(failure, Some(CallError::CalleeLost { .. }))
+                            && rx.received() == 0
+                        {
+                            tracing::debug!(component_id, "callee lost; calling again");
+                            continue;
+                        }
+                        return Err(match failure {
+                            Some(CallError::Remote(report)) => CallError::Remote(report.clone()),
+                            Some(CallError::CalleeLost { target }) => CallError::CalleeLost {
+                                target: target.clone(),
+                            },
+                            _ => CallError::transport(component_id, e),
+                        });
+                    }
+                }
+            }
         };
         let bytes =
-            tokio::time::timeout(timeout, results)
+            tokio::time::timeout(timeout, call)
                 .await
                 .map_err(|_| CallError::Timeout {
                     target: component_id.to_string(),

@@ -1,17 +1,13 @@
-//! The caller's side of an invocation: a wRPC client per target, clear errors, and retries
-//! where they cannot run a function twice.
+//! The caller's side of an invocation: clear errors, and retries where they cannot run a
+//! function twice.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
-use wrpc_transport::Invoke as _;
 
-use super::errors::ErrorInbox;
-use super::{call_headers, CallContext, CallError, ErrorAwareReader};
+use super::transport::{invocation_subject, CallReader, CallWriter, Demux};
+use super::{call_headers, CallContext, CallError};
 use crate::subject::Subjects;
 
 /// Timeouts of an [`Invoker`].
@@ -40,15 +36,17 @@ impl Default for InvokerConfig {
 
 /// Invokes functions of components and providers in one lattice.
 pub struct Invoker {
-    nats: Arc<async_nats::Client>,
+    nats: async_nats::Client,
     subjects: Subjects,
     config: InvokerConfig,
-    clients: tokio::sync::RwLock<HashMap<String, wrpc_transport_nats::Client>>,
-    errors: Arc<ErrorInbox>,
+    demux: Demux,
 }
 
 /// The two halves of an accepted invocation.
-pub type Invocation = (wrpc_transport_nats::ParamWriter, ErrorAwareReader);
+pub type Invocation = (CallWriter, CallReader);
+
+/// Room left in the first message for the subject, reply and headers.
+const HEADROOM: usize = 4096;
 
 impl Invoker {
     pub async fn new(
@@ -56,13 +54,12 @@ impl Invoker {
         subjects: Subjects,
         config: InvokerConfig,
     ) -> crate::Result<Self> {
-        let errors = ErrorInbox::new(&nats).await.map_err(crate::Error::nats)?;
+        let demux = Demux::new(&nats).await.map_err(crate::Error::nats)?;
         Ok(Self {
-            nats: Arc::new(nats),
+            nats,
             subjects,
             config,
-            clients: Default::default(),
-            errors: Arc::new(errors),
+            demux,
         })
     }
 
@@ -74,63 +71,54 @@ impl Invoker {
         &self.subjects
     }
 
-    async fn client_for(&self, target: &str) -> Result<wrpc_transport_nats::Client, CallError> {
-        if let Some(c) = self.clients.read().await.get(target) {
-            return Ok(c.clone());
-        }
-        let mut clients = self.clients.write().await;
-        if let Some(c) = clients.get(target) {
-            return Ok(c.clone());
-        }
-        let client = wrpc_transport_nats::Client::new(
-            Arc::clone(&self.nats),
-            self.subjects.rpc_prefix(target),
-            None,
-        )
-        .await
-        .map_err(|e| CallError::transport(target, e))?;
-        clients.insert(target.to_string(), client.clone());
-        Ok(client)
-    }
-
     /// Sends an invocation of `instance`/`func` to `target` and waits until a callee accepts
-    /// it. The caller then writes any remaining parameters and reads the results.
-    pub async fn invoke<P>(
+    /// it. The caller then shuts the writer down (sending any parameters that did not fit in
+    /// the first message) and reads the results.
+    pub async fn invoke(
         &self,
         target: &str,
         cx: &CallContext,
         instance: &str,
         func: &str,
         params: Bytes,
-        paths: &[P],
-    ) -> Result<Invocation, CallError>
-    where
-        P: AsRef<[Option<usize>]> + Send + Sync,
-    {
-        let started = Instant::now();
-        let deadline = started + self.config.timeout;
-        let client = self.client_for(target).await?;
+    ) -> Result<Invocation, CallError> {
+        let deadline = Instant::now() + self.config.timeout;
+        let subject = invocation_subject(&self.subjects.rpc_prefix(target), instance, func);
+        let first_len = params.len().min(
+            self.nats
+                .server_info()
+                .max_payload
+                .saturating_sub(HEADROOM)
+                .max(1024),
+        );
         let mut no_responders_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(10);
         loop {
-            let reg = self.errors.register();
-            let headers = call_headers(cx, &reg.call_id, &reg.subject);
-            let (mut tx, rx) = client
-                .invoke(Some(headers), instance, func, params.clone(), paths)
+            let mut reg = self.demux.register();
+            let headers = call_headers(cx, &reg.call_id, &format!("{}.err", reg.rx));
+            self.nats
+                .publish_with_reply_and_headers(
+                    subject.clone(),
+                    reg.rx.clone(),
+                    headers,
+                    params.slice(..first_len),
+                )
                 .await
                 .map_err(|e| CallError::transport(target, e))?;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let accepted =
-                tokio::time::timeout(remaining.min(self.config.accept_timeout), tx.flush()).await;
-            match accepted {
-                Ok(Ok(())) => {
-                    return Ok((
-                        tx,
-                        ErrorAwareReader::new(rx, Arc::clone(&self.errors), reg.call_id),
-                    ))
+            let wait = remaining.min(self.config.accept_timeout);
+            let accepted = tokio::time::timeout(wait, async {
+                loop {
+                    match reg.messages.recv().await {
+                        Some(msg) if msg.subject.as_str() == reg.rx => return Some(msg),
+                        Some(_) => continue,
+                        None => return None,
+                    }
                 }
-                Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotConnected => {
-                    self.errors.forget(&reg.call_id);
+            })
+            .await;
+            match accepted {
+                Ok(Some(msg)) if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
                     let since = *no_responders_since.get_or_insert_with(Instant::now);
                     let now = Instant::now();
                     if now.duration_since(since) >= self.config.no_responders_patience
@@ -144,12 +132,24 @@ impl Invoker {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(200));
                 }
-                Ok(Err(err)) => {
-                    self.errors.forget(&reg.call_id);
-                    return Err(CallError::transport(target, err));
+                Ok(Some(msg)) => {
+                    let Some(server_rx) = msg.reply else {
+                        return Err(CallError::transport(
+                            target,
+                            format!(
+                                "callee answered without a reply subject (status {:?})",
+                                msg.status
+                            ),
+                        ));
+                    };
+                    let writer =
+                        CallWriter::new(self.nats.clone(), &server_rx, params.slice(first_len..));
+                    let reader =
+                        CallReader::new(reg, self.nats.clone(), target, server_rx.to_string());
+                    return Ok((writer, reader));
                 }
+                Ok(None) => return Err(CallError::transport(target, "the invoker stopped")),
                 Err(_elapsed) => {
-                    self.errors.forget(&reg.call_id);
                     if Instant::now() >= deadline {
                         return Err(CallError::Timeout {
                             target: target.to_string(),

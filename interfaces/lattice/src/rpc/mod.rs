@@ -3,21 +3,21 @@
 //!
 //! wRPC's NATS transport has no error frame: a callee that fails simply closes the result
 //! stream. Trellis adds one without changing the wire: the caller names a per-call error
-//! subject in the `trellis-errors` header, and a callee that fails publishes an
-//! [`ErrorReport`] there before closing. The caller's reader turns an early end of results
-//! into that report.
+//! subject in the `trellis-errors` header (under the call's own reply inbox), and a callee
+//! that fails publishes an [`ErrorReport`] there before closing. Both arrive in order on
+//! the caller's one inbox subscription, so its reader turns the end of results into that
+//! report.
 
-mod errors;
-mod incoming;
 mod invoker;
+mod transport;
 
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-pub use incoming::ErrorAwareReader;
-pub use invoker::{Invoker, InvokerConfig};
+pub use invoker::{Invocation, Invoker, InvokerConfig};
+pub use transport::{invocation_subject, CallReader, CallWriter, RemoteFailure, PROTOCOL};
 
 use crate::trace::TraceContext;
 use crate::value::ValueError;
@@ -103,6 +103,8 @@ pub enum CallError {
     Timeout { target: String, after: Duration },
     #[error("{0}")]
     Remote(ErrorReport),
+    #[error("the host running `{target}` disappeared during the call")]
+    CalleeLost { target: String },
     #[error("call to `{target}` failed: {message}")]
     Transport { target: String, message: String },
     #[error(transparent)]
