@@ -22,6 +22,7 @@ pub mod id;
 pub mod inventory;
 pub mod labels;
 pub mod link;
+pub mod manifest;
 pub mod rpc;
 pub mod subject;
 pub mod trace;
