@@ -122,3 +122,6 @@ pub fn init_logging() {
             .try_init();
     });
 }
+
+mod events;
+pub use events::EventLog;
