@@ -107,6 +107,23 @@ fn print_event(
             p.health,
             p.message.map(|m| format!(": {m}")).unwrap_or_default()
         ),
+        Ok(Event::LinkSet(l)) => format!(
+            "{} -> {} {}/{{{}}} ({}){}",
+            l.link.source_id,
+            l.link.target_id,
+            l.link.package(),
+            l.link.interfaces.join(","),
+            l.link.name,
+            l.previous_target
+                .map(|p| format!(", was -> {p}"))
+                .unwrap_or_default()
+        ),
+        Ok(Event::LinkDeleted(l)) => format!(
+            "{} {}:{} ({})",
+            l.key.source_id, l.key.wit_namespace, l.key.wit_package, l.key.name
+        ),
+        Ok(Event::ConfigSet(c)) => format!("{} keys {}", c.name, c.keys.join(",")),
+        Ok(Event::ConfigDeleted(c)) => c.name,
         Ok(Event::Other { data, .. }) => serde_json::to_string(&data)?,
         Err(err) => format!("(unreadable: {err})"),
     };

@@ -190,3 +190,60 @@ impl ComponentDescription {
         }
     }
 }
+
+/// Start a capability provider on one host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartProvider {
+    pub provider_id: String,
+    /// `builtin://NAME`, or an executable: a path, `file://`, `http(s)://` URL, optionally
+    /// pinned with `@sha256:<hex>`.
+    pub image: String,
+    /// The provider's own named configs, merged in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStartedReply {
+    pub host_id: String,
+    pub provider_id: String,
+    pub image: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopProvider {
+    pub provider_id: String,
+}
+
+/// Put a link; an existing link with the same identity is replaced (retargeted) at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutLink {
+    pub link: crate::link::Link,
+}
+
+/// Point an existing link at another target, optionally with other target config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetargetLink {
+    pub key: crate::link::LinkKey,
+    pub target_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_config: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteLink {
+    pub key: crate::link::LinkKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutConfig {
+    pub name: String,
+    pub values: crate::link::Config,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteConfig {
+    pub name: String,
+}

@@ -124,6 +124,31 @@ pub struct ProviderHealthChanged {
     pub message: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSet {
+    pub link: crate::link::Link,
+    /// The target before, when this put retargeted an existing link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_target: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkDeleted {
+    pub key: crate::link::LinkKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSet {
+    pub name: String,
+    /// Keys only: config values may be secrets.
+    pub keys: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDeleted {
+    pub name: String,
+}
+
 /// Every event of the protocol, by type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -137,6 +162,10 @@ pub enum Event {
     ProviderStopped(ProviderStopped),
     ProviderStartFailed(ProviderStartFailed),
     ProviderHealthChanged(ProviderHealthChanged),
+    LinkSet(LinkSet),
+    LinkDeleted(LinkDeleted),
+    ConfigSet(ConfigSet),
+    ConfigDeleted(ConfigDeleted),
     /// Events defined by other parts of the system (links, config, applications) that this
     /// enum does not model; kept as raw JSON.
     Other {
@@ -191,6 +220,10 @@ event_types! {
     ProviderStopped => "provider_stopped",
     ProviderStartFailed => "provider_start_failed",
     ProviderHealthChanged => "provider_health_changed",
+    LinkSet => "link_set",
+    LinkDeleted => "link_deleted",
+    ConfigSet => "config_set",
+    ConfigDeleted => "config_deleted",
 }
 
 impl Event {
@@ -238,8 +271,8 @@ mod tests {
 
     #[test]
     fn unknown_types_are_kept_and_bad_data_is_an_error() {
-        let ev = Event::from_parts("link_set", serde_json::json!({"a": 1})).unwrap();
-        assert_eq!(ev.event_type(), "link_set");
+        let ev = Event::from_parts("app_deployed", serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(ev.event_type(), "app_deployed");
         let err = Event::from_parts("host_stopped", serde_json::json!({"x": 1})).unwrap_err();
         assert!(err.to_string().contains("host_stopped"), "{err}");
     }

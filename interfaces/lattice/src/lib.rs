@@ -12,6 +12,8 @@
 //! - [`trace`]: W3C trace context carried in NATS headers.
 //! - [`value`]: WIT value types and the JSON ↔ wRPC wire codec used by `trellis call`.
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
+//! - [`link`]: links and named config; [`store`]: where they live (JetStream KV).
+//! - [`provider`]: what hosts and capability providers exchange.
 //! - [`client`]: the typed [`LatticeClient`].
 
 pub mod client;
@@ -23,7 +25,9 @@ pub mod inventory;
 pub mod labels;
 pub mod link;
 pub mod manifest;
+pub mod provider;
 pub mod rpc;
+pub mod store;
 pub mod subject;
 pub mod trace;
 pub mod units;

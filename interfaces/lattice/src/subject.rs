@@ -30,6 +30,9 @@ pub mod ctl {
     pub const HOST: &str = "host";
     pub const COMPONENT: &str = "component";
     pub const LABEL: &str = "label";
+    pub const LINK: &str = "link";
+    pub const CONFIG: &str = "config";
+    pub const PROVIDER: &str = "provider";
 
     pub const PING: &str = "ping";
     pub const GET: &str = "get";
@@ -39,6 +42,8 @@ pub mod ctl {
     pub const SCALE: &str = "scale";
     pub const AUCTION: &str = "auction";
     pub const DESCRIBE: &str = "describe";
+    pub const START: &str = "start";
+    pub const HEALTH: &str = "health";
 }
 
 impl Subjects {
@@ -98,6 +103,46 @@ impl Subjects {
     /// Answered, in a queue group, by any host that runs `component_id`.
     pub fn component_describe(&self, component_id: &str) -> String {
         self.control_for(ctl::COMPONENT, ctl::DESCRIBE, component_id)
+    }
+
+    /// Start a capability provider on a host.
+    pub fn provider_start(&self, host_id: &str) -> String {
+        self.control_for(ctl::PROVIDER, ctl::START, host_id)
+    }
+
+    /// Stop a capability provider on a host.
+    pub fn provider_stop(&self, host_id: &str) -> String {
+        self.control_for(ctl::PROVIDER, ctl::STOP, host_id)
+    }
+
+    /// Health checks of one provider instance, answered by that instance alone.
+    pub fn provider_health(&self, host_id: &str, provider_id: &str) -> String {
+        format!(
+            "{}.{host_id}.{provider_id}",
+            self.control(ctl::PROVIDER, ctl::HEALTH)
+        )
+    }
+
+    /// Put a link (answered by one host of a queue group).
+    pub fn link_put(&self) -> String {
+        self.control(ctl::LINK, ctl::PUT)
+    }
+
+    pub fn link_del(&self) -> String {
+        self.control(ctl::LINK, ctl::DEL)
+    }
+
+    pub fn config_put(&self) -> String {
+        self.control(ctl::CONFIG, ctl::PUT)
+    }
+
+    pub fn config_del(&self) -> String {
+        self.control(ctl::CONFIG, ctl::DEL)
+    }
+
+    /// Queue group for lattice-wide requests that one host should answer.
+    pub fn any_host_group(&self) -> String {
+        format!("{ROOT}.{}.hosts", self.lattice)
     }
 
     /// Queue group of the hosts that run `component_id`.

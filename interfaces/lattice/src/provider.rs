@@ -1,0 +1,53 @@
+//! What passes between a host and the capability providers it supervises.
+//!
+//! A provider serves its WIT interfaces with wRPC under [`crate::Subjects::rpc_prefix`] of its
+//! id, in the queue group of its id, exactly like a component; it reads the links that
+//! target it and their config from the lattice's key-value buckets
+//! ([`crate::store::LatticeStore`]); it answers health checks on
+//! [`crate::Subjects::provider_health`]. External providers get their settings from the
+//! environment variables in [`env`]; built-in ones get the same settings in-process.
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables a host sets for an external provider process.
+pub mod env {
+    pub const NATS_URL: &str = "TRELLIS_NATS_URL";
+    pub const NATS_CREDS: &str = "TRELLIS_NATS_CREDS";
+    pub const NATS_NKEY: &str = "TRELLIS_NATS_NKEY";
+    pub const NATS_USER: &str = "TRELLIS_NATS_USER";
+    pub const NATS_PASSWORD: &str = "TRELLIS_NATS_PASSWORD";
+    pub const NATS_TOKEN: &str = "TRELLIS_NATS_TOKEN";
+    pub const LATTICE: &str = "TRELLIS_LATTICE";
+    pub const PROVIDER_ID: &str = "TRELLIS_PROVIDER_ID";
+    pub const HOST_ID: &str = "TRELLIS_HOST_ID";
+    /// Comma-separated names of the provider's own named configs, merged in order.
+    pub const CONFIG: &str = "TRELLIS_PROVIDER_CONFIG";
+    pub const LOG: &str = "TRELLIS_LOG";
+}
+
+/// Image references of providers compiled into the host start with this.
+pub const BUILTIN_SCHEME: &str = "builtin://";
+
+/// A provider's answer to a health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub healthy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl HealthReport {
+    pub fn healthy() -> Self {
+        Self {
+            healthy: true,
+            message: None,
+        }
+    }
+
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        Self {
+            healthy: false,
+            message: Some(message.into()),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! State that outlives any process: links and named config, in JetStream key-value buckets
+//! shared by every host, provider and manager of a lattice.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::kv;
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
+
+use crate::error::{Error, Result};
+use crate::link::{validate_config_name, Config, Link, LinkKey};
+
+/// Bucket holding the links of `lattice`, keyed by [`LinkKey::storage_key`].
+pub fn links_bucket(lattice: &str) -> String {
+    format!("trellis_links_{lattice}")
+}
+
+/// Bucket holding the named configs of `lattice`, keyed by name.
+pub fn config_bucket(lattice: &str) -> String {
+    format!("trellis_config_{lattice}")
+}
+
+/// A change seen by a watcher.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change<K, V> {
+    Put(V),
+    Deleted(K),
+}
+
+pub type LinkChange = Change<LinkKey, Link>;
+pub type ConfigChange = Change<String, (String, Config)>;
+
+/// The link and config buckets of one lattice.
+#[derive(Clone)]
+pub struct LatticeStore {
+    links: kv::Store,
+    configs: kv::Store,
+}
+
+/// Opens a bucket, creating it on first use (several processes may race to create it).
+pub async fn open_bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    description: &str,
+    history: i64,
+) -> Result<kv::Store> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    let config = kv::Config {
+        bucket: name.to_string(),
+        description: description.to_string(),
+        history,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        Err(create) => js.get_key_value(name).await.map_err(|_| {
+            Error::Nats(format!(
+                "cannot open or create the key-value bucket {name} (is JetStream enabled on the NATS server?): {create}"
+            ))
+        }),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, key: &str, value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|e| Error::malformed(&format!("stored {what} {key}"), e))
+}
+
+impl LatticeStore {
+    pub async fn open(nats: &async_nats::Client, lattice: &str) -> Result<Self> {
+        let js = async_nats::jetstream::new(nats.clone());
+        let links = open_bucket(&js, &links_bucket(lattice), "Trellis links", 5).await?;
+        let configs = open_bucket(&js, &config_bucket(lattice), "Trellis named config", 5).await?;
+        Ok(Self { links, configs })
+    }
+
+    async fn all<T: serde::de::DeserializeOwned>(
+        store: &kv::Store,
+        what: &str,
+    ) -> Result<Vec<(String, T)>> {
+        let keys: Vec<String> = match store.keys().await {
+            Ok(keys) => keys.try_collect().await.map_err(Error::nats)?,
+            Err(e) => return Err(Error::nats(e)),
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = store.get(&key).await.map_err(Error::nats)? {
+                match decode(what, &key, &value) {
+                    Ok(v) => out.push((key, v)),
+                    Err(err) => tracing::warn!(%err, "skipping unreadable entry"),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every link, now.
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        Ok(Self::all::<Link>(&self.links, "link")
+            .await?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect())
+    }
+
+    pub async fn link(&self, key: &LinkKey) -> Result<Option<Link>> {
+        let k = key.storage_key();
+        match self.links.get(&k).await.map_err(Error::nats)? {
+            Some(v) => Ok(Some(decode("link", &k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a link; an existing link with the same identity is replaced in one write, so
+    /// retargeting never leaves a moment without a target.
+    pub async fn put_link(&self, link: &Link) -> Result<()> {
+        link.validate()?;
+        let value = serde_json::to_vec(link).map_err(|e| Error::malformed("link", e))?;
+        self.links
+            .put(link.key().storage_key(), value.into())
+            .await
+            .map_err(Error::nats)?;
+        Ok(())
+    }
+
+    /// Deletes a link; false when there was none.
+    pub async fn delete_link(&self, key: &LinkKey) -> Result<bool> {
+        if self.link(key).await?.is_none() {
+            return Ok(false);
+        }
+        self.links
+            .delete(key.storage_key())
+            .await
+            .map_err(Error::nats)?;
+        Ok(true)
+    }
+
+    pub async fn configs(&self) -> Result<BTreeMap<String, Config>> {
+        Ok(Self::all::<Config>(&self.configs, "config")
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    pub async fn config(&self, name: &str) -> Result<Option<Config>> {
+        validate_config_name(name)?;
+        match self.configs.get(name).await.map_err(Error::nats)? {
+            Some(v) => Ok(Some(decode("config", name, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn put_config(&self, name: &str, config: &Config) -> Result<()> {
+        validate_config_name(name)?;
+        let value = serde_json::to_vec(config).map_err(|e| Error::malformed("config", e))?;
+        self.configs
+            .put(name, value.into())
+            .await
+            .map_err(Error::nats)?;
+        Ok(())
+    }
+
+    pub async fn delete_config(&self, name: &str) -> Result<bool> {
+        if self.config(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.configs.delete(name).await.map_err(Error::nats)?;
+        Ok(true)
+    }
+
+    /// Merges named configs in order (later names win); missing names are an error that
+    /// names them.
+    pub async fn merged_config(&self, names: &[String]) -> Result<Config> {
+        let mut merged = Config::new();
+        let mut missing = Vec::new();
+        for name in names {
+            match self.config(name).await? {
+                Some(c) => merged.extend(c),
+                None => missing.push(name.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::invalid(
+                "config",
+                &missing.join(", "),
+                "no such named config (create it with `trellis config put NAME key=value...`)",
+            ));
+        }
+        Ok(merged)
+    }
+
+    /// Every link change from now on, after replaying the current links.
+    pub async fn watch_links(&self) -> Result<impl Stream<Item = LinkChange> + Send + 'static> {
+        let watch = self
+            .links
+            .watch_with_history(">")
+            .await
+            .map_err(Error::nats)?;
+        Ok(watch.filter_map(|entry| async move {
+            let entry = entry.ok()?;
+            match entry.operation {
+                kv::Operation::Put => match decode::<Link>("link", &entry.key, &entry.value) {
+                    Ok(link) => Some(Change::Put(link)),
+                    Err(err) => {
+                        tracing::warn!(%err, "ignoring an unreadable link");
+                        None
+                    }
+                },
+                kv::Operation::Delete | kv::Operation::Purge => {
+                    let mut parts = entry.key.splitn(4, '.');
+                    let key = LinkKey {
+                        source_id: parts.next()?.to_string(),
+                        wit_namespace: parts.next()?.to_string(),
+                        wit_package: parts.next()?.to_string(),
+                        name: parts.next()?.to_string(),
+                    };
+                    Some(Change::Deleted(key))
+                }
+            }
+        }))
+    }
+
+    /// Every config change from now on, after replaying the current configs.
+    pub async fn watch_configs(&self) -> Result<impl Stream<Item = ConfigChange> + Send + 'static> {
+        let watch = self
+            .configs
+            .watch_with_history(">")
+            .await
+            .map_err(Error::nats)?;
+        Ok(watch.filter_map(|entry| async move {
+            let entry = entry.ok()?;
+            match entry.operation {
+                kv::Operation::Put => match decode::<Config>("config", &entry.key, &entry.value) {
+                    Ok(c) => Some(Change::Put((entry.key, c))),
+                    Err(err) => {
+                        tracing::warn!(%err, "ignoring an unreadable config");
+                        None
+                    }
+                },
+                kv::Operation::Delete | kv::Operation::Purge => Some(Change::Deleted(entry.key)),
+            }
+        }))
+    }
+}
