@@ -70,7 +70,7 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// The allowed word closest to `found`, if it is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(found: &str, allowed: &[&'a str]) -> Option<String> {
+pub(crate) fn did_you_mean(found: &str, allowed: &[&str]) -> Option<String> {
     let lower = found.to_ascii_lowercase();
     if let Some((_, to)) = ALIASES.iter().find(|(from, _)| *from == lower) {
         if allowed

@@ -1,0 +1,165 @@
+//! The observed lattice, as the scalers see it: hosts with their labels and what they run,
+//! the links, and the named config. The reconcile loop builds it from heartbeats and the
+//! lattice store; tests build it by hand.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use trellis_lattice::inventory::{HostInventory, ProviderHealth};
+use trellis_lattice::labels::Labels;
+use trellis_lattice::link::{Config, Link, LinkKey};
+
+/// Everything the scalers need to know about the lattice.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Live hosts by id. A host that missed its heartbeats is simply absent.
+    pub hosts: BTreeMap<String, ObservedHost>,
+    pub links: Vec<Link>,
+    /// Named config by name.
+    pub configs: BTreeMap<String, Config>,
+}
+
+/// One host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedHost {
+    pub id: String,
+    pub friendly_name: String,
+    pub labels: Labels,
+    /// Components by id.
+    pub components: BTreeMap<String, ObservedComponent>,
+    /// Providers by id.
+    pub providers: BTreeMap<String, ObservedProvider>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedComponent {
+    /// The image as it was given to the host.
+    pub image: String,
+    pub replicas: u32,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedProvider {
+    pub image: String,
+    pub health: ProviderHealth,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl From<&HostInventory> for ObservedHost {
+    fn from(inv: &HostInventory) -> Self {
+        Self {
+            id: inv.host_id.clone(),
+            friendly_name: inv.friendly_name.clone(),
+            labels: inv.labels.clone(),
+            components: inv
+                .components
+                .iter()
+                .map(|c| {
+                    let observed = ObservedComponent {
+                        image: c.image.clone(),
+                        replicas: c.replicas,
+                        annotations: c.annotations.clone(),
+                    };
+                    (c.id.clone(), observed)
+                })
+                .collect(),
+            providers: inv
+                .providers
+                .iter()
+                .map(|p| {
+                    let observed = ObservedProvider {
+                        image: p.image.clone(),
+                        health: p.health,
+                        annotations: p.annotations.clone(),
+                    };
+                    (p.id.clone(), observed)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ObservedHost {
+    /// A host with labels and nothing running.
+    pub fn new(id: &str, labels: Labels) -> Self {
+        Self {
+            id: id.to_string(),
+            friendly_name: id.to_string(),
+            labels,
+            ..Self::default()
+        }
+    }
+}
+
+impl Observed {
+    /// A lattice made of these hosts' inventories, with no links or config yet.
+    pub fn from_inventories<'a>(inventories: impl IntoIterator<Item = &'a HostInventory>) -> Self {
+        Self {
+            hosts: inventories
+                .into_iter()
+                .map(|inv| (inv.host_id.clone(), ObservedHost::from(inv)))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    pub fn add_host(&mut self, host: ObservedHost) {
+        self.hosts.insert(host.id.clone(), host);
+    }
+
+    pub fn link(&self, key: &LinkKey) -> Option<&Link> {
+        self.links.iter().find(|l| l.key() == *key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use trellis_lattice::inventory::{ComponentInfo, ComponentLimits, ProviderInfo};
+
+    #[test]
+    fn from_inventory() {
+        let inv = HostInventory {
+            host_id: "NHOST".into(),
+            friendly_name: "calm-otter".into(),
+            lattice: "default".into(),
+            labels: [("tier".to_string(), "edge".to_string())].into(),
+            version: "0.1.0".into(),
+            uptime_seconds: 1,
+            started_at: Utc::now(),
+            components: vec![ComponentInfo {
+                id: "greeter".into(),
+                image: "file:///g.wasm".into(),
+                digest: "sha256:00".into(),
+                replicas: 3,
+                limits: ComponentLimits {
+                    max_memory_bytes: 1,
+                    timeout_ms: 1,
+                },
+                annotations: [("a".to_string(), "b".to_string())].into(),
+                imports: vec![],
+                exports: vec![],
+                started_at: Utc::now(),
+            }],
+            providers: vec![ProviderInfo {
+                id: "kv".into(),
+                image: "builtin://keyvalue-nats".into(),
+                health: ProviderHealth::Healthy,
+                annotations: Default::default(),
+                health_message: None,
+                started_at: Utc::now(),
+            }],
+            resources: Default::default(),
+            heartbeat_interval_ms: 5000,
+        };
+        let observed = Observed::from_inventories([&inv]);
+        let host = &observed.hosts["NHOST"];
+        assert_eq!(host.friendly_name, "calm-otter");
+        assert_eq!(host.labels["tier"], "edge");
+        assert_eq!(host.components["greeter"].replicas, 3);
+        assert_eq!(host.components["greeter"].annotations["a"], "b");
+        assert_eq!(host.providers["kv"].health, ProviderHealth::Healthy);
+    }
+}
