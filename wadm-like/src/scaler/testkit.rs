@@ -1,0 +1,147 @@
+//! Test helpers: manifests from YAML, hand-built lattices, and a fake lattice that carries
+//! out commands the way hosts would, to check that plans converge.
+
+use std::collections::BTreeMap;
+
+use trellis_lattice::inventory::ProviderHealth;
+use trellis_lattice::manifest::Manifest;
+
+use super::{plan, Command, Plan};
+use crate::model::{Observed, ObservedComponent, ObservedHost, ObservedProvider};
+
+pub fn manifest(yaml: &str) -> Manifest {
+    crate::validate::parse("test.yaml", yaml)
+        .unwrap_or_else(|e| panic!("invalid test manifest:\n{e}"))
+}
+
+pub fn host(id: &str, labels: &[(&str, &str)]) -> ObservedHost {
+    ObservedHost::new(
+        id,
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+pub fn lattice(hosts: Vec<ObservedHost>) -> Observed {
+    let mut o = Observed::default();
+    for h in hosts {
+        o.add_host(h);
+    }
+    o
+}
+
+/// Carries out commands as hosts and the lattice store would.
+pub fn apply(observed: &mut Observed, commands: &[Command]) {
+    for c in commands {
+        match c {
+            Command::ScaleComponent {
+                host_id,
+                component_id,
+                image,
+                replicas,
+                annotations,
+            } => {
+                let Some(h) = observed.hosts.get_mut(host_id) else {
+                    continue;
+                };
+                if *replicas == 0 {
+                    h.components.remove(component_id);
+                    continue;
+                }
+                let entry =
+                    h.components
+                        .entry(component_id.clone())
+                        .or_insert_with(|| ObservedComponent {
+                            image: image.clone(),
+                            ..Default::default()
+                        });
+                entry.image = image.clone();
+                entry.replicas = *replicas;
+                if !annotations.is_empty() {
+                    entry.annotations = annotations.clone();
+                }
+            }
+            Command::StartProvider {
+                host_id,
+                provider_id,
+                image,
+                annotations,
+                ..
+            } => {
+                if let Some(h) = observed.hosts.get_mut(host_id) {
+                    h.providers
+                        .entry(provider_id.clone())
+                        .or_insert_with(|| ObservedProvider {
+                            image: image.clone(),
+                            health: ProviderHealth::Healthy,
+                            annotations: annotations.clone(),
+                        });
+                }
+            }
+            Command::StopProvider {
+                host_id,
+                provider_id,
+            } => {
+                if let Some(h) = observed.hosts.get_mut(host_id) {
+                    h.providers.remove(provider_id);
+                }
+            }
+            Command::PutConfig { name, values } => {
+                observed.configs.insert(name.clone(), values.clone());
+            }
+            Command::DeleteConfig { name } => {
+                observed.configs.remove(name);
+            }
+            Command::PutLink(link) => {
+                observed.links.retain(|l| l.key() != link.key());
+                observed.links.push(link.clone());
+            }
+            Command::DeleteLink(key) => observed.links.retain(|l| l.key() != *key),
+        }
+    }
+}
+
+/// Plans and applies until a plan has no commands; returns that plan and the passes that
+/// changed something. Panics when it does not settle (flapping).
+pub fn converge(
+    manifest: &Manifest,
+    previous: Option<&Manifest>,
+    observed: &mut Observed,
+) -> (Plan, usize) {
+    for pass in 0..10 {
+        let p = plan(manifest, previous, observed);
+        if p.commands.is_empty() {
+            return (p, pass);
+        }
+        apply(observed, &p.commands);
+    }
+    panic!(
+        "no convergence after 10 passes; last plan: {:#?}",
+        plan(manifest, previous, observed)
+    );
+}
+
+/// Replicas of a component per host.
+pub fn replicas(observed: &Observed, component_id: &str) -> BTreeMap<String, u32> {
+    observed
+        .hosts
+        .values()
+        .filter_map(|h| Some((h.id.clone(), h.components.get(component_id)?.replicas)))
+        .collect()
+}
+
+/// Hosts running a provider.
+pub fn provider_hosts(observed: &Observed, provider_id: &str) -> Vec<String> {
+    observed
+        .hosts
+        .values()
+        .filter(|h| h.providers.contains_key(provider_id))
+        .map(|h| h.id.clone())
+        .collect()
+}
+
+pub fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(h, n)| (h.to_string(), *n)).collect()
+}
