@@ -16,6 +16,8 @@ pub enum GetCommand {
         /// Host id or friendly name.
         host: Option<String>,
     },
+    /// Every link in the lattice.
+    Links,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +63,7 @@ pub async fn get(g: &Global, cmd: GetCommand) -> anyhow::Result<()> {
             }
             println!("{t}");
         }
+        GetCommand::Links => crate::links::get_links(g, &client).await?,
         GetCommand::Inventory { host } => {
             let inventories = match host {
                 Some(h) => vec![client.inventory(&client.resolve_host(&h).await?).await?],

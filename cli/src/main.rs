@@ -3,7 +3,9 @@
 mod call;
 mod component;
 mod hosts;
+mod links;
 mod output;
+mod providers;
 mod spy;
 mod up;
 
@@ -64,6 +66,15 @@ enum Command {
     /// Act on hosts.
     #[command(subcommand)]
     Host(hosts::HostCommand),
+    /// Put, retarget and delete links.
+    #[command(subcommand)]
+    Link(links::LinkCommand),
+    /// Put, get and delete named config.
+    #[command(subcommand)]
+    Config(links::ConfigCommand),
+    /// Start and stop capability providers.
+    #[command(subcommand)]
+    Provider(providers::ProviderCommand),
     /// Watch lattice events (and a component's invocations) live.
     Spy(spy::SpyArgs),
 }
@@ -112,6 +123,9 @@ async fn main() -> std::process::ExitCode {
         Command::Call(args) => call::run(&global, args).await,
         Command::Label(cmd) => hosts::label(&global, cmd).await,
         Command::Host(cmd) => hosts::host(&global, cmd).await,
+        Command::Link(cmd) => links::link(&global, cmd).await,
+        Command::Config(cmd) => links::config(&global, cmd).await,
+        Command::Provider(cmd) => providers::run(&global, cmd).await,
         Command::Spy(args) => spy::run(&global, args).await,
     };
     match result {

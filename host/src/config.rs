@@ -79,6 +79,14 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_MAX_EXECUTION_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
     pub max_execution_time: Duration,
 
+    /// How long a call through a linked import may take before it fails.
+    #[arg(long, env = "TRELLIS_RPC_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub rpc_timeout: Duration,
+
+    /// How often supervised providers are checked for health.
+    #[arg(long, env = "TRELLIS_PROVIDER_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub provider_health_interval: Duration,
+
     /// Instances the pooling allocator keeps ready (all components together); 0 disables it.
     #[arg(long, env = "TRELLIS_POOL_INSTANCES", default_value_t = 1000)]
     pub pool_instances: u32,
@@ -116,6 +124,8 @@ pub struct HostConfig {
     pub max_memory: u64,
     pub memory_ceiling: u64,
     pub max_execution_time: Duration,
+    pub rpc_timeout: Duration,
+    pub provider_health_interval: Duration,
     pub pool_instances: u32,
     pub cache_dir: PathBuf,
     pub shutdown_timeout: Duration,
@@ -135,6 +145,8 @@ impl HostConfig {
             max_memory: 64 << 20,
             memory_ceiling: 1 << 30,
             max_execution_time: Duration::from_secs(10),
+            rpc_timeout: Duration::from_secs(10),
+            provider_health_interval: Duration::from_secs(5),
             pool_instances: 1000,
             cache_dir: default_cache_dir(),
             shutdown_timeout: Duration::from_secs(10),
@@ -194,6 +206,8 @@ impl HostConfig {
             max_memory: args.max_memory,
             memory_ceiling: args.memory_ceiling,
             max_execution_time: args.max_execution_time,
+            rpc_timeout: args.rpc_timeout,
+            provider_health_interval: args.provider_health_interval,
             pool_instances: args.pool_instances,
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,

@@ -18,7 +18,9 @@ use crate::identity::Identity;
 use crate::lattice::events::Events;
 use crate::lattice::session::{self, SessionEvent};
 use crate::lattice::{control, heartbeat};
-use crate::runtime::{ImportResolver, NoLinks, Runtime, RuntimeConfig};
+use crate::links::LinkTable;
+use crate::runtime::{ImportResolver, Runtime, RuntimeConfig};
+use trellis_lattice::store::LatticeStore;
 
 /// Everything the parts of a host share.
 pub struct HostState {
@@ -31,12 +33,16 @@ pub struct HostState {
     pub runtime: Arc<Runtime>,
     pub invoker: Arc<Invoker>,
     pub resolver: Arc<dyn ImportResolver>,
+    /// Links by source, for routing imports.
+    pub links: Arc<LinkTable>,
+    store: tokio::sync::OnceCell<LatticeStore>,
     pub labels: RwLock<Labels>,
     pub defaults: ComponentLimits,
     pub config: HostConfig,
     pub started_at: DateTime<Utc>,
     started: Instant,
     pub components: Components,
+    pub providers: crate::providers::Providers,
     pub events: Events,
     /// Fires when the host begins shutting down.
     pub shutdown: CancellationToken,
@@ -44,6 +50,15 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// The lattice's link and config buckets (opened on first use).
+    pub async fn store(&self) -> Result<LatticeStore, String> {
+        self.store
+            .get_or_try_init(|| LatticeStore::open(&self.nats, self.subjects.lattice()))
+            .await
+            .cloned()
+            .map_err(|e| format!("lattice store unavailable: {e}"))
+    }
+
     pub fn labels(&self) -> Labels {
         self.labels.read().map(|l| l.clone()).unwrap_or_default()
     }
@@ -58,7 +73,7 @@ impl HostState {
             uptime_seconds: self.started.elapsed().as_secs(),
             started_at: self.started_at,
             components: self.components.all().iter().map(|c| c.info()).collect(),
-            providers: Vec::new(),
+            providers: self.providers.all().iter().map(|p| p.info()).collect(),
             resources: HostResources {
                 rss_bytes: crate::labels::rss_bytes(),
                 active_invocations: self.runtime.ticker().active() as u64,
@@ -97,8 +112,16 @@ impl Host {
         let (nats, mut session_events) =
             session::connect(&config.nats_url, &config.nats_auth, &name).await?;
         let subjects = Subjects::new(config.lattice.clone());
-        let invoker =
-            Invoker::new(nats.clone(), subjects.clone(), InvokerConfig::default()).await?;
+        let invoker = Invoker::new(
+            nats.clone(),
+            subjects.clone(),
+            InvokerConfig {
+                timeout: config.rpc_timeout,
+                ..InvokerConfig::default()
+            },
+        )
+        .await?;
+        let links = Arc::new(LinkTable::default());
         let state = Arc::new(HostState {
             id: id.clone(),
             friendly_name: identity.friendly_name.clone(),
@@ -108,7 +131,9 @@ impl Host {
             nats,
             runtime,
             invoker: Arc::new(invoker),
-            resolver: Arc::new(NoLinks),
+            resolver: Arc::clone(&links) as Arc<dyn ImportResolver>,
+            links,
+            store: tokio::sync::OnceCell::new(),
             labels: RwLock::new(labels),
             defaults: ComponentLimits {
                 max_memory_bytes: config.max_memory,
@@ -118,10 +143,43 @@ impl Host {
             started_at: Utc::now(),
             started: Instant::now(),
             components: Components::default(),
+            providers: Default::default(),
             shutdown: CancellationToken::new(),
             stop_timeout: std::sync::Mutex::new(None),
         });
 
+        // Links are loaded before the host takes requests, so a component started right away
+        // finds its links; after that a watch keeps them current (opening the store when
+        // NATS or JetStream become available, if they are not yet).
+        match tokio::time::timeout(Duration::from_secs(5), state.store()).await {
+            Ok(Ok(store)) => match store.links().await {
+                Ok(all) => state.links.replace_all(all),
+                Err(err) => tracing::warn!(%err, "cannot load links yet"),
+            },
+            Ok(Err(err)) => tracing::warn!(%err, "links unavailable until the lattice store opens"),
+            Err(_) => {
+                tracing::warn!("the lattice store did not open within 5s; links follow later")
+            }
+        }
+        let follower = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match follower.store().await {
+                    Ok(store) => {
+                        let links = Arc::clone(&follower.links);
+                        links.follow(store, follower.shutdown.clone()).await;
+                        return;
+                    }
+                    Err(err) => tracing::debug!(%err, "lattice store not ready"),
+                }
+                tokio::select! {
+                    _ = follower.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
         control::start(&state).await?;
         let beat_now = Arc::new(Notify::new());
         tokio::spawn(heartbeat::run(Arc::clone(&state), Arc::clone(&beat_now)));
@@ -187,6 +245,7 @@ impl Host {
             .and_then(|t| *t)
             .unwrap_or(state.config.shutdown_timeout);
         state.components.stop_all(timeout).await;
+        state.providers.stop_all(timeout).await;
         state
             .events
             .publish(

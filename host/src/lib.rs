@@ -6,6 +6,8 @@
 //! - [`lattice`]: the NATS session, events, heartbeats and the control interface.
 //! - [`runtime`]: the wasmtime engine, component loading and caching, invocation limits.
 //! - [`components`]: what runs here; start, scale, replace, stop; serving exports.
+//! - [`links`]: the link table that routes each component's imports.
+//! - [`providers`]: capability providers, built in or external, supervised.
 //! - [`host`]: start-up and orderly shutdown of the whole.
 
 pub mod components;
@@ -14,6 +16,8 @@ pub mod host;
 pub mod identity;
 pub mod labels;
 pub mod lattice;
+pub mod links;
+pub mod providers;
 pub mod runtime;
 
 pub use config::{HostArgs, HostConfig};

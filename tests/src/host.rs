@@ -170,6 +170,7 @@ impl Drop for InProcessHost {
         if let Some(h) = self.host.take() {
             h.state().shutdown.cancel();
             h.state().components.cancel_all();
+            h.state().providers.cancel_all();
         }
     }
 }

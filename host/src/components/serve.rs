@@ -87,6 +87,7 @@ async fn reply_describe(host: &HostState, comp: &RunningComponent, msg: async_na
             .iter()
             .map(|f| f.export.signature.clone())
             .collect(),
+        imports: comp.loaded.imports.clone(),
     });
     match serde_json::to_vec(&body) {
         Ok(payload) => {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::Instrument as _;
 use trellis_lattice::control::{
     self, AuctionOffer, ComponentAuction, DeleteLabel, Empty, PutLabel, Reply, ScaleComponent,
-    StopHost,
+    StartProvider, StopHost, StopProvider,
 };
 use trellis_lattice::event::{ComponentScaleFailed, ComponentScaled, Event, LabelsChanged};
 use trellis_lattice::labels;
@@ -28,6 +28,14 @@ pub async fn start(host: &Arc<HostState>) -> anyhow::Result<()> {
         host.nats.subscribe(subjects.host_ping()).await?,
         host.nats.subscribe(subjects.component_auction()).await?,
     ];
+    let mut subs = subs;
+    for subject in subjects.store_requests() {
+        subs.push(
+            host.nats
+                .queue_subscribe(subject, subjects.any_host_group())
+                .await?,
+        );
+    }
     let mut all = futures::stream::select_all(subs);
     let host = Arc::clone(host);
     tokio::spawn(async move {
@@ -116,6 +124,31 @@ async fn handle(
             respond(&host, &msg, reply).await;
         }
         (ctl::COMPONENT, ctl::SCALE) => scale(&host, &msg, trace).await,
+        (ctl::PROVIDER, ctl::START) => {
+            let r = match parse::<StartProvider>("provider start request", &msg.payload) {
+                Ok(req) => crate::providers::start(&host, req).await,
+                Err(e) => Err(e),
+            };
+            respond(&host, &msg, result(r)).await;
+        }
+        (ctl::PROVIDER, ctl::STOP) => {
+            let r = match parse::<StopProvider>("provider stop request", &msg.payload) {
+                Ok(req) => crate::providers::stop(&host, &req.provider_id)
+                    .await
+                    .map(|()| Empty {}),
+                Err(e) => Err(e),
+            };
+            respond(&host, &msg, result(r)).await;
+        }
+        (ctl::LINK | ctl::CONFIG, _) => {
+            let body =
+                super::store_requests::handle(&host, &noun, &verb, &msg.payload, trace).await;
+            if let Some(to) = msg.reply.clone() {
+                if let Err(err) = host.nats.publish(to, body.into()).await {
+                    tracing::debug!(%err, "failed to send a control reply");
+                }
+            }
+        }
         (ctl::COMPONENT, ctl::AUCTION) => {
             // Hosts that do not match stay silent, so the auction hears only offers.
             if let Ok(req) = parse::<ComponentAuction>("auction request", &msg.payload) {
@@ -190,8 +223,9 @@ fn auction(host: &HostState, req: &ComponentAuction) -> Option<AuctionOffer> {
     Some(AuctionOffer {
         host_id: host.id.clone(),
         friendly_name: host.friendly_name.clone(),
-        already_running: host.components.get(&req.component_id).is_some(),
-        component_count: host.components.count(),
+        already_running: host.components.get(&req.component_id).is_some()
+            || host.providers.get(&req.component_id).is_some(),
+        component_count: host.components.count() + host.providers.count(),
         labels,
     })
 }

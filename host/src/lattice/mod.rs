@@ -5,3 +5,4 @@ pub mod control;
 pub mod events;
 pub mod heartbeat;
 pub mod session;
+pub mod store_requests;

@@ -258,15 +258,6 @@ impl wrpc_transport::Invoke for ImportClient {
     }
 }
 
-/// The resolver of a host that has no links: every linked import fails clearly.
-pub struct NoLinks;
-
-impl ImportResolver for NoLinks {
-    fn resolve(&self, source: &str, instance: &str) -> Result<Target, String> {
-        Err(format!("component `{source}` has no link for `{instance}`"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ pub use cache::CacheHit;
 pub use describe::ExportedFunction;
 pub use engine::{AllocatorKind, EpochTicker};
 pub use fetch::{FetchError, ImageRef};
-pub use imports::{split_interface, ImportClient, ImportError, ImportResolver, NoLinks, Target};
+pub use imports::{is_native, split_interface, ImportClient, ImportError, ImportResolver, Target};
 pub use invoke::{classify, Failure, Invocation};
 pub use store::{format_bytes, LimitExceeded, OutputCapture, StoreState};
 

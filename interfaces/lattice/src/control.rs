@@ -150,6 +150,9 @@ pub struct ComponentDescription {
     pub digest: String,
     pub host_id: String,
     pub functions: Vec<FunctionSignature>,
+    /// Everything the component imports (`wasi:keyvalue/atomics@0.2.0-draft`, ...).
+    #[serde(default)]
+    pub imports: Vec<String>,
 }
 
 impl ComponentDescription {

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_nats::jetstream::kv;
-use futures::{Stream, StreamExt as _, TryStreamExt as _};
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::error::{Error, Result};
 use crate::link::{validate_config_name, Config, Link, LinkKey};
@@ -190,55 +191,64 @@ impl LatticeStore {
     }
 
     /// Every link change from now on, after replaying the current links.
-    pub async fn watch_links(&self) -> Result<impl Stream<Item = LinkChange> + Send + 'static> {
+    pub async fn watch_links(&self) -> Result<BoxStream<'static, LinkChange>> {
         let watch = self
             .links
             .watch_with_history(">")
             .await
             .map_err(Error::nats)?;
-        Ok(watch.filter_map(|entry| async move {
-            let entry = entry.ok()?;
-            match entry.operation {
-                kv::Operation::Put => match decode::<Link>("link", &entry.key, &entry.value) {
-                    Ok(link) => Some(Change::Put(link)),
-                    Err(err) => {
-                        tracing::warn!(%err, "ignoring an unreadable link");
-                        None
+        Ok(watch
+            .filter_map(|entry| async move {
+                let entry = entry.ok()?;
+                match entry.operation {
+                    kv::Operation::Put => match decode::<Link>("link", &entry.key, &entry.value) {
+                        Ok(link) => Some(Change::Put(link)),
+                        Err(err) => {
+                            tracing::warn!(%err, "ignoring an unreadable link");
+                            None
+                        }
+                    },
+                    kv::Operation::Delete | kv::Operation::Purge => {
+                        // Keys are `source.namespace.package.name`; the name may not hold dots.
+                        let mut parts = entry.key.splitn(4, '.');
+                        let key = LinkKey {
+                            source_id: parts.next()?.to_string(),
+                            wit_namespace: parts.next()?.to_string(),
+                            wit_package: parts.next()?.to_string(),
+                            name: parts.next()?.to_string(),
+                        };
+                        Some(Change::Deleted(key))
                     }
-                },
-                kv::Operation::Delete | kv::Operation::Purge => {
-                    let mut parts = entry.key.splitn(4, '.');
-                    let key = LinkKey {
-                        source_id: parts.next()?.to_string(),
-                        wit_namespace: parts.next()?.to_string(),
-                        wit_package: parts.next()?.to_string(),
-                        name: parts.next()?.to_string(),
-                    };
-                    Some(Change::Deleted(key))
                 }
-            }
-        }))
+            })
+            .boxed())
     }
 
     /// Every config change from now on, after replaying the current configs.
-    pub async fn watch_configs(&self) -> Result<impl Stream<Item = ConfigChange> + Send + 'static> {
+    pub async fn watch_configs(&self) -> Result<BoxStream<'static, ConfigChange>> {
         let watch = self
             .configs
             .watch_with_history(">")
             .await
             .map_err(Error::nats)?;
-        Ok(watch.filter_map(|entry| async move {
-            let entry = entry.ok()?;
-            match entry.operation {
-                kv::Operation::Put => match decode::<Config>("config", &entry.key, &entry.value) {
-                    Ok(c) => Some(Change::Put((entry.key, c))),
-                    Err(err) => {
-                        tracing::warn!(%err, "ignoring an unreadable config");
-                        None
+        Ok(watch
+            .filter_map(|entry| async move {
+                let entry = entry.ok()?;
+                match entry.operation {
+                    kv::Operation::Put => {
+                        match decode::<Config>("config", &entry.key, &entry.value) {
+                            Ok(c) => Some(Change::Put((entry.key, c))),
+                            Err(err) => {
+                                tracing::warn!(%err, "ignoring an unreadable config");
+                                None
+                            }
+                        }
                     }
-                },
-                kv::Operation::Delete | kv::Operation::Purge => Some(Change::Deleted(entry.key)),
-            }
-        }))
+                    kv::Operation::Delete | kv::Operation::Purge => {
+                        Some(Change::Deleted(entry.key))
+                    }
+                }
+            })
+            .boxed())
     }
 }

@@ -44,6 +44,7 @@ pub mod ctl {
     pub const DESCRIBE: &str = "describe";
     pub const START: &str = "start";
     pub const HEALTH: &str = "health";
+    pub const RETARGET: &str = "retarget";
 }
 
 impl Subjects {
@@ -126,6 +127,21 @@ impl Subjects {
     /// Put a link (answered by one host of a queue group).
     pub fn link_put(&self) -> String {
         self.control(ctl::LINK, ctl::PUT)
+    }
+
+    pub fn link_retarget(&self) -> String {
+        self.control(ctl::LINK, ctl::RETARGET)
+    }
+
+    /// Every lattice-wide link and config request, for the queue group of hosts.
+    pub fn store_requests(&self) -> Vec<String> {
+        vec![
+            self.link_put(),
+            self.link_retarget(),
+            self.link_del(),
+            self.config_put(),
+            self.config_del(),
+        ]
     }
 
     pub fn link_del(&self) -> String {

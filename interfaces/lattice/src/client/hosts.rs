@@ -151,21 +151,26 @@ impl LatticeClient {
         let host_id = match placement {
             Placement::Host(h) => self.resolve_host(h).await?,
             Placement::Constraints(constraints) => {
-                let offers = self
-                    .auction(&ComponentAuction {
-                        component_id: req.component_id.clone(),
-                        image: req.image.clone(),
-                        constraints: constraints.clone(),
-                    })
-                    .await?;
-                let best = offers
-                    .iter()
-                    .min_by_key(|o| (o.already_running, o.component_count, o.host_id.clone()))
-                    .ok_or_else(|| no_match(self.lattice(), constraints))?;
-                best.host_id.clone()
+                self.auction_best(&ComponentAuction {
+                    component_id: req.component_id.clone(),
+                    image: req.image.clone(),
+                    constraints: constraints.clone(),
+                })
+                .await?
             }
         };
         self.scale_component(&host_id, req).await
+    }
+
+    /// The best offer of an auction: a host that does not run the id yet, then the one
+    /// running the fewest components.
+    pub async fn auction_best(&self, req: &ComponentAuction) -> Result<String> {
+        let offers = self.auction(req).await?;
+        offers
+            .iter()
+            .min_by_key(|o| (o.already_running, o.component_count, o.host_id.clone()))
+            .map(|o| o.host_id.clone())
+            .ok_or_else(|| no_match(self.lattice(), &req.constraints))
     }
 }
 
@@ -182,7 +187,7 @@ fn no_match(lattice: &str, constraints: &Labels) -> Error {
     Error::Refused(format!("no host in lattice `{lattice}` matches {wanted}"))
 }
 
-fn unknown_host(err: Error, host_id: &str) -> Error {
+pub(super) fn unknown_host(err: Error, host_id: &str) -> Error {
     match err {
         Error::NoResponders(_) => Error::invalid(
             "host",

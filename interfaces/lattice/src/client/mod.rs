@@ -4,6 +4,7 @@
 mod call;
 mod connect;
 mod hosts;
+mod links;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub struct LatticeClient {
     config: ClientConfig,
     invoker: tokio::sync::OnceCell<Invoker>,
     descriptions: std::sync::Mutex<HashMap<String, crate::control::ComponentDescription>>,
+    store: tokio::sync::OnceCell<crate::store::LatticeStore>,
 }
 
 impl LatticeClient {
@@ -75,6 +77,7 @@ impl LatticeClient {
             config,
             invoker: tokio::sync::OnceCell::new(),
             descriptions: Default::default(),
+            store: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -90,7 +93,7 @@ impl LatticeClient {
         self.subjects.lattice()
     }
 
-    pub fn config(&self) -> &ClientConfig {
+    pub fn settings(&self) -> &ClientConfig {
         &self.config
     }
 

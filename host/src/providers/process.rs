@@ -1,0 +1,213 @@
+//! External providers: an executable fetched like a component (path or URL, digest
+//! enforced), spawned with its lattice settings in the environment, its output in the host's
+//! log, restarted with back-off when it exits.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use trellis_lattice::inventory::ProviderHealth;
+use trellis_lattice::provider::env;
+use trellis_lattice::NatsAuth;
+
+use super::{health_changed, restart_delay, RunningProvider};
+use crate::host::HostState;
+use crate::runtime::ImageRef;
+
+/// A run at least this long resets the restart back-off.
+const STABLE_RUN: Duration = Duration::from_secs(30);
+/// Lines of output kept to explain an early exit.
+const KEEP_LINES: usize = 8;
+
+/// Fetches the executable into the host's cache, named by digest, and makes it executable.
+pub async fn prepare(host: &HostState, image: &str) -> Result<PathBuf, String> {
+    let reference = ImageRef::parse(image).map_err(|e| e.to_string())?;
+    let (bytes, digest) = reference.fetch().await.map_err(|e| e.to_string())?;
+    if bytes.starts_with(b"\0asm") {
+        return Err(format!(
+            "{image} is WebAssembly; providers are executables (start components with `trellis component start`)"
+        ));
+    }
+    let dir = host.config.cache_dir.join("providers");
+    let path = dir.join(&digest);
+    if !path.exists() {
+        let tmp = dir.join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let write = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&tmp, &bytes).await?;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await?;
+            tokio::fs::rename(&tmp, &path).await
+        };
+        write
+            .await
+            .map_err(|e| format!("cannot store provider executable in {}: {e}", dir.display()))?;
+    }
+    Ok(path)
+}
+
+fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.env(env::NATS_URL, &host.config.nats_url)
+        .env(env::LATTICE, host.subjects.lattice())
+        .env(env::PROVIDER_ID, &prov.id)
+        .env(env::HOST_ID, &host.id)
+        .env(env::CONFIG, prov.config.join(","))
+        .env(
+            env::LOG,
+            std::env::var(env::LOG).unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match &host.config.nats_auth {
+        NatsAuth::None => {}
+        NatsAuth::CredsFile(p) => {
+            cmd.env(env::NATS_CREDS, p);
+        }
+        NatsAuth::NkeySeed(s) => {
+            cmd.env(env::NATS_NKEY, s);
+        }
+        NatsAuth::UserPassword { user, password } => {
+            cmd.env(env::NATS_USER, user)
+                .env(env::NATS_PASSWORD, password);
+        }
+        NatsAuth::Token(t) => {
+            cmd.env(env::NATS_TOKEN, t);
+        }
+    }
+    cmd
+}
+
+/// Forwards a child's output to the host log, keeping the last lines for error messages.
+fn pump(
+    provider_id: String,
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tail: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(target: "provider", provider_id = %provider_id, "{line}");
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == KEEP_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        }
+    })
+}
+
+async fn terminate(child: &mut Child, timeout: Duration) {
+    if let Some(pid) = child.id() {
+        // SAFETY: signalling the child process we spawned.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(timeout, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+/// Runs the provider until stopped, restarting it when it exits. An exit before it ever
+/// answered a health check is reported through `failed` and ends supervision.
+pub async fn supervise(
+    host: Arc<HostState>,
+    prov: Arc<RunningProvider>,
+    exe: PathBuf,
+    failed: tokio::sync::oneshot::Sender<String>,
+) {
+    let mut failed = Some(failed);
+    let mut attempt = 0u32;
+    loop {
+        let tail = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let mut child = match command(&host, &prov, &exe).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("cannot start provider {} ({}): {e}", prov.id, exe.display());
+                if let Some(f) = failed.take() {
+                    let _ = f.send(reason);
+                    return;
+                }
+                tracing::warn!(provider_id = %prov.id, %reason);
+                health_changed(&host, &prov, ProviderHealth::Restarting, Some(reason)).await;
+                if !sleep_or_cancel(&prov, restart_delay(attempt)).await {
+                    return;
+                }
+                attempt += 1;
+                continue;
+            }
+        };
+        tracing::info!(provider_id = %prov.id, pid = child.id().unwrap_or(0), "provider process started");
+        let pumps = [
+            child
+                .stdout
+                .take()
+                .map(|s| pump(prov.id.clone(), s, Arc::clone(&tail))),
+            child
+                .stderr
+                .take()
+                .map(|s| pump(prov.id.clone(), s, Arc::clone(&tail))),
+        ];
+        let began = tokio::time::Instant::now();
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = prov.cancel.cancelled() => {
+                terminate(&mut child, host.config.shutdown_timeout).await;
+                return;
+            }
+        };
+        for p in pumps.into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), p).await;
+        }
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        let last = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join(" | "))
+            .unwrap_or_default();
+        let reason = if last.is_empty() {
+            format!("provider {} exited ({status})", prov.id)
+        } else {
+            format!("provider {} exited ({status}): {last}", prov.id)
+        };
+        // Exiting before ever answering healthy fails the start request that is still waiting;
+        // once that request has been answered, exits are restarted like any other.
+        if !prov.ever_healthy() {
+            if let Some(f) = failed.take() {
+                if f.send(format!("{reason} (before it became healthy)"))
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+        failed = None;
+        if began.elapsed() >= STABLE_RUN {
+            attempt = 0;
+        }
+        let delay = restart_delay(attempt);
+        tracing::warn!(provider_id = %prov.id, %reason, restart_in = ?delay, "provider exited; restarting");
+        health_changed(&host, &prov, ProviderHealth::Restarting, Some(reason)).await;
+        if !sleep_or_cancel(&prov, delay).await {
+            return;
+        }
+        attempt += 1;
+        health_changed(&host, &prov, ProviderHealth::Starting, None).await;
+    }
+}
+
+/// Sleeps unless the provider is stopped first; false when stopped.
+pub async fn sleep_or_cancel(prov: &RunningProvider, delay: Duration) -> bool {
+    tokio::select! {
+        _ = prov.cancel.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
