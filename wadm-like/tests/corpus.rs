@@ -146,3 +146,16 @@ fn corpus_component_matches_its_source() {
         "rebuild it: wasm-tools parse tests/components/kv-client.wat -o tests/components/kv-client.wasm"
     );
 }
+
+/// The annotated example in the README is a valid manifest.
+#[test]
+fn readme_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("README has a yaml example") + "```yaml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    let manifest =
+        validate::parse("README.md", &readme[start..start + len]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(manifest.name(), "counter");
+    assert_eq!(manifest.version(), Some("v1.2.0"));
+}
