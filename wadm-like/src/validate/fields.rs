@@ -172,7 +172,7 @@ impl<'a> Obj<'a> {
                 None
             }
             Some(Value::Null) => {
-                errs.add(&self.at(k), format!("{what} must not be empty"));
+                errs.add(&self.at(k), format!("`{k}` has no value ({what})"));
                 None
             }
             Some(v) => Some(v),
