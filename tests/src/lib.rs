@@ -7,6 +7,7 @@
 mod cli;
 mod host;
 mod nats;
+pub mod stats;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a bare machine: installs what is missing, builds the example
+# components and the workspace once, then runs every test in parallel against real
+# nats-server and redis-server processes the tests start on free ports.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+"$root/scripts/setup.sh"
+
+echo "==> cargo build (workspace, all targets)" >&2
+cargo build --workspace --all-targets --locked
+
+if cargo nextest --version >/dev/null 2>&1; then
+    echo "==> cargo nextest run" >&2
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    echo "==> cargo test (install cargo-nextest for parallel test processes)" >&2
+    cargo test --workspace --locked --no-fail-fast
+fi
