@@ -1,0 +1,330 @@
+//! The links that target this provider, kept current from the lattice's key-value buckets,
+//! and the lookup of the link a call follows.
+
+mod state;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use trellis_lattice::link::{Config, LinkKey, DEFAULT_LINK_NAME};
+use trellis_lattice::rpc::IncomingCall;
+use trellis_lattice::store::{Change, LatticeStore};
+
+pub use state::{merge_configs, LinkEvent, LinkInfo, LinkState};
+
+use crate::error::Result;
+
+/// How long a link that stopped targeting this provider still serves calls that hosts sent
+/// before they saw the change (as long as a host's call timeout).
+pub const RETARGET_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a call cannot be matched to a link.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error(
+        "the call does not name the component that makes it (no `trellis-source` header); \
+         provider `{provider}` serves linked components only"
+    )]
+    NoSource { provider: String },
+    #[error(
+        "no link named `{name}` from `{source_id}` to `{provider}` for {package}{}",
+        match elsewhere {
+            Some(t) => format!(" (that link targets `{t}`)"),
+            None => format!(
+                " (put one with `trellis link put {source_id} {provider} {package} --interface ...`)"
+            ),
+        }
+    )]
+    NotLinked {
+        provider: String,
+        source_id: String,
+        package: String,
+        name: String,
+        /// Where the link points instead, if it exists.
+        elsewhere: Option<String>,
+    },
+    #[error(
+        "link `{name}` from `{source_id}` to `{provider}` for {package} names target config {} \
+         that does not exist (create it with `trellis config put NAME key=value...`)",
+        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+    )]
+    MissingConfig {
+        provider: String,
+        source_id: String,
+        package: String,
+        name: String,
+        missing: Vec<String>,
+    },
+    #[error("cannot read link `{name}` of `{source_id}` from the lattice store: {reason}")]
+    Store {
+        source_id: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// The links targeting one provider, with their merged target config; shared and cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Links {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: LatticeStore,
+    provider_id: String,
+    state: RwLock<LinkState>,
+    events: mpsc::UnboundedSender<LinkEvent>,
+}
+
+impl Links {
+    /// Loads the links and configs in `store`, then follows their changes until `shutdown`.
+    /// The receiver yields what the provider should hear: first every current link, then
+    /// each change.
+    pub async fn start(
+        store: LatticeStore,
+        provider_id: &str,
+        own_config_names: Vec<String>,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>)> {
+        Self::start_with_grace(
+            store,
+            provider_id,
+            own_config_names,
+            RETARGET_GRACE,
+            shutdown,
+        )
+        .await
+    }
+
+    pub async fn start_with_grace(
+        store: LatticeStore,
+        provider_id: &str,
+        own_config_names: Vec<String>,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let links = Self {
+            inner: Arc::new(Inner {
+                store,
+                provider_id: provider_id.to_string(),
+                state: RwLock::new(LinkState::new(provider_id, own_config_names, grace)),
+                events: tx,
+            }),
+        };
+        links.resync().await?;
+        let missing = links.read(LinkState::missing_own_config);
+        if !missing.is_empty() {
+            tracing::warn!(
+                provider_id,
+                ?missing,
+                "the provider's own config names configs that do not exist (yet)"
+            );
+        }
+        tokio::spawn(links.clone().follow(shutdown));
+        Ok((links, rx))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&LinkState) -> T) -> T {
+        match self.inner.state.read() {
+            Ok(s) => f(&s),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LinkState) -> Vec<LinkEvent>) {
+        let events = match self.inner.state.write() {
+            Ok(mut s) => f(&mut s),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        };
+        for event in events {
+            log_event(&self.inner.provider_id, &event);
+            let _ = self.inner.events.send(event);
+        }
+    }
+
+    pub fn provider_id(&self) -> &str {
+        &self.inner.provider_id
+    }
+
+    /// Every link that targets the provider now.
+    pub fn all(&self) -> Vec<LinkInfo> {
+        let mut all: Vec<_> = self.read(|s| s.links().cloned().collect());
+        all.sort_by_key(LinkInfo::key);
+        all
+    }
+
+    /// The link with this identity, if it targets the provider (now, or until
+    /// [`RETARGET_GRACE`] after it stopped).
+    pub fn get(&self, key: &LinkKey) -> Option<LinkInfo> {
+        self.read(|s| s.lookup(key, Instant::now()).cloned())
+    }
+
+    /// The provider's own config: its config names merged in order.
+    pub fn provider_config(&self) -> Config {
+        self.read(|s| s.own_config().clone())
+    }
+
+    /// The link an incoming call follows: the one from the calling component (`trellis-source`)
+    /// for `wit_namespace:wit_package` with the call's link name (`trellis-link`, default
+    /// `default`), with its target config. A link this provider has not heard of yet (a host
+    /// may see a new link before the provider does) is read from the store.
+    pub async fn for_call(
+        &self,
+        call: &IncomingCall,
+        wit_namespace: &str,
+        wit_package: &str,
+    ) -> Result<LinkInfo, LinkError> {
+        let provider = self.provider_id();
+        let Some(source_id) = call.source.as_deref().filter(|s| !s.is_empty()) else {
+            return Err(LinkError::NoSource {
+                provider: provider.to_string(),
+            });
+        };
+        let key = LinkKey {
+            source_id: source_id.to_string(),
+            wit_namespace: wit_namespace.to_string(),
+            wit_package: wit_package.to_string(),
+            name: call
+                .link
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(DEFAULT_LINK_NAME)
+                .to_string(),
+        };
+        if let Some(info) = self.get(&key) {
+            if info.missing_config.is_empty() {
+                return Ok(info);
+            }
+        }
+        self.fetch(&key).await
+    }
+
+    /// Reads one link and its configs straight from the store.
+    async fn fetch(&self, key: &LinkKey) -> Result<LinkInfo, LinkError> {
+        let provider = self.provider_id().to_string();
+        let package = format!("{}:{}", key.wit_namespace, key.wit_package);
+        let store_err = |e: trellis_lattice::Error| LinkError::Store {
+            source_id: key.source_id.clone(),
+            name: key.name.clone(),
+            reason: e.to_string(),
+        };
+        let link = self.inner.store.link(key).await.map_err(store_err)?;
+        let link = match link {
+            Some(link) if link.target_id == provider => link,
+            other => {
+                return Err(LinkError::NotLinked {
+                    provider,
+                    source_id: key.source_id.clone(),
+                    package,
+                    name: key.name.clone(),
+                    elsewhere: other.map(|l| l.target_id),
+                })
+            }
+        };
+        let mut configs = std::collections::BTreeMap::new();
+        for name in &link.target_config {
+            if let Some(c) = self.inner.store.config(name).await.map_err(store_err)? {
+                configs.insert(name.clone(), c);
+            }
+        }
+        let info = state::resolve(&link, &configs);
+        if !info.missing_config.is_empty() {
+            return Err(LinkError::MissingConfig {
+                provider,
+                source_id: key.source_id.clone(),
+                package,
+                name: key.name.clone(),
+                missing: info.missing_config,
+            });
+        }
+        Ok(info)
+    }
+
+    /// Replaces the state with what the store holds now.
+    async fn resync(&self) -> Result<()> {
+        let links = self.inner.store.links().await?;
+        let configs = self.inner.store.configs().await?;
+        self.update(|s| s.replace_all(links, configs, Instant::now()));
+        Ok(())
+    }
+
+    /// Follows link and config changes, watching again (after a fresh snapshot) whenever a
+    /// watch ends, e.g. across a NATS restart.
+    async fn follow(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let err = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                err = self.watch_once(&mut backoff) => err,
+            };
+            tracing::warn!(
+                provider_id = self.provider_id(),
+                %err,
+                "lost the watch of links and config; watching again"
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn watch_once(&self, backoff: &mut Duration) -> crate::Error {
+        let links = match self.inner.store.watch_links().await {
+            Ok(w) => w,
+            Err(e) => return e.into(),
+        };
+        let configs = match self.inner.store.watch_configs().await {
+            Ok(w) => w,
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = self.resync().await {
+            return e;
+        }
+        *backoff = Duration::from_millis(100);
+        let mut links = std::pin::pin!(links);
+        let mut configs = std::pin::pin!(configs);
+        loop {
+            tokio::select! {
+                change = links.next() => match change {
+                    Some(Change::Put(link)) => self.update(|s| s.put_link(link, Instant::now())),
+                    Some(Change::Deleted(key)) => self.update(|s| s.delete_link(&key, Instant::now())),
+                    None => return crate::Error::nats("watching links", "the watch ended"),
+                },
+                change = configs.next() => match change {
+                    Some(Change::Put((name, config))) => self.update(|s| s.put_config(name, config)),
+                    Some(Change::Deleted(name)) => self.update(|s| s.delete_config(&name)),
+                    None => return crate::Error::nats("watching configs", "the watch ended"),
+                },
+            }
+        }
+    }
+}
+
+fn log_event(provider_id: &str, event: &LinkEvent) {
+    match event {
+        LinkEvent::Put(info) => tracing::info!(
+            provider_id,
+            source_id = info.link.source_id,
+            link_name = info.link.name,
+            package = info.link.package(),
+            missing_config = ?info.missing_config,
+            "link put"
+        ),
+        LinkEvent::Deleted(info) => tracing::info!(
+            provider_id,
+            source_id = info.link.source_id,
+            link_name = info.link.name,
+            package = info.link.package(),
+            "link deleted"
+        ),
+        LinkEvent::ConfigChanged(_) => tracing::info!(provider_id, "provider config changed"),
+    }
+}

@@ -1,0 +1,235 @@
+//! Running a provider: built in (inside a host) or as its own process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use trellis_lattice::store::LatticeStore;
+
+use crate::context::ProviderContext;
+use crate::env::ProviderEnv;
+use crate::error::{Error, Result};
+use crate::links::{LinkEvent, Links, RETARGET_GRACE};
+use crate::provider::Provider;
+use crate::serve::{serve_invocations, ServeOptions};
+
+/// Tuning of [`run_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    pub serve: ServeOptions,
+    /// How long a link that was retargeted away still serves calls sent before the change.
+    pub retarget_grace: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            serve: ServeOptions::default(),
+            retarget_grace: RETARGET_GRACE,
+        }
+    }
+}
+
+/// Runs a provider inside a host (which passes its own NATS connection in `env`) until
+/// `shutdown` is cancelled; then stops accepting calls, lets the calls in flight finish
+/// (bounded) and returns. Errors only while starting.
+pub async fn run_builtin<P: Provider>(
+    env: ProviderEnv,
+    shutdown: CancellationToken,
+    provider: P,
+) -> Result<()> {
+    run_with(env, shutdown, provider, RunOptions::default()).await
+}
+
+async fn deliver<P: Provider>(provider: &P, event: LinkEvent) {
+    match event {
+        LinkEvent::Put(info) => provider.link_put(&info).await,
+        LinkEvent::Deleted(info) => provider.link_deleted(&info).await,
+        LinkEvent::ConfigChanged(config) => provider.config_changed(&config).await,
+    }
+}
+
+/// [`run_builtin`] with explicit limits.
+pub async fn run_with<P: Provider>(
+    env: ProviderEnv,
+    shutdown: CancellationToken,
+    provider: P,
+    options: RunOptions,
+) -> Result<()> {
+    let provider = Arc::new(provider);
+    let subjects = env.subjects();
+    let provider_id = env.provider_id.clone();
+    // Link tracking outlives serving, so calls that drain still find their links.
+    let background = CancellationToken::new();
+    let _stop_background = background.clone().drop_guard();
+
+    crate::jetstream::ensure_lattice_buckets(&env.nats, &env.lattice).await?;
+    let store = LatticeStore::open(&env.nats, &env.lattice).await?;
+    let (links, mut events) = Links::start_with_grace(
+        store,
+        &provider_id,
+        env.config_names.clone(),
+        options.retarget_grace,
+        background.clone(),
+    )
+    .await?;
+    // The provider hears of every existing link before it serves.
+    while let Ok(event) = events.try_recv() {
+        deliver(&*provider, event).await;
+    }
+    let ctx = ProviderContext::new(
+        env.nats.clone(),
+        subjects.clone(),
+        provider_id.clone(),
+        env.host_id.clone(),
+        links,
+    );
+
+    let prefix = subjects.rpc_prefix(&provider_id);
+    let wrpc = wrpc_transport_nats::Client::new(
+        env.nats.clone(),
+        prefix.clone(),
+        Some(subjects.queue_group(&provider_id).into()),
+    )
+    .await
+    .map_err(|e| Error::nats(format!("serving under {prefix}"), format!("{e:#}")))?;
+    let invocations = provider.serve(&ctx, &wrpc).await.map_err(Error::Provider)?;
+    tokio::spawn(follow_events(
+        Arc::clone(&provider),
+        events,
+        background.clone(),
+    ));
+
+    let health_subject = subjects.provider_health(&env.host_id, &provider_id);
+    let health = env
+        .nats
+        .subscribe(health_subject.clone())
+        .await
+        .map_err(|e| Error::nats(format!("subscribing {health_subject}"), e))?;
+    tokio::spawn(crate::health::answer(
+        env.nats.clone(),
+        health,
+        {
+            let provider = Arc::clone(&provider);
+            move || {
+                let provider = Arc::clone(&provider);
+                async move { provider.health().await }
+            }
+        },
+        shutdown.clone(),
+    ));
+    let functions: Vec<String> = invocations
+        .iter()
+        .map(|(i, f, _)| format!("{i}.{f}"))
+        .collect();
+    tracing::info!(
+        provider_id,
+        host_id = env.host_id,
+        lattice = env.lattice,
+        ?functions,
+        "provider serving"
+    );
+
+    serve_invocations(invocations, options.serve, shutdown).await;
+    provider.shutdown().await;
+    drop(wrpc);
+    tracing::info!(provider_id, "provider stopped");
+    Ok(())
+}
+
+async fn follow_events<P: Provider>(
+    provider: Arc<P>,
+    mut events: mpsc::UnboundedReceiver<LinkEvent>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        deliver(&*provider, event).await;
+    }
+}
+
+/// Logs to stderr (the host captures it, tagged with the provider id), filtered by
+/// `TRELLIS_LOG` (default `info`).
+pub fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env(trellis_lattice::provider::env::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Cancelled on SIGTERM or SIGINT.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("signal received; shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+/// The whole `main` of a provider executable: logging, settings from the environment its
+/// host sets, serving until SIGTERM/SIGINT. On failure prints one line to stderr and
+/// returns a failing exit code.
+///
+/// ```ignore
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     trellis_provider::run_main(MyProvider::default()).await
+/// }
+/// ```
+pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
+    init_logging();
+    let name = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "provider".into());
+    let result = async {
+        let env = ProviderEnv::from_env().await?;
+        run_builtin(env, shutdown_on_signals(), provider).await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = format!("{err}").replace('\n', " ");
+            eprintln!("{name}: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
