@@ -10,11 +10,29 @@
 //! - [`model`]: the lattice as the scalers see it ([`model::Observed`]).
 //! - [`placement`]: which hosts are eligible and how many replicas each gets.
 //! - [`scaler`]: (manifest, observed) → commands and per-scaler status; [`scaler::plan`].
+//!
+//! The machinery around it:
+//!
+//! - [`store`]: apps, versions, deployments and status in JetStream KV.
+//! - [`api`]: the request/reply API every instance serves (`trellis app ...`).
+//! - [`lease`]: the leader lease; only the leader executes commands.
+//! - [`view`]: the live model of the lattice, from events, replies and snapshots.
+//! - [`reconcile`]: the loop that plans on every change and executes the leader's commands.
+//! - [`manager`]: one running instance ([`Manager`]).
 
+pub mod api;
 pub mod image;
+pub mod lease;
+pub mod manager;
 pub mod model;
 pub mod placement;
+pub mod reconcile;
 pub mod scaler;
+pub mod store;
 pub mod validate;
+pub mod view;
+
+pub use manager::Manager;
+pub use reconcile::Settings;
 
 pub use trellis_lattice::manifest::Manifest;

@@ -1,1 +1,125 @@
-fn main() {}
+//! `trellis-deploy`: runs a deployment manager for one lattice until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use trellis_deploy::{Manager, Settings};
+use trellis_lattice::NatsAuth;
+
+/// Flags of `trellis-deploy`. Every flag has an environment variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "trellis-deploy",
+    version,
+    about = "The Trellis deployment manager: keeps the lattice matching the deployed applications"
+)]
+struct Args {
+    /// NATS server of the lattice.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// NATS credentials file (JWT + nkey).
+    #[arg(long, env = "NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// NATS user nkey seed.
+    #[arg(long, env = "NATS_NKEY", hide_env_values = true)]
+    nats_nkey: Option<String>,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "NATS_USER")]
+    nats_user: Option<String>,
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    /// NATS authentication token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
+    /// Lattice to manage.
+    #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
+    lattice: String,
+    /// How often the whole lattice is read again, besides reacting to events.
+    #[arg(long, env = "TRELLIS_DEPLOY_FULL_PASS", default_value = "10s", value_parser = humantime::parse_duration)]
+    full_pass: Duration,
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, env = "TRELLIS_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "TRELLIS_LOG_JSON")]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("trellis-deploy: {}", format!("{err:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    trellis_lattice::id::validate_lattice(&args.lattice)?;
+    let auth = NatsAuth::from_parts(
+        args.nats_creds,
+        args.nats_nkey,
+        args.nats_user,
+        args.nats_password,
+        args.nats_token,
+    )?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let nats = tokio::select! {
+        nats = connect(&args.nats_url, &auth) => nats?,
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = term.recv() => return Ok(()),
+    };
+    let settings = Settings {
+        full_pass: args.full_pass,
+        ..Settings::default()
+    };
+    let manager = Manager::start(nats, &args.lattice, settings)
+        .await
+        .context("starting the deployment manager")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        _ = term.recv() => tracing::info!("terminated; stopping"),
+    }
+    manager.stop().await;
+    Ok(())
+}
+
+/// Connects, retrying with back-off until the server answers; reconnects forever after.
+async fn connect(url: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Client> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let opts = trellis_lattice::client::connect_options(auth, "trellis-deploy").await?;
+        match opts
+            .connection_timeout(Duration::from_secs(3))
+            .max_reconnects(None)
+            .connect(url)
+            .await
+        {
+            Ok(client) => {
+                tracing::info!(url, "connected to NATS");
+                return Ok(client);
+            }
+            Err(err) => {
+                tracing::warn!(url, %err, retry_in = ?delay, "cannot connect to NATS");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

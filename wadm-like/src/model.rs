@@ -9,6 +9,8 @@ use trellis_lattice::inventory::{HostInventory, ProviderHealth};
 use trellis_lattice::labels::Labels;
 use trellis_lattice::link::{Config, Link, LinkKey};
 
+use crate::scaler::Command;
+
 /// Everything the scalers need to know about the lattice.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
@@ -110,6 +112,86 @@ impl Observed {
 
     pub fn link(&self, key: &LinkKey) -> Option<&Link> {
         self.links.iter().find(|l| l.key() == *key)
+    }
+
+    /// Records a command a host or the lattice store carried out (hosts reply once the
+    /// work is done, so the model can follow at once). Commands for unknown hosts change
+    /// nothing.
+    pub fn apply(&mut self, command: &Command) {
+        match command {
+            Command::ScaleComponent {
+                host_id,
+                component_id,
+                image,
+                replicas,
+                annotations,
+            } => {
+                let Some(h) = self.hosts.get_mut(host_id) else {
+                    return;
+                };
+                if *replicas == 0 {
+                    h.components.remove(component_id);
+                    return;
+                }
+                let entry =
+                    h.components
+                        .entry(component_id.clone())
+                        .or_insert_with(|| ObservedComponent {
+                            image: image.clone(),
+                            ..Default::default()
+                        });
+                if !image.is_empty() {
+                    entry.image = image.clone();
+                }
+                entry.replicas = *replicas;
+                if !annotations.is_empty() {
+                    entry.annotations = annotations.clone();
+                }
+            }
+            Command::StartProvider {
+                host_id,
+                provider_id,
+                image,
+                annotations,
+                ..
+            } => {
+                if let Some(h) = self.hosts.get_mut(host_id) {
+                    // The host answers a start once the provider answered its health check.
+                    h.providers
+                        .entry(provider_id.clone())
+                        .or_insert_with(|| ObservedProvider {
+                            image: image.clone(),
+                            health: ProviderHealth::Healthy,
+                            annotations: annotations.clone(),
+                        });
+                }
+            }
+            Command::StopProvider {
+                host_id,
+                provider_id,
+            } => {
+                if let Some(h) = self.hosts.get_mut(host_id) {
+                    h.providers.remove(provider_id);
+                }
+            }
+            Command::PutConfig { name, values } => {
+                self.configs.insert(name.clone(), values.clone());
+            }
+            Command::DeleteConfig { name } => {
+                self.configs.remove(name);
+            }
+            Command::PutLink(link) => self.put_link(link.clone()),
+            Command::DeleteLink(key) => self.links.retain(|l| l.key() != *key),
+        }
+    }
+
+    /// Adds a link or replaces the one with the same identity.
+    pub fn put_link(&mut self, link: Link) {
+        let key = link.key();
+        match self.links.iter_mut().find(|l| l.key() == key) {
+            Some(existing) => *existing = link,
+            None => self.links.push(link),
+        }
     }
 }
 

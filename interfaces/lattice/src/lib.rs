@@ -14,8 +14,10 @@
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
 //! - [`link`]: links and named config; [`store`]: where they live (JetStream KV).
 //! - [`provider`]: what hosts and capability providers exchange.
+//! - [`app`]: the deployment manager's API (applications, status).
 //! - [`client`]: the typed [`LatticeClient`].
 
+pub mod app;
 pub mod client;
 pub mod control;
 pub mod error;

@@ -74,7 +74,7 @@ pub enum Command {
 impl Command {
     /// Execution order: config before what reads it; new copies and targets before links
     /// point at them; links moved before old copies stop; removals last.
-    fn phase(&self) -> u8 {
+    pub fn phase(&self) -> u8 {
         match self {
             Command::PutConfig { .. } => 0,
             Command::StartProvider { .. } => 1,
@@ -87,7 +87,7 @@ impl Command {
     }
 
     /// Whether the command starts or grows something (as opposed to removing).
-    fn is_start(&self) -> bool {
+    pub fn is_start(&self) -> bool {
         match self {
             Command::StartProvider { .. } => true,
             Command::ScaleComponent { replicas, .. } => *replicas > 0,
@@ -96,55 +96,7 @@ impl Command {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScalerState {
-    Deployed,
-    Reconciling,
-    Failed,
-}
-
-/// The state of one scaler: one component's placement, one link or one config.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScalerStatus {
-    /// `spreadscaler`, `daemonscaler`, `link` or `config`.
-    pub kind: String,
-    /// The component or provider id, the link, or the config name.
-    pub name: String,
-    /// The manifest component it belongs to.
-    pub component: String,
-    pub state: ScalerState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub desired: u32,
-    pub actual: u32,
-    /// Desired replicas per host id.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub placements: BTreeMap<String, u32>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppState {
-    Deployed,
-    Reconciling,
-    Failed,
-    /// Not deployed; set by the caller, never by [`plan`].
-    Undeployed,
-}
-
-impl AppState {
-    /// Any failed scaler fails the app; pending work or scalers not yet there reconcile it.
-    pub fn roll_up(scalers: &[ScalerStatus], commands_pending: bool) -> Self {
-        if scalers.iter().any(|s| s.state == ScalerState::Failed) {
-            AppState::Failed
-        } else if commands_pending || scalers.iter().any(|s| s.state != ScalerState::Deployed) {
-            AppState::Reconciling
-        } else {
-            AppState::Deployed
-        }
-    }
-}
+pub use trellis_lattice::app::{AppState, ScalerState, ScalerStatus};
 
 /// What to do next and where the app stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use trellis_lattice::inventory::ProviderHealth;
 use trellis_lattice::manifest::Manifest;
 
 use super::{plan, Command, Plan};
-use crate::model::{Observed, ObservedComponent, ObservedHost, ObservedProvider};
+use crate::model::{Observed, ObservedHost};
 
 pub fn manifest(yaml: &str) -> Manifest {
     crate::validate::parse("test.yaml", yaml)
@@ -35,71 +34,7 @@ pub fn lattice(hosts: Vec<ObservedHost>) -> Observed {
 /// Carries out commands as hosts and the lattice store would.
 pub fn apply(observed: &mut Observed, commands: &[Command]) {
     for c in commands {
-        match c {
-            Command::ScaleComponent {
-                host_id,
-                component_id,
-                image,
-                replicas,
-                annotations,
-            } => {
-                let Some(h) = observed.hosts.get_mut(host_id) else {
-                    continue;
-                };
-                if *replicas == 0 {
-                    h.components.remove(component_id);
-                    continue;
-                }
-                let entry =
-                    h.components
-                        .entry(component_id.clone())
-                        .or_insert_with(|| ObservedComponent {
-                            image: image.clone(),
-                            ..Default::default()
-                        });
-                entry.image = image.clone();
-                entry.replicas = *replicas;
-                if !annotations.is_empty() {
-                    entry.annotations = annotations.clone();
-                }
-            }
-            Command::StartProvider {
-                host_id,
-                provider_id,
-                image,
-                annotations,
-                ..
-            } => {
-                if let Some(h) = observed.hosts.get_mut(host_id) {
-                    h.providers
-                        .entry(provider_id.clone())
-                        .or_insert_with(|| ObservedProvider {
-                            image: image.clone(),
-                            health: ProviderHealth::Healthy,
-                            annotations: annotations.clone(),
-                        });
-                }
-            }
-            Command::StopProvider {
-                host_id,
-                provider_id,
-            } => {
-                if let Some(h) = observed.hosts.get_mut(host_id) {
-                    h.providers.remove(provider_id);
-                }
-            }
-            Command::PutConfig { name, values } => {
-                observed.configs.insert(name.clone(), values.clone());
-            }
-            Command::DeleteConfig { name } => {
-                observed.configs.remove(name);
-            }
-            Command::PutLink(link) => {
-                observed.links.retain(|l| l.key() != link.key());
-                observed.links.push(link.clone());
-            }
-            Command::DeleteLink(key) => observed.links.retain(|l| l.key() != *key),
-        }
+        observed.apply(c);
     }
 }
 

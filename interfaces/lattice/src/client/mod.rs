@@ -1,6 +1,7 @@
 //! [`LatticeClient`]: the typed way to talk to a lattice, used by the CLI, the deployment
 //! manager and the tests.
 
+mod apps;
 mod call;
 mod connect;
 mod hosts;

@@ -1,0 +1,518 @@
+//! The manager's API: `trellis.ctl.v1.{lattice}.app.{verb}`, served by every instance in one
+//! queue group. Handlers are stateless: they read and write the apps bucket, so any instance
+//! answers the same; the leader's loop sees their changes through its watch on the records.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt as _;
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use trellis_lattice::app::{
+    verb, AppChanged, AppHistory, AppManifest, AppName, AppPut, AppState, AppStatus, AppSummary,
+    AppValidated, AppVersion, DeployApp, GetApp, PutApp,
+};
+use trellis_lattice::control::Reply;
+use trellis_lattice::manifest::{Manifest, VERSION_ANNOTATION};
+use trellis_lattice::Subjects;
+
+use crate::image::{self, ImageSource};
+use crate::store::{self, AppRecord, AppStore, Deployment, Removal, StoredVersion, VersionInfo};
+use crate::validate::{self, ValidationErrors};
+
+/// Requests handled at once.
+const MAX_CONCURRENT: usize = 64;
+
+/// A refusal, sent as `{ ok: false, error }`.
+#[derive(Debug)]
+pub struct ApiError(pub String);
+
+impl<E: std::fmt::Display> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn refuse<T>(msg: impl Into<String>) -> ApiResult<T> {
+    Err(ApiError(msg.into()))
+}
+
+/// Serves the API until `shutdown`.
+pub async fn serve(
+    nats: async_nats::Client,
+    subjects: Subjects,
+    store: AppStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut sub = nats
+        .queue_subscribe(subjects.app_wildcard(), subjects.app_queue_group())
+        .await?;
+    nats.flush().await.ok();
+    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
+    let api = Arc::new(Api { store });
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            msg = sub.next() => match msg {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let verb = subjects
+            .parse_control(&msg.subject)
+            .map(|c| c.verb.to_string())
+            .unwrap_or_default();
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            break;
+        };
+        let api = Arc::clone(&api);
+        let nats = nats.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let payload = api.handle(&verb, &msg.payload).await;
+            if let Err(err) = nats.publish(reply_to, payload.into()).await {
+                tracing::warn!(%err, verb, "cannot reply");
+            }
+        });
+    }
+    let _ = sub.unsubscribe().await;
+    Ok(())
+}
+
+fn parse<T: DeserializeOwned>(verb: &str, payload: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(payload)
+        .map_err(|e| ApiError(format!("malformed app {verb} request: {e}")))
+}
+
+fn reply<T: Serialize>(result: ApiResult<T>) -> Vec<u8> {
+    let r = match result {
+        Ok(data) => Reply::ok(data),
+        Err(ApiError(e)) => Reply::error(e),
+    };
+    serde_json::to_vec(&r).unwrap_or_default()
+}
+
+pub struct Api {
+    store: AppStore,
+}
+
+impl Api {
+    pub fn new(store: AppStore) -> Self {
+        Self { store }
+    }
+
+    /// Handles one request; returns the reply payload.
+    pub async fn handle(&self, verb: &str, payload: &[u8]) -> Vec<u8> {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("app request", verb);
+        self.dispatch(verb, payload).instrument(span).await
+    }
+
+    async fn dispatch(&self, verb: &str, payload: &[u8]) -> Vec<u8> {
+        match verb {
+            verb::PUT => reply(async { self.put(parse(verb, payload)?).await }.await),
+            verb::VALIDATE => reply(self.validate(parse(verb, payload))),
+            verb::DEPLOY => reply(async { self.deploy(parse(verb, payload)?, false).await }.await),
+            verb::ROLLBACK => reply(async { self.deploy(parse(verb, payload)?, true).await }.await),
+            verb::UNDEPLOY => {
+                reply(async { self.undeploy(parse(verb, payload)?, false).await }.await)
+            }
+            verb::DELETE => reply(async { self.undeploy(parse(verb, payload)?, true).await }.await),
+            verb::LIST => reply(self.list().await),
+            verb::STATUS => reply(async { self.status(parse(verb, payload)?).await }.await),
+            verb::HISTORY => reply(async { self.history(parse(verb, payload)?).await }.await),
+            verb::GET => reply(async { self.get(parse(verb, payload)?).await }.await),
+            other => reply::<()>(refuse(format!(
+                "unknown app request `{other}` (known: {})",
+                verb::ALL.join(", ")
+            ))),
+        }
+    }
+
+    async fn record(&self, name: &str) -> ApiResult<AppRecord> {
+        trellis_lattice::id::validate_token("application name", name)?;
+        match self.store.record(name).await? {
+            Some(r) if !(r.is_tombstone() && r.versions.is_empty()) => Ok(r),
+            _ => refuse(format!(
+                "no application named {name} (see `trellis app list`)"
+            )),
+        }
+    }
+
+    fn validate(&self, req: ApiResult<PutApp>) -> ApiResult<AppValidated> {
+        let req = req?;
+        let m = check(&req.source_name, &req.manifest)?;
+        Ok(AppValidated {
+            name: m.name().to_string(),
+            version: m.version().map(str::to_string),
+        })
+    }
+
+    async fn put(&self, req: PutApp) -> ApiResult<AppPut> {
+        let mut manifest = check(&req.source_name, &req.manifest)?;
+        let name = manifest.name().to_string();
+        let digest = store::digest(&manifest);
+        let record = self.store.record(&name).await?;
+        let existing = record
+            .as_ref()
+            .map(|r| r.versions.as_slice())
+            .unwrap_or(&[]);
+        let version = match manifest.version() {
+            Some(v) => {
+                if let Some(info) = existing.iter().find(|i| i.version == v) {
+                    if info.digest == digest {
+                        return Ok(AppPut {
+                            name,
+                            version: v.to_string(),
+                            created: false,
+                        });
+                    }
+                    return refuse(immutable(&req.source_name, &name, v));
+                }
+                v.to_string()
+            }
+            None => {
+                // The same manifest without a version is the version it was stored as.
+                if let Some(info) = existing.iter().find(|i| i.digest == digest) {
+                    return Ok(AppPut {
+                        name,
+                        version: info.version.clone(),
+                        created: false,
+                    });
+                }
+                let base = format!("v{}", Utc::now().format("%Y%m%d%H%M%S"));
+                let mut v = base.clone();
+                let mut n = 1;
+                while existing.iter().any(|i| i.version == v) {
+                    n += 1;
+                    v = format!("{base}-{n}");
+                }
+                manifest
+                    .metadata
+                    .annotations
+                    .insert(VERSION_ANNOTATION.to_string(), v.clone());
+                v
+            }
+        };
+        let stored = StoredVersion {
+            version: version.clone(),
+            stored_at: Utc::now(),
+            digest: digest.clone(),
+            manifest: manifest.clone(),
+        };
+        let kept = self.store.create_version(&name, &stored).await?;
+        if kept.digest != digest {
+            return refuse(immutable(&req.source_name, &name, &version));
+        }
+        let info = VersionInfo {
+            version: version.clone(),
+            stored_at: kept.stored_at,
+            digest,
+            description: manifest.description().map(str::to_string),
+        };
+        let created = self
+            .store
+            .update_record(&name, |r| {
+                let mut r = r.unwrap_or_else(|| AppRecord::new(&name));
+                if let Some(removal) = r.removal.as_mut() {
+                    // Put again while being deleted: keep the app once the removal is done.
+                    removal.delete = false;
+                }
+                if r.version(&info.version).is_some() {
+                    return Ok::<_, ApiError>((Some(r), false));
+                }
+                r.versions.push(info.clone());
+                Ok((Some(r), true))
+            })
+            .await??;
+        if created {
+            tracing::info!(app = %name, version, "stored a new version");
+        }
+        Ok(AppPut {
+            name,
+            version,
+            created,
+        })
+    }
+
+    async fn deploy(&self, req: DeployApp, rollback: bool) -> ApiResult<AppChanged> {
+        let record = self.record(&req.name).await?;
+        let current = record.deployed_version().map(str::to_string);
+        let version = match (&req.version, rollback) {
+            (Some(v), _) => v.clone(),
+            (None, false) => match record.latest() {
+                Some(v) => v.version.clone(),
+                None => return refuse(format!("application {} has no versions", req.name)),
+            },
+            (None, true) => match previous_deployed(&record) {
+                Some(v) => v,
+                None => {
+                    return refuse(format!(
+                        "application {} has no earlier deployed version to roll back to; give a version (see `trellis app history {}`)",
+                        req.name, req.name
+                    ))
+                }
+            },
+        };
+        if record.version(&version).is_none() {
+            return refuse(no_version(&record, &version));
+        }
+        let Some(stored) = self.store.version(&req.name, &version).await? else {
+            return refuse(no_version(&record, &version));
+        };
+        let action = if rollback { "rollback" } else { "deploy" };
+        let changed = self
+            .store
+            .update_record(&req.name, |r| {
+                let Some(mut r) = r else {
+                    return refuse(format!("no application named {}", req.name));
+                };
+                if r.version(&version).is_none() {
+                    return refuse(no_version(&r, &version));
+                }
+                if r.deployed_version() == Some(version.as_str()) && r.removal.is_none() {
+                    // Already the deployed version: nothing changes.
+                    let out = AppChanged {
+                        name: r.name.clone(),
+                        version: Some(version.clone()),
+                        generation: r.generation,
+                    };
+                    return Ok((Some(r), out));
+                }
+                let previous = match (r.deployment.take(), r.removal.take()) {
+                    (Some(d), _) => Some(d.manifest),
+                    (None, Some(removal)) => removal.manifests.into_iter().next(),
+                    (None, None) => None,
+                };
+                r.deployment = Some(Deployment {
+                    version: version.clone(),
+                    manifest: stored.manifest.clone(),
+                    previous,
+                    at: Utc::now(),
+                });
+                r.log(action, Some(&version));
+                let out = AppChanged {
+                    name: r.name.clone(),
+                    version: Some(version.clone()),
+                    generation: r.generation,
+                };
+                Ok((Some(r), out))
+            })
+            .await??;
+        tracing::info!(app = %req.name, version, from = ?current, action, "deployment recorded");
+        Ok(changed)
+    }
+
+    async fn undeploy(&self, req: AppName, delete: bool) -> ApiResult<AppChanged> {
+        let record = self.record(&req.name).await?;
+        let action = if delete { "delete" } else { "undeploy" };
+        let changed = self
+            .store
+            .update_record(&req.name, |r| {
+                let Some(mut r) = r else {
+                    return refuse(format!("no application named {}", req.name));
+                };
+                let mut manifests: Vec<Manifest> = Vec::new();
+                if let Some(d) = r.deployment.take() {
+                    manifests.push(d.manifest);
+                    manifests.extend(d.previous);
+                }
+                if let Some(removal) = r.removal.take() {
+                    manifests.extend(removal.manifests);
+                }
+                if !delete && manifests.is_empty() {
+                    // Not deployed: nothing to do.
+                    let out = AppChanged {
+                        name: r.name.clone(),
+                        version: None,
+                        generation: r.generation,
+                    };
+                    return Ok((Some(r), out));
+                }
+                r.log(action, None);
+                if delete {
+                    r.versions.clear();
+                }
+                let out = AppChanged {
+                    name: r.name.clone(),
+                    version: None,
+                    generation: r.generation,
+                };
+                if manifests.is_empty() {
+                    // Deleting an app that placed nothing: forget it now.
+                    return Ok((None, out));
+                }
+                r.removal = Some(Removal { manifests, delete });
+                Ok((Some(r), out))
+            })
+            .await??;
+        if delete {
+            for v in &record.versions {
+                self.store.delete_version(&req.name, &v.version).await?;
+            }
+            if self.store.record(&req.name).await?.is_none() {
+                self.store.delete_status(&req.name).await?;
+            }
+        }
+        tracing::info!(app = %req.name, action, "recorded");
+        Ok(changed)
+    }
+
+    async fn list(&self) -> ApiResult<Vec<AppSummary>> {
+        let mut out = Vec::new();
+        for name in self.store.names().await? {
+            let Some(r) = self.store.record(&name).await? else {
+                continue;
+            };
+            if r.is_tombstone() && r.versions.is_empty() {
+                continue;
+            }
+            let st = self.current_status(&r).await?;
+            out.push(AppSummary {
+                name: r.name.clone(),
+                description: r.latest().and_then(|v| v.description.clone()),
+                deployed_version: r.deployed_version().map(str::to_string),
+                latest_version: r.latest().map(|v| v.version.clone()),
+                versions: r.versions.len(),
+                status: st.status,
+                reason: st.reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored status, or what can be said before the leader reconciled the latest change.
+    async fn current_status(&self, r: &AppRecord) -> ApiResult<AppStatus> {
+        let stored = self.store.status(&r.name).await?;
+        match stored {
+            Some(st) if st.generation >= r.generation => Ok(st),
+            stale => {
+                let mut st = AppStatus::pending(
+                    &r.name,
+                    r.deployed_version().map(str::to_string),
+                    r.generation,
+                );
+                if r.removal.is_some() {
+                    st.status = AppState::Reconciling;
+                    st.reason = Some("removing what the app placed".into());
+                } else if r.deployment.is_some() {
+                    st.reason = Some("waiting for the deployment manager to reconcile".into());
+                }
+                // The scalers as last seen are still the best picture of the lattice.
+                if let Some(old) = stale {
+                    st.scalers = old.scalers;
+                }
+                Ok(st)
+            }
+        }
+    }
+
+    async fn status(&self, req: AppName) -> ApiResult<AppStatus> {
+        let r = self.record(&req.name).await?;
+        self.current_status(&r).await
+    }
+
+    async fn history(&self, req: AppName) -> ApiResult<AppHistory> {
+        let r = self.record(&req.name).await?;
+        let deployed = r.deployed_version();
+        Ok(AppHistory {
+            name: r.name.clone(),
+            versions: r
+                .versions
+                .iter()
+                .map(|v| AppVersion {
+                    version: v.version.clone(),
+                    stored_at: v.stored_at,
+                    description: v.description.clone(),
+                    deployed: deployed == Some(v.version.as_str()),
+                })
+                .collect(),
+            deployments: r.history.clone(),
+        })
+    }
+
+    async fn get(&self, req: GetApp) -> ApiResult<AppManifest> {
+        let r = self.record(&req.name).await?;
+        let version = match req.version.clone() {
+            Some(v) => v,
+            None => match r
+                .deployed_version()
+                .or(r.latest().map(|v| v.version.as_str()))
+            {
+                Some(v) => v.to_string(),
+                None => return refuse(format!("application {} has no versions", req.name)),
+            },
+        };
+        match self.store.version(&req.name, &version).await? {
+            Some(s) => Ok(AppManifest {
+                name: r.name.clone(),
+                version: s.version,
+                stored_at: s.stored_at,
+                manifest: s.manifest,
+            }),
+            None => refuse(no_version(&r, &version)),
+        }
+    }
+}
+
+/// Validates manifest text, checking links against the imports of the images this machine
+/// can read (absolute paths and `file://` URLs; relative paths are read by hosts from their
+/// own working directory, so they are not checked here).
+pub fn check(source_name: &str, text: &str) -> ApiResult<Manifest> {
+    let manifest = validate::parse(source_name, text).map_err(|e| ApiError(e.to_string()))?;
+    let errors = validate::check_imports(&manifest, |c| {
+        let absolute = matches!(
+            image::parse_image(&c.properties.image),
+            Ok(image::ImageRef { source: ImageSource::File(ref p), .. }) if p.is_absolute()
+        );
+        if absolute {
+            image::read_imports(&image::absolutize(&c.properties.image, Path::new("/")))
+        } else {
+            None
+        }
+    });
+    if errors.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(ApiError(
+            ValidationErrors::new(source_name, errors).to_string(),
+        ))
+    }
+}
+
+fn immutable(source_name: &str, name: &str, version: &str) -> String {
+    format!(
+        "{source_name}: metadata.annotations.version: version {version} of application {name} is already stored with different content; versions are immutable (give this one another version)"
+    )
+}
+
+fn no_version(r: &AppRecord, version: &str) -> String {
+    let have: Vec<&str> = r.versions.iter().map(|v| v.version.as_str()).collect();
+    format!(
+        "application {} has no version {version} (it has: {})",
+        r.name,
+        if have.is_empty() {
+            "none".to_string()
+        } else {
+            have.join(", ")
+        }
+    )
+}
+
+/// The version deployed before the current one, from the history.
+fn previous_deployed(r: &AppRecord) -> Option<String> {
+    let current = r.deployed_version();
+    r.history
+        .iter()
+        .rev()
+        .filter(|e| e.action == "deploy" || e.action == "rollback")
+        .filter_map(|e| e.version.clone())
+        .find(|v| Some(v.as_str()) != current && r.version(v).is_some())
+}

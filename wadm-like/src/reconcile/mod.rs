@@ -1,0 +1,678 @@
+//! The reconcile loop: the thin machinery around the pure scalers.
+//!
+//! One task owns the [`LatticeView`] and the app records. Everything else reaches it as an
+//! [`Input`]: lattice events, app record changes (a KV watch), snapshots of the lattice (a
+//! full pass every [`Settings::full_pass`]), probes of silent hosts, and command results.
+//! After anything that changes the model it plans every app with [`scaler::plan`] (at most
+//! every [`MIN_PASS_GAP`]); the leader then runs each app's commands as a job in its own
+//! task (one job per app at a time) and writes the app's status when it changed.
+
+mod exec;
+mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use trellis_lattice::app::{AppState, AppStatus, APP_STATUS_EVENT};
+use trellis_lattice::control::Empty;
+use trellis_lattice::event::{CloudEvent, Event};
+use trellis_lattice::inventory::HostInventory;
+use trellis_lattice::link::Config;
+use trellis_lattice::{Error as LatticeError, LatticeClient};
+
+pub use exec::execute;
+
+use crate::lease::LeaseTiming;
+use crate::scaler::{self, Command};
+use crate::store::{AppRecord, AppStore};
+use crate::view::{LatticeView, Snapshot};
+
+/// Passes are at most this close together, so a burst of events makes one pass.
+const MIN_PASS_GAP: Duration = Duration::from_millis(50);
+/// How often timers (silent hosts, retries) are checked.
+const TICK: Duration = Duration::from_millis(50);
+/// A status that only changed in its counts is written at most this often.
+const STATUS_THROTTLE: Duration = Duration::from_millis(250);
+
+/// Timing of a manager.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How often the whole lattice is read again (inventories, links, config).
+    pub full_pass: Duration,
+    pub lease: LeaseTiming,
+    /// Commands in flight at once, over all apps.
+    pub max_commands: usize,
+    /// The longest a new leader listens to heartbeats before it acts.
+    pub max_warmup: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            full_pass: Duration::from_secs(10),
+            lease: LeaseTiming::default(),
+            max_commands: 32,
+            max_warmup: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the loop reacts to.
+pub(crate) enum Input {
+    Event(Box<CloudEvent>),
+    Record(String, Option<Box<AppRecord>>),
+    Snapshot(Snapshot),
+    SnapshotFailed(String),
+    Config(String, Option<Config>),
+    Probe(String, Probe),
+    Done {
+        command: Command,
+        result: Result<(), String>,
+    },
+    JobDone {
+        app: String,
+    },
+    StoreDone {
+        app: String,
+    },
+}
+
+pub(crate) enum Probe {
+    Alive(Box<HostInventory>),
+    Gone,
+    NoAnswer,
+}
+
+struct Reconciler {
+    client: Arc<LatticeClient>,
+    store: AppStore,
+    instance: String,
+    settings: Settings,
+    tx: mpsc::Sender<Input>,
+    tasks: JoinSet<()>,
+    view: LatticeView,
+    records: BTreeMap<String, AppRecord>,
+    leader: watch::Receiver<bool>,
+    /// Set while leading: a snapshot taken since we lead, and when we may act.
+    ready_at: Option<Instant>,
+    snapshot_since_lead: bool,
+    listening_since: Instant,
+    refreshing: bool,
+    last_refresh: Instant,
+    jobs: HashSet<String>,
+    storing: HashSet<String>,
+    backoff: exec::Backoff,
+    written: HashMap<String, (AppStatus, Instant)>,
+    limit: Arc<Semaphore>,
+    dirty: bool,
+    last_pass: Instant,
+}
+
+/// Runs the loop until `shutdown`.
+pub(crate) async fn run(
+    client: Arc<LatticeClient>,
+    store: AppStore,
+    instance: String,
+    settings: Settings,
+    leader: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<Input>(4096);
+    let mut tasks = JoinSet::new();
+
+    // Lattice events, from before the first snapshot so nothing falls between them.
+    let mut events = client.watch_events().await?;
+    client.nats().flush().await.ok();
+    let listening_since = Instant::now();
+    let etx = tx.clone();
+    tasks.spawn(async move {
+        while let Some(ev) = events.next().await {
+            if ev.short_type() == APP_STATUS_EVENT {
+                continue;
+            }
+            if etx.send(Input::Event(Box::new(ev))).await.is_err() {
+                return;
+            }
+        }
+    });
+    // App records: every record now, then each change.
+    let mut records = store.watch_records().await?;
+    let rtx = tx.clone();
+    tasks.spawn(async move {
+        while let Some((name, record)) = records.next().await {
+            if rtx
+                .send(Input::Record(name, record.map(Box::new)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+
+    let mut r = Reconciler {
+        client,
+        store,
+        instance,
+        settings,
+        tx,
+        tasks,
+        view: LatticeView::default(),
+        records: BTreeMap::new(),
+        leader,
+        ready_at: None,
+        snapshot_since_lead: false,
+        listening_since,
+        refreshing: false,
+        last_refresh: Instant::now(),
+        jobs: HashSet::new(),
+        storing: HashSet::new(),
+        backoff: exec::Backoff::default(),
+        written: HashMap::new(),
+        limit: Arc::new(Semaphore::new(settings.max_commands.max(1))),
+        dirty: true,
+        last_pass: Instant::now() - MIN_PASS_GAP,
+    };
+    r.refresh();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = r.leader.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                r.leadership_changed();
+            }
+            input = rx.recv() => match input {
+                Some(input) => r.input(input),
+                None => break,
+            },
+            _ = tick.tick() => r.timers(),
+        }
+        if r.dirty && r.last_pass.elapsed() >= MIN_PASS_GAP {
+            r.pass();
+        }
+    }
+    r.tasks.shutdown().await;
+    Ok(())
+}
+
+impl Reconciler {
+    fn leading(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    fn leadership_changed(&mut self) {
+        if self.leading() {
+            tracing::info!(instance = %self.instance, "leading: refreshing the lattice before acting");
+            self.snapshot_since_lead = false;
+            self.ready_at = None;
+            self.written.clear();
+            self.refresh();
+        } else {
+            tracing::info!(instance = %self.instance, "following");
+            self.ready_at = None;
+        }
+        self.dirty = true;
+    }
+
+    /// Whether this instance may execute commands and write status now.
+    fn acting(&mut self) -> bool {
+        if !self.leading() || !self.snapshot_since_lead {
+            return false;
+        }
+        let ready_at = *self.ready_at.get_or_insert_with(|| {
+            // Listen for a heartbeat interval before acting, so every live host has been heard.
+            let warmup = self
+                .view
+                .max_interval()
+                .map(|i| i + Duration::from_millis(250))
+                .unwrap_or(Duration::from_secs(1))
+                .min(self.settings.max_warmup);
+            self.listening_since + warmup
+        });
+        Instant::now() >= ready_at
+    }
+
+    fn refresh(&mut self) {
+        if self.refreshing {
+            return;
+        }
+        self.refreshing = true;
+        self.last_refresh = Instant::now();
+        let client = Arc::clone(&self.client);
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let started = Instant::now();
+            let input = match snapshot(&client).await {
+                Ok(mut snap) => {
+                    snap.started = Some(started);
+                    Input::Snapshot(snap)
+                }
+                Err(e) => Input::SnapshotFailed(e.to_string()),
+            };
+            let _ = tx.send(input).await;
+        });
+    }
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Event(ev) => self.event(&ev),
+            Input::Record(name, record) => {
+                match record {
+                    Some(r) => {
+                        self.records.insert(name.clone(), *r);
+                    }
+                    None => {
+                        self.records.remove(&name);
+                        self.written.remove(&name);
+                    }
+                }
+                self.dirty = true;
+            }
+            Input::Snapshot(snap) => {
+                self.refreshing = false;
+                self.view.snapshot(snap);
+                if self.leading() {
+                    self.snapshot_since_lead = true;
+                }
+                // A periodic full pass plans even when nothing seemed to change.
+                self.dirty = true;
+            }
+            Input::SnapshotFailed(reason) => {
+                self.refreshing = false;
+                tracing::warn!(reason, "could not read the lattice");
+            }
+            Input::Config(name, value) => {
+                self.dirty |= self.view.config(&name, value);
+            }
+            Input::Probe(host, probe) => match probe {
+                Probe::Alive(inv) => {
+                    self.dirty |= self.view.inventory(&inv);
+                }
+                Probe::Gone => {
+                    if self.view.remove_host(&host) {
+                        tracing::info!(host_id = %host, "host is gone (it no longer answers)");
+                        self.dirty = true;
+                    }
+                }
+                Probe::NoAnswer => self.view.probe_unanswered(&host),
+            },
+            Input::Done { command, result } => {
+                match result {
+                    Ok(()) => {
+                        self.backoff.succeeded(&command);
+                        self.view.applied(command);
+                    }
+                    Err(reason) => self.backoff.failed(command, reason),
+                }
+                self.dirty = true;
+            }
+            Input::JobDone { app } => {
+                self.jobs.remove(&app);
+                self.dirty = true;
+            }
+            Input::StoreDone { app } => {
+                self.storing.remove(&app);
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn event(&mut self, ev: &CloudEvent) {
+        let event = match ev.event() {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::debug!(%err, "ignoring an event");
+                return;
+            }
+        };
+        match &event {
+            Event::ConfigSet(c) => self.read_config(&c.name),
+            Event::ConfigDeleted(c) => {
+                self.dirty |= self.view.config(&c.name, None);
+            }
+            Event::HostStopped(h) => {
+                tracing::info!(host_id = %h.host_id, reason = %h.reason, "host stopped");
+            }
+            Event::HostStarted(h) => {
+                tracing::info!(host_id = %h.host_id, "host joined");
+            }
+            _ => {}
+        }
+        self.dirty |= self.view.event(&ev.source, &event);
+    }
+
+    fn read_config(&mut self, name: &str) {
+        let client = Arc::clone(&self.client);
+        let tx = self.tx.clone();
+        let name = name.to_string();
+        self.tasks.spawn(async move {
+            match client.named_config(&name).await {
+                Ok(value) => {
+                    let _ = tx.send(Input::Config(name, value)).await;
+                }
+                Err(err) => tracing::warn!(%err, name, "cannot read a named config"),
+            }
+        });
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        for host in self.view.expired(now) {
+            if self.view.remove_host(&host) {
+                tracing::info!(host_id = %host, "host is gone (missed heartbeats)");
+                self.dirty = true;
+            }
+        }
+        for (host, timeout) in self.view.to_probe(now) {
+            let client = Arc::clone(&self.client);
+            let tx = self.tx.clone();
+            self.tasks.spawn(async move {
+                let answer: Result<HostInventory, _> = client
+                    .request(client.subjects().host_get(&host), &Empty {}, timeout)
+                    .await;
+                let probe = match answer {
+                    Ok(inv) => Probe::Alive(Box::new(inv)),
+                    Err(LatticeError::NoResponders(_)) => Probe::Gone,
+                    Err(_) => Probe::NoAnswer,
+                };
+                let _ = tx.send(Input::Probe(host, probe)).await;
+            });
+        }
+        if self
+            .backoff
+            .next_retry(self.last_pass)
+            .is_some_and(|t| t <= now)
+        {
+            self.dirty = true;
+        }
+        if !self.refreshing && self.last_refresh.elapsed() >= self.settings.full_pass {
+            self.backoff.prune(now);
+            self.refresh();
+        }
+        // Reap finished helper tasks.
+        while self.tasks.try_join_next().is_some() {}
+        if self.leading() && !self.acting() {
+            // Still warming up: plan again once ready.
+            self.dirty = true;
+        }
+    }
+
+    /// Plans every app; the leader acts on the plans and writes status.
+    fn pass(&mut self) {
+        self.dirty = false;
+        self.last_pass = Instant::now();
+        let acting = self.acting();
+        let names: Vec<String> = self.records.keys().cloned().collect();
+        for name in names {
+            let Some(record) = self.records.get(&name) else {
+                continue;
+            };
+            let planned = self.plan_app(record);
+            if !acting {
+                continue;
+            }
+            self.write_status(planned.status);
+            if let Some(finish) = planned.finish {
+                self.finish(&name, finish);
+            }
+            if !self.jobs.contains(&name) && !planned.commands.is_empty() {
+                self.start_job(&name, planned.commands);
+            }
+        }
+    }
+
+    fn plan_app(&self, record: &AppRecord) -> Planned {
+        let observed = self.view.observed();
+        if let Some(removal) = &record.removal {
+            let mut commands: Vec<Command> = Vec::new();
+            for m in &removal.manifests {
+                for c in scaler::plan_undeploy(m, observed) {
+                    if !commands.contains(&c) {
+                        commands.push(c);
+                    }
+                }
+            }
+            commands.sort_by_key(Command::phase);
+            let version = removal
+                .manifests
+                .first()
+                .and_then(|m| m.version())
+                .map(str::to_string);
+            let extra = status::overlay_failures(&mut [], &commands, &self.backoff, observed);
+            let (state, reason, finish) = if commands.is_empty() {
+                (
+                    AppState::Undeployed,
+                    None,
+                    Some(Finish::Removal {
+                        generation: record.generation,
+                    }),
+                )
+            } else if !extra.is_empty() {
+                (AppState::Failed, Some(extra.join("; ")), None)
+            } else {
+                (
+                    AppState::Reconciling,
+                    Some(format!("removing {} resources", commands.len())),
+                    None,
+                )
+            };
+            return Planned {
+                status: status::status(
+                    &record.name,
+                    version,
+                    state,
+                    reason,
+                    vec![],
+                    record.generation,
+                ),
+                commands,
+                finish,
+            };
+        }
+        let Some(d) = &record.deployment else {
+            return Planned {
+                status: status::status(
+                    &record.name,
+                    None,
+                    AppState::Undeployed,
+                    None,
+                    vec![],
+                    record.generation,
+                ),
+                commands: vec![],
+                finish: None,
+            };
+        };
+        let plan = scaler::plan(&d.manifest, d.previous.as_ref(), observed);
+        let mut scalers = plan.scalers;
+        let extra = status::overlay_failures(&mut scalers, &plan.commands, &self.backoff, observed);
+        let mut state = AppState::roll_up(&scalers, !plan.commands.is_empty());
+        if !extra.is_empty() {
+            state = AppState::Failed;
+        }
+        let reason = status::summary(state, &scalers, &extra);
+        let finish =
+            (plan.state == AppState::Deployed && d.previous.is_some()).then(|| Finish::Previous {
+                generation: record.generation,
+            });
+        // While something new fails, nothing old is removed.
+        let now = Instant::now();
+        let failing_new = plan
+            .commands
+            .iter()
+            .any(|c| c.phase() <= 2 && self.backoff.failure(c).is_some());
+        let commands: Vec<Command> = plan
+            .commands
+            .into_iter()
+            .filter(|c| !self.backoff.blocked(c, now))
+            .filter(|c| !(failing_new && c.phase() > 2))
+            .collect();
+        Planned {
+            status: status::status(
+                &record.name,
+                Some(d.version.clone()),
+                state,
+                reason,
+                scalers,
+                record.generation,
+            ),
+            commands,
+            finish,
+        }
+    }
+
+    fn start_job(&mut self, app: &str, commands: Vec<Command>) {
+        tracing::debug!(app, commands = commands.len(), "executing");
+        self.jobs.insert(app.to_string());
+        self.tasks.spawn(exec::run_job(
+            Arc::clone(&self.client),
+            app.to_string(),
+            commands,
+            self.tx.clone(),
+            Arc::clone(&self.limit),
+        ));
+    }
+
+    fn write_status(&mut self, st: AppStatus) {
+        let now = Instant::now();
+        if let Some((prev, at)) = self.written.get(&st.name) {
+            if status::same(prev, &st) {
+                return;
+            }
+            let minor = prev.status == st.status
+                && prev.generation == st.generation
+                && prev.version == st.version;
+            if minor && now.duration_since(*at) < STATUS_THROTTLE {
+                // Written soon; keep planning until then.
+                self.dirty = true;
+                return;
+            }
+        }
+        if self
+            .written
+            .get(&st.name)
+            .is_none_or(|(prev, _)| prev.status != st.status || prev.version != st.version)
+        {
+            tracing::info!(app = %st.name, version = ?st.version, status = %st.status, reason = ?st.reason, "app status");
+        }
+        self.written.insert(st.name.clone(), (st.clone(), now));
+        let store = self.store.clone();
+        let client = Arc::clone(&self.client);
+        let instance = self.instance.clone();
+        self.tasks.spawn(async move {
+            if let Err(err) = store.put_status(&st).await {
+                tracing::warn!(%err, app = %st.name, "cannot store app status");
+            }
+            publish_status(&client, &instance, &st).await;
+        });
+    }
+
+    fn finish(&mut self, app: &str, finish: Finish) {
+        if !self.storing.insert(app.to_string()) {
+            return;
+        }
+        let store = self.store.clone();
+        let tx = self.tx.clone();
+        let app = app.to_string();
+        self.tasks.spawn(async move {
+            let result = match finish {
+                Finish::Previous { generation } => store
+                    .update_record(&app, |r| {
+                        let mut r = r.ok_or(())?;
+                        if r.generation != generation {
+                            return Err(());
+                        }
+                        if let Some(d) = r.deployment.as_mut() {
+                            d.previous = None;
+                        }
+                        Ok((Some(r), ()))
+                    })
+                    .await
+                    .map(drop),
+                Finish::Removal { generation } => {
+                    let done = store
+                        .update_record(&app, |r| {
+                            let mut r = r.ok_or(())?;
+                            if r.generation != generation || r.removal.is_none() {
+                                return Err(());
+                            }
+                            let forget = r.is_tombstone() && r.versions.is_empty();
+                            r.removal = None;
+                            Ok((if forget { None } else { Some(r) }, forget))
+                        })
+                        .await;
+                    match done {
+                        Ok(Ok(true)) => {
+                            tracing::info!(app, "deleted");
+                            store.delete_status(&app).await
+                        }
+                        other => other.map(drop),
+                    }
+                }
+            };
+            if let Err(err) = result {
+                tracing::warn!(%err, app, "cannot update the app record");
+            }
+            let _ = tx.send(Input::StoreDone { app }).await;
+        });
+    }
+}
+
+/// What the loop should record once an app reached a state.
+enum Finish {
+    /// Deployed: the previous version's leftovers are gone.
+    Previous { generation: u64 },
+    /// Everything removed: clear the removal (and forget a deleted app).
+    Removal { generation: u64 },
+}
+
+struct Planned {
+    status: AppStatus,
+    commands: Vec<Command>,
+    finish: Option<Finish>,
+}
+
+async fn snapshot(client: &LatticeClient) -> trellis_lattice::Result<Snapshot> {
+    let (inventories, links, configs) =
+        tokio::join!(client.inventories(), client.links(), client.named_configs());
+    Ok(Snapshot {
+        started: None,
+        inventories: inventories?,
+        links: Some(links?),
+        configs: Some(configs?),
+    })
+}
+
+/// Publishes an `app_status` event.
+pub(crate) async fn publish_status(client: &LatticeClient, instance: &str, st: &AppStatus) {
+    let Ok(data) = serde_json::to_value(st) else {
+        return;
+    };
+    let event = Event::Other {
+        ty: APP_STATUS_EVENT.to_string(),
+        data,
+    };
+    let Ok(ce) = event.to_cloud_event(instance, client.lattice(), None) else {
+        return;
+    };
+    let Ok(payload) = serde_json::to_vec(&ce) else {
+        return;
+    };
+    if let Err(err) = client
+        .nats()
+        .publish(client.subjects().app_status_event(), payload.into())
+        .await
+    {
+        tracing::debug!(%err, "cannot publish app status");
+    }
+}
