@@ -1,5 +1,6 @@
 //! `trellis`: the operator's command line for a Trellis lattice.
 
+mod apps;
 mod call;
 mod component;
 mod hosts;
@@ -77,6 +78,9 @@ enum Command {
     Provider(providers::ProviderCommand),
     /// Watch lattice events (and a component's invocations) live.
     Spy(spy::SpyArgs),
+    /// Deploy, inspect and remove applications (OAM manifests).
+    #[command(subcommand)]
+    App(apps::AppCommand),
 }
 
 /// Connection settings every command shares.
@@ -127,6 +131,7 @@ async fn main() -> std::process::ExitCode {
         Command::Config(cmd) => links::config(&global, cmd).await,
         Command::Provider(cmd) => providers::run(&global, cmd).await,
         Command::Spy(args) => spy::run(&global, args).await,
+        Command::App(cmd) => apps::run(&global, cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -194,7 +194,7 @@ impl AppStore {
             &js,
             &apps_bucket(lattice),
             "Trellis applications: versions, deployments, status",
-            1,
+            5,
         )
         .await
         .map_err(StoreError::nats)?;

@@ -38,29 +38,43 @@ pub struct LatticeStore {
 }
 
 /// Opens a bucket, creating it on first use (several processes may race to create it).
+///
+/// `async_nats` 0.49's `create_key_value` first reads the account info and cannot parse the
+/// answer of servers before 2.10 (Debian bookworm ships 2.9.10), so the bucket is created as
+/// the stream it is (`KV_{name}` on `$KV.{name}.>`, the configuration `create_key_value`
+/// builds) and then opened with `get_key_value`.
 pub async fn open_bucket(
     js: &async_nats::jetstream::Context,
     name: &str,
     description: &str,
     history: i64,
 ) -> Result<kv::Store> {
+    use async_nats::jetstream::stream;
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    let config = kv::Config {
-        bucket: name.to_string(),
-        description: description.to_string(),
-        history,
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_string()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: history.max(1),
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => js.get_key_value(name).await.map_err(|_| {
-            Error::Nats(format!(
-                "cannot open or create the key-value bucket {name} (is JetStream enabled on the NATS server?): {create}"
-            ))
-        }),
-    }
+    let created = js.create_stream(config).await;
+    js.get_key_value(name).await.map_err(|open| {
+        let why = match created {
+            Err(create) => format!("{create}; {open}"),
+            Ok(_) => open.to_string(),
+        };
+        Error::Nats(format!(
+            "cannot open or create the key-value bucket {name} (is JetStream enabled on the NATS server?): {why}"
+        ))
+    })
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, key: &str, value: &[u8]) -> Result<T> {
