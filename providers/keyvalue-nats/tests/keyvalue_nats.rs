@@ -317,3 +317,102 @@ async fn health_checks_answer_and_shutdown_is_clean() {
         "{err:#}"
     );
 }
+
+/// The executable a host spawns: settings from `TRELLIS_*`, clean exit on SIGTERM.
+#[tokio::test]
+async fn executable_serves_and_stops_on_sigterm() {
+    use trellis_lattice::provider::env;
+    let lattice = TestLattice::start().await;
+    lattice.put_config("exe", &[("bucket", "from_exe")]).await;
+    lattice
+        .put_link("app", "default", "kv-exe", PACKAGE, INTERFACES, &["exe"])
+        .await;
+    let mut child =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_trellis-provider-keyvalue-nats"))
+            .env(env::NATS_URL, lattice.server.url())
+            .env(env::LATTICE, &lattice.name)
+            .env(env::PROVIDER_ID, "kv-exe")
+            .env(env::HOST_ID, "exe-host")
+            .env(env::LOG, "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning the provider executable");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while lattice.health("exe-host", "kv-exe").await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "executable never answered health checks"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = lattice.client("kv-exe", Some("app"), None).await;
+    let kv = ok("open", Kv::open(&client, "").await);
+    assert_eq!(ok("increment", kv.increment("n", 7).await), 7);
+    assert_eq!(
+        in_nats(&lattice, "from_exe", "n").await.as_deref(),
+        Some(&b"7"[..])
+    );
+
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: sending a signal to a child process we spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within 15s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn executable_without_settings_fails_with_one_line() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_trellis-provider-keyvalue-nats"))
+        .env_clear()
+        .output()
+        .await
+        .expect("running the provider executable");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("TRELLIS_NATS_URL"), "{stderr}");
+}
+
+/// A link retargeted away still serves calls hosts sent before they saw the change, for the
+/// retarget grace period; then the provider refuses them, naming the new target.
+#[tokio::test]
+async fn retargeted_links_serve_stragglers_then_refuse() {
+    let lattice = TestLattice::start().await;
+    lattice.put_config("cfg", &[("bucket", "retarget")]).await;
+    let link = lattice
+        .put_link("app", "default", KV, PACKAGE, INTERFACES, &["cfg"])
+        .await;
+    let _provider = lattice
+        .start_provider(KV, &[], |env, shutdown| async move {
+            let options = trellis_provider::RunOptions {
+                retarget_grace: Duration::from_secs(1),
+                ..Default::default()
+            };
+            let provider = trellis_provider_keyvalue_nats::provider();
+            Ok(trellis_provider::run_with(env, shutdown, provider, options).await?)
+        })
+        .await;
+    let client = lattice.client(KV, Some("app"), None).await;
+    let kv = ok("open", Kv::open(&client, "").await);
+    ok("set", kv.set("k", b"before").await);
+
+    let mut moved = link.clone();
+    moved.target_id = "elsewhere".into();
+    lattice.store.put_link(&moved).await.expect("retarget");
+    // Give the provider's watch time to see the retarget, well within the grace.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ok("straggler", kv.get("k").await).as_deref(),
+        Some(&b"before"[..])
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let err = kv.get("k").await.expect_err("refused after the grace");
+    let msg = remote_error(&err);
+    assert!(msg.contains("that link targets `elsewhere`"), "{msg}");
+}

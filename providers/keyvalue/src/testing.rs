@@ -103,7 +103,9 @@ impl Kv {
             match page.cursor {
                 Some(c) => cursor = Some(c),
                 None => {
+                    // SCAN-style cursors may repeat a key across pages.
                     keys.sort();
+                    keys.dedup();
                     return Ok(keys);
                 }
             }

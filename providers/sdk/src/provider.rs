@@ -25,7 +25,7 @@ pub type WrpcClient = wrpc_transport_nats::Client;
 /// ```
 pub trait Provider: Send + Sync + 'static {
     /// Starts serving: returns the invocation streams of the generated `serve(wrpc, handler)`.
-    /// Called once, after the provider has heard of every existing link.
+    /// Called once, at start.
     fn serve(
         &self,
         ctx: &ProviderContext,
@@ -38,7 +38,9 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// A link now targets the provider, or its target config changed: e.g. open a
-    /// connection to the backend it names.
+    /// connection to the backend it names. Called for every link at start and on every
+    /// change, in order, on one task (keep it short: later events wait for it); calls on
+    /// the link may arrive before it has run.
     fn link_put(&self, _link: &LinkInfo) -> impl Future<Output = ()> + Send {
         async {}
     }

@@ -67,7 +67,7 @@ pub async fn run_with<P: Provider>(
 
     crate::jetstream::ensure_lattice_buckets(&env.nats, &env.lattice).await?;
     let store = LatticeStore::open(&env.nats, &env.lattice).await?;
-    let (links, mut events) = Links::start_with_grace(
+    let (links, events) = Links::start_with_grace(
         store,
         &provider_id,
         env.config_names.clone(),
@@ -75,10 +75,6 @@ pub async fn run_with<P: Provider>(
         background.clone(),
     )
     .await?;
-    // The provider hears of every existing link before it serves.
-    while let Ok(event) = events.try_recv() {
-        deliver(&*provider, event).await;
-    }
     let ctx = ProviderContext::new(
         env.nats.clone(),
         subjects.clone(),

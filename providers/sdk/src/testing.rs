@@ -13,9 +13,8 @@ use tokio_util::sync::CancellationToken;
 use trellis_lattice::control::Reply;
 use trellis_lattice::link::{Config, Link};
 use trellis_lattice::provider::HealthReport;
-use trellis_lattice::rpc::{
-    CallContext, CallError, CallReader, CallWriter, Invoker, InvokerConfig,
-};
+pub use trellis_lattice::rpc::CallError;
+use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker, InvokerConfig};
 use trellis_lattice::store::LatticeStore;
 use trellis_lattice::trace::TraceContext;
 use trellis_lattice::{NatsAuth, Subjects};
