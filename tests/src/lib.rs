@@ -5,6 +5,7 @@
 //! leave nothing behind.
 
 mod cli;
+pub mod deploy;
 mod host;
 mod nats;
 pub mod stats;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{Cli, CliOutput};
+pub use deploy::ManagerProcess;
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
 
