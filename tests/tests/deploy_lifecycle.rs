@@ -1,0 +1,498 @@
+//! An app's life through the CLI: invalid manifests refused with nothing stored, versions,
+//! upgrade and rollback under load, undeploy and delete.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use trellis_lattice::app::AppState;
+use trellis_lattice::link::Link;
+use trellis_lattice::LatticeClient;
+use trellis_tests::deploy::{replicas, wait_for_app, write_manifest};
+use trellis_tests::{
+    bin, component_ref, init_logging, Cli, HostProcess, ManagerProcess, NatsServer,
+};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wadm-like/tests/invalid")
+}
+
+/// Checks the CLI's stderr against a corpus file's `.expected` sidecar (see
+/// `wadm-like/tests/corpus.rs`): `FILE: PATH: MESSAGE` must be a line as is, `~ PATH :: TEXT`
+/// a line at PATH containing TEXT; every line names the file as the CLI was given it.
+fn assert_reported(manifest: &Path, stderr: &str, what: &str) {
+    let expected = std::fs::read_to_string(manifest.with_extension("expected"))
+        .expect("every corpus manifest has a .expected sidecar");
+    let file_name = manifest.file_name().unwrap().to_str().unwrap();
+    let given = manifest.to_str().unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty(), "{what}: nothing on stderr");
+    for line in &lines {
+        assert!(line.starts_with(&format!("{given}: ")), "{what}: {line}");
+    }
+    for e in expected
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let found = match e.strip_prefix("~ ") {
+            Some(rest) => {
+                let (path, text) = rest.split_once(" :: ").expect("`~ PATH :: TEXT`");
+                let prefix = match path.trim() {
+                    "" => format!("{given}: "),
+                    p => format!("{given}: {p}: "),
+                };
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&prefix) && l.contains(text))
+            }
+            None => lines.contains(&e.replacen(file_name, given, 1).as_str()),
+        };
+        assert!(found, "{what}: expected `{e}` in:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_refused_with_located_errors_and_nothing_is_stored() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "invalid";
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("the invalid-manifest corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x != "expected"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "the corpus holds {} manifests",
+        files.len()
+    );
+    // `validate` needs no lattice: every manifest of the corpus, every error on its own line.
+    for file in &files {
+        let path = file.to_str().unwrap();
+        let stderr = Cli::new("nats://127.0.0.1:1", lattice)
+            .run(&["app", "validate", path])
+            .await
+            .err();
+        assert_reported(file, &stderr, &format!("trellis app validate {path}"));
+    }
+    let json = cli
+        .run(&["app", "validate", files[0].to_str().unwrap(), "-o", "json"])
+        .await;
+    assert!(!json.success);
+    assert_eq!(json.json()["valid"], false);
+
+    // `deploy` refuses the same way, for a sample, and stores nothing.
+    for file in files.iter().step_by(files.len() / 6) {
+        let path = file.to_str().unwrap();
+        let stderr = cli.run(&["app", "deploy", path]).await.err();
+        assert_reported(file, &stderr, &format!("trellis app deploy {path}"));
+    }
+    let list = cli.run(&["app", "list", "-o", "json"]).await.ok().json();
+    assert_eq!(list, serde_json::json!([]));
+
+    // The manager checks what it is sent too (a client that skipped local validation).
+    let client = nats.client(lattice).await;
+    let text = std::fs::read_to_string(corpus_dir().join("28-negative-instances.yaml")).unwrap();
+    let err = client
+        .put_app("28-negative-instances.yaml", &text)
+        .await
+        .expect_err("the manager refuses an invalid manifest")
+        .to_string();
+    assert!(err.contains("instances"), "{err}");
+    assert!(client.apps().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn versions_are_immutable_and_unversioned_puts_get_a_generated_version() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "versions";
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let client = nats.client(lattice).await;
+    let greeter = component_ref("greeter");
+    let app = |version: &str, instances: u32| {
+        format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: ver\n{version}spec:\n  components:\n    - name: g\n      type: component\n      properties:\n        image: {greeter}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: {instances}\n"
+        )
+    };
+    let v1 = app("  annotations:\n    version: v1\n", 1);
+    let put = client.put_app("ver.yaml", &v1).await.unwrap();
+    assert_eq!((put.version.as_str(), put.created), ("v1", true));
+    let again = client.put_app("ver.yaml", &v1).await.unwrap();
+    assert_eq!((again.version.as_str(), again.created), ("v1", false));
+    let err = client
+        .put_app("ver.yaml", &app("  annotations:\n    version: v1\n", 2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("immutable"), "{err}");
+
+    let unversioned = app("", 3);
+    let generated = client.put_app("ver.yaml", &unversioned).await.unwrap();
+    assert!(generated.created && generated.version.starts_with('v'));
+    assert_ne!(generated.version, "v1");
+    let same = client.put_app("ver.yaml", &unversioned).await.unwrap();
+    assert_eq!(
+        (same.version, same.created),
+        (generated.version.clone(), false)
+    );
+    let stored = client
+        .app_manifest("ver", Some(&generated.version))
+        .await
+        .unwrap();
+    assert_eq!(stored.manifest.version(), Some(generated.version.as_str()));
+    let history = client.app_history("ver").await.unwrap();
+    let versions: Vec<&str> = history
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(versions, ["v1", generated.version.as_str()]);
+}
+
+/// Calls `greet` in a loop until stopped; counts successes and failures.
+fn keep_calling(
+    client: Arc<LatticeClient>,
+    component: &str,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    let component = component.to_string();
+    tokio::spawn(async move {
+        let mut errors = Vec::new();
+        // Bounded: at most 10 minutes of calls.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+            match client
+                .call(&component, "greet", &[serde_json::json!("load")])
+                .await
+            {
+                Ok(v) if v == "Hello, load!" => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                other => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    errors.push(format!("{other:?}"));
+                }
+            }
+        }
+        errors
+    })
+}
+
+async fn images(client: &LatticeClient, component: &str) -> BTreeMap<String, (String, u32)> {
+    client
+        .inventories()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|inv| {
+            let c = inv.component(component)?;
+            Some((inv.host_id.clone(), (c.image.clone(), c.replicas)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn upgrade_and_rollback_under_load_fail_no_call() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "upgrade";
+    let _a = HostProcess::start(&nats.url(), lattice, &[], &["--heartbeat-interval", "1s"]).await;
+    let _b = HostProcess::start(&nats.url(), lattice, &[], &["--heartbeat-interval", "1s"]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = |version: &str, image: &str, instances: u32| {
+        write_manifest(
+            dir.path(),
+            &format!("{version}.yaml"),
+            &format!(
+                "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: live\n  annotations:\n    version: {version}\nspec:\n  components:\n    - name: greeter\n      type: component\n      properties:\n        image: {image}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: {instances}\n"
+            ),
+        )
+    };
+    let rust = component_ref("greeter");
+    let python = component_ref("greeter-py");
+    let v1 = app("v1", &rust, 2);
+    let v2 = app("v2", &python, 3);
+    let cli = Cli::new(&nats.url(), lattice);
+    cli.run(&["app", "deploy", v1.to_str().unwrap(), "--wait"])
+        .await
+        .ok();
+
+    let client = Arc::new(nats.client(lattice).await);
+    let (stop, ok, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let caller = keep_calling(
+        Arc::clone(&client),
+        "live-greeter",
+        Arc::clone(&stop),
+        Arc::clone(&ok),
+        Arc::clone(&failed),
+    );
+    // Let the caller get going.
+    while ok.load(Ordering::Relaxed) < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    cli.run(&["app", "deploy", v2.to_str().unwrap(), "--wait"])
+        .await
+        .ok();
+    let after_upgrade = images(&client, "live-greeter").await;
+    assert!(
+        after_upgrade.values().all(|(image, _)| *image == python),
+        "{after_upgrade:#?}"
+    );
+    assert_eq!(after_upgrade.values().map(|(_, n)| n).sum::<u32>(), 3);
+    let calls_at_upgrade = ok.load(Ordering::Relaxed);
+
+    let out = cli
+        .run(&["app", "rollback", "live", "v1", "--wait"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("live version v1 deployed"), "{out:?}");
+    let after_rollback = images(&client, "live-greeter").await;
+    assert!(
+        after_rollback.values().all(|(image, _)| *image == rust),
+        "{after_rollback:#?}"
+    );
+    assert_eq!(after_rollback.values().map(|(_, n)| n).sum::<u32>(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    let errors = caller.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{ok} calls succeeded, {failed} failed");
+    assert_eq!(failed, 0, "failed calls: {errors:#?}");
+    assert!(ok > calls_at_upgrade && calls_at_upgrade > 20);
+
+    let history = client.app_history("live").await.unwrap();
+    let actions: Vec<(&str, Option<&str>)> = history
+        .deployments
+        .iter()
+        .map(|e| (e.action.as_str(), e.version.as_deref()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("deploy", Some("v1")),
+            ("deploy", Some("v2")),
+            ("rollback", Some("v1"))
+        ]
+    );
+}
+
+/// What the lattice runs and stores, comparable before and after.
+#[derive(Debug, PartialEq)]
+struct LatticeState {
+    components: BTreeMap<(String, String), (String, u32)>,
+    providers: BTreeMap<(String, String), String>,
+    links: Vec<Link>,
+    configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+async fn lattice_state(client: &LatticeClient) -> LatticeState {
+    let mut components = BTreeMap::new();
+    let mut providers = BTreeMap::new();
+    for inv in client.inventories().await.unwrap() {
+        for c in &inv.components {
+            components.insert(
+                (inv.host_id.clone(), c.id.clone()),
+                (c.image.clone(), c.replicas),
+            );
+        }
+        for p in &inv.providers {
+            providers.insert((inv.host_id.clone(), p.id.clone()), p.image.clone());
+        }
+    }
+    LatticeState {
+        components,
+        providers,
+        links: client.links().await.unwrap(),
+        configs: client.named_configs().await.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn undeploy_leaves_the_lattice_as_it_was_and_delete_forgets_the_app() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "undeploy";
+    let hb = ["--heartbeat-interval", "1s"];
+    let edge = HostProcess::start(&nats.url(), lattice, &[("tier", "edge")], &hb).await;
+    let _cloud = HostProcess::start(&nats.url(), lattice, &[("tier", "cloud")], &hb).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+    let greeter = component_ref("greeter");
+
+    // Things the app must not touch: an unmanaged component, and named config the app only
+    // references.
+    cli.run(&[
+        "component",
+        "start",
+        &greeter,
+        "--id",
+        "bystander",
+        "--host",
+        edge.id(),
+    ])
+    .await
+    .ok();
+    cli.run(&["config", "put", "shared", "greeting=hi"])
+        .await
+        .ok();
+    let client = nats.client(lattice).await;
+    let before = lattice_state(&client).await;
+
+    let provider = format!("file://{}", bin("trellis-provider-keyvalue-nats").display());
+    let kv_client = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../wadm-like/tests/components/kv-client.wasm")
+        .canonicalize()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_manifest(
+        dir.path(),
+        "full.yaml",
+        &format!(
+            r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: full
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: greeter
+      type: component
+      properties:
+        image: {greeter}
+        config:
+          - name: shared
+          - properties: {{ mode: loud }}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 3
+    - name: client
+      type: component
+      properties:
+        image: file://{kv_client}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+        - type: link
+          properties:
+            target:
+              name: kv
+              config:
+                - name: full-bucket
+                  properties: {{ bucket: full }}
+            namespace: wasi
+            package: keyvalue
+            interfaces: [store]
+    - name: kv
+      type: capability
+      properties:
+        image: {provider}
+      traits:
+        - type: daemonscaler
+"#,
+            kv_client = kv_client.display()
+        ),
+    );
+    cli.run(&["app", "deploy", file.to_str().unwrap(), "--wait"])
+        .await
+        .ok();
+    let during = lattice_state(&client).await;
+    assert_eq!(
+        replicas(&client, "full-greeter")
+            .await
+            .values()
+            .sum::<u32>(),
+        3
+    );
+    assert_eq!(during.providers.len(), 2, "{during:#?}");
+    assert_eq!(during.links.len(), 1);
+    assert!(
+        during.configs.contains_key("full-bucket") && during.configs.contains_key("full-greeter-1")
+    );
+    assert!(during
+        .components
+        .contains_key(&(edge.id().to_string(), "bystander".to_string())));
+
+    let out = cli.run(&["app", "undeploy", "full", "--wait"]).await.ok();
+    assert!(out.stdout.contains("undeployed"), "{out:?}");
+    assert_eq!(lattice_state(&client).await, before);
+    let st = client.app_status("full").await.unwrap();
+    assert_eq!(st.status, AppState::Undeployed);
+    // The versions stay: it can be deployed again by name.
+    let list = cli.run(&["app", "list", "-o", "json"]).await.ok().json();
+    assert_eq!(list[0]["name"], "full");
+    assert_eq!(list[0]["latest_version"], "v1");
+    assert!(list[0]["deployed_version"].is_null());
+
+    cli.run(&["app", "deploy", "full", "--wait"]).await.ok();
+    wait_for_app(&client, "full", AppState::Deployed, Duration::from_secs(10)).await;
+    let out = cli.run(&["app", "delete", "full", "--wait"]).await.ok();
+    assert!(out.stdout.contains("deleted full"), "{out:?}");
+    assert_eq!(lattice_state(&client).await, before);
+    let list = cli.run(&["app", "list", "-o", "json"]).await.ok().json();
+    assert_eq!(list, serde_json::json!([]));
+    let err = cli.run(&["app", "history", "full"]).await.err();
+    assert!(err.contains("no application named full"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failing_placement_says_why_and_wait_exits_non_zero() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "failing";
+    let _host = HostProcess::start(&nats.url(), lattice, &[("tier", "cloud")], &[]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_manifest(
+        dir.path(),
+        "nowhere.yaml",
+        &format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: nowhere\nspec:\n  components:\n    - name: g\n      type: component\n      properties:\n        image: {}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: 2\n            spread:\n              - name: edge\n                requirements: {{ tier: edge }}\n",
+            component_ref("greeter")
+        ),
+    );
+    let cli = Cli::new(&nats.url(), lattice);
+    let stderr = cli
+        .run(&[
+            "app",
+            "deploy",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "30s",
+        ])
+        .await
+        .err();
+    assert!(
+        stderr.contains("0 of 1 hosts match requirements {tier=edge}"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let st = cli
+        .run(&["app", "status", "nowhere", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(st["status"], "failed");
+    assert_eq!(st["scalers"][0]["state"], "failed");
+}
