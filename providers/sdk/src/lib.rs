@@ -22,7 +22,6 @@ pub mod context;
 pub mod env;
 mod error;
 mod health;
-pub mod jetstream;
 pub mod links;
 pub mod provider;
 mod run;

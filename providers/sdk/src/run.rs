@@ -65,7 +65,6 @@ pub async fn run_with<P: Provider>(
     let background = CancellationToken::new();
     let _stop_background = background.clone().drop_guard();
 
-    crate::jetstream::ensure_lattice_buckets(&env.nats, &env.lattice).await?;
     let store = LatticeStore::open(&env.nats, &env.lattice).await?;
     let (links, events) = Links::start_with_grace(
         store,

@@ -232,9 +232,6 @@ impl TestLattice {
         let server = NatsServer::start().await;
         let nats = server.connect().await;
         let name = "test".to_string();
-        crate::jetstream::ensure_lattice_buckets(&nats, &name)
-            .await
-            .expect("creating the link and config buckets");
         let store = LatticeStore::open(&nats, &name)
             .await
             .expect("opening the link and config buckets");
