@@ -151,17 +151,21 @@ async fn follow_events<P: Provider>(
     }
 }
 
-/// Logs to stderr (the host captures it, tagged with the provider id), filtered by
-/// `TRELLIS_LOG` (default `info`).
+/// Logs to stderr, filtered by `TRELLIS_LOG` (default `info`). When stderr is not a
+/// terminal (a host captures it and stamps each line with the time and provider id) lines
+/// carry no time or colour of their own.
 pub fn init_logging() {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env(trellis_lattice::provider::env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.with_ansi(false).without_time().try_init()
+    };
 }
 
 /// Cancelled on SIGTERM or SIGINT.
