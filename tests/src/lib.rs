@@ -8,6 +8,7 @@ mod cli;
 pub mod deploy;
 mod host;
 mod nats;
+mod redis;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ pub use cli::{Cli, CliOutput};
 pub use deploy::ManagerProcess;
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
+pub use redis::{pids_with_env, RedisServer};
 
 /// The workspace's target directory (where the binaries and components are).
 pub fn target_dir() -> PathBuf {

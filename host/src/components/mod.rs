@@ -18,6 +18,9 @@ use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
 use crate::host::HostState;
 use crate::runtime::{self, LoadedComponent};
 
+/// Invocations that may wait for a free instance before new ones are turned away.
+const MAX_QUEUED: usize = 1024;
+
 /// One component running on this host.
 pub struct RunningComponent {
     pub id: Arc<str>,
@@ -61,6 +64,33 @@ impl RunningComponent {
             exports: self.loaded.exports.clone(),
             started_at: self.started_at,
         }
+    }
+
+    /// Waits for a free instance slot (one of `replicas`), or says why there is none.
+    pub async fn admit(self: &Arc<Self>) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let permit = if queued >= MAX_QUEUED {
+            None
+        } else {
+            Arc::clone(&self.permits).acquire_owned().await.ok()
+        };
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        permit.ok_or_else(|| {
+            if self.cancel.is_cancelled() {
+                format!("component {} is stopping", self.id)
+            } else {
+                format!(
+                    "component {} is busy ({MAX_QUEUED} invocations already wait for one of its {} instance(s))",
+                    self.id,
+                    self.replicas()
+                )
+            }
+        })
+    }
+
+    /// Work that must finish before the component counts as stopped.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
     }
 
     fn set_replicas(&self, n: u32) {

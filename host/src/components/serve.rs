@@ -2,11 +2,11 @@
 //! exported function in the component's queue group, a task per invocation, bounded by the
 //! component's replicas.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use trellis_lattice::control::{ComponentDescription, Reply};
+use trellis_lattice::http::{HTTP_FUNCTION, HTTP_INSTANCE};
 use trellis_lattice::rpc::{IncomingCall, RemoteErrorKind};
 use trellis_lattice::trace::TraceContext;
 use wrpc_transport::Serve as _;
@@ -17,8 +17,8 @@ use super::RunningComponent;
 use crate::host::HostState;
 use crate::runtime::{ImportClient, Invocation};
 
-/// Invocations that may wait for a free instance before new ones are turned away.
-const MAX_QUEUED: usize = 1024;
+/// Marks the HTTP entry among the served functions' indices.
+const HTTP_ENTRY: usize = usize::MAX;
 
 /// Subscribes the component's exports and its describe subject. Returns once subscribed;
 /// serving continues in tasks until the component's cancellation token fires.
@@ -40,6 +40,15 @@ pub async fn start(host: &Arc<HostState>, comp: &Arc<RunningComponent>) -> anyho
             .map_ok(move |inv| (index, inv));
         streams.push(stream.boxed());
     }
+    if comp.loaded.http.is_some() {
+        // Requests from HTTP servers on other hosts arrive as this call.
+        let no_async_params: Arc<[Box<[Option<usize>]>]> = Arc::from([]);
+        let stream = client
+            .serve(HTTP_INSTANCE, HTTP_FUNCTION, no_async_params)
+            .await?
+            .map_ok(|inv| (HTTP_ENTRY, inv));
+        streams.push(stream.boxed());
+    }
     let mut invocations = futures::stream::select_all(streams);
 
     let mut describe = host
@@ -56,6 +65,10 @@ pub async fn start(host: &Arc<HostState>, comp: &Arc<RunningComponent>) -> anyho
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 next = invocations.next() => match next {
+                    Some(Ok((HTTP_ENTRY, (cx, tx, rx)))) => {
+                        let (h, c) = (Arc::clone(&h), Arc::clone(&c));
+                        tracker.spawn(crate::ingress::serve_lattice(h, c, cx, tx, rx));
+                    }
                     Some(Ok((index, (cx, tx, rx)))) => {
                         let (h, c) = (Arc::clone(&h), Arc::clone(&c));
                         tracker.spawn(handle(h, c, index, cx, tx, rx));
@@ -117,21 +130,12 @@ async fn handle(
         }
     };
 
-    let queued = comp.queued.fetch_add(1, Ordering::AcqRel);
-    let permit = if queued >= MAX_QUEUED {
-        None
-    } else {
-        Arc::clone(&comp.permits).acquire_owned().await.ok()
-    };
-    comp.queued.fetch_sub(1, Ordering::AcqRel);
-    let Some(_permit) = permit else {
-        let why = if comp.cancel.is_cancelled() {
-            "is stopping".to_string()
-        } else {
-            format!("is busy ({MAX_QUEUED} invocations already waiting for an instance)")
-        };
-        report(RemoteErrorKind::Unavailable, format!("component {why}")).await;
-        return;
+    let _permit = match comp.admit().await {
+        Ok(p) => p,
+        Err(why) => {
+            report(RemoteErrorKind::Unavailable, why).await;
+            return;
+        }
     };
 
     let trace = TraceContext::continue_from(cx.headers.as_ref());

@@ -8,24 +8,29 @@ use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::inventory::ProviderHealth;
+use trellis_provider::ProviderEnv;
 
 use super::{health_changed, process::sleep_or_cancel, restart_delay, RunningProvider};
 use crate::host::HostState;
 
 /// Runs a built-in provider until `shutdown` fires.
-pub type RunFn = fn(BuiltinEnv, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>;
+pub type RunFn =
+    fn(&Arc<HostState>, ProviderEnv, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>;
 
-/// What a built-in provider gets from its host.
-#[derive(Clone)]
-pub struct BuiltinEnv {
-    pub nats: async_nats::Client,
-    pub lattice: String,
-    pub provider_id: String,
-    pub host_id: String,
-    pub config_names: Vec<String>,
-}
-
-const BUILTINS: &[(&str, RunFn)] = &[];
+const BUILTINS: &[(&str, RunFn)] = &[
+    ("keyvalue-nats", |_, env, stop| {
+        trellis_provider_keyvalue_nats::run(env, stop).boxed()
+    }),
+    ("keyvalue-redis", |_, env, stop| {
+        trellis_provider_keyvalue_redis::run(env, stop).boxed()
+    }),
+    ("http-server", |host, env, stop| {
+        // Built in, the server hands requests for components on this host straight to them.
+        let local: Arc<dyn trellis_provider_http_server::LocalDispatch> =
+            Arc::new(crate::ingress::HostDispatch::new(host));
+        trellis_provider_http_server::run(env, stop, Some(local)).boxed()
+    }),
+];
 
 pub fn lookup(name: &str) -> Option<RunFn> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
@@ -45,15 +50,15 @@ pub async fn supervise(
     let mut failed = Some(failed);
     let mut attempt = 0u32;
     loop {
-        let env = BuiltinEnv {
-            nats: host.nats.clone(),
-            lattice: host.subjects.lattice().to_string(),
-            provider_id: prov.id.clone(),
-            host_id: host.id.clone(),
-            config_names: prov.config.clone(),
-        };
+        let env = ProviderEnv::builtin(
+            host.nats.clone(),
+            host.subjects.lattice(),
+            prov.id.clone(),
+            host.id.clone(),
+            prov.config.clone(),
+        );
         let shutdown = prov.cancel.child_token();
-        let outcome = std::panic::AssertUnwindSafe(run(env, shutdown))
+        let outcome = std::panic::AssertUnwindSafe(run(&host, env, shutdown))
             .catch_unwind()
             .await;
         if prov.cancel.is_cancelled() {

@@ -20,8 +20,11 @@ use trellis_lattice::provider::BUILTIN_SCHEME;
 
 use crate::host::HostState;
 
-/// How long a start request waits for the provider's first healthy answer.
-const FIRST_HEALTH_WAIT: Duration = Duration::from_secs(10);
+/// How long a start request waits for the provider's first healthy answer: a few health
+/// intervals, at least 2 s, at most 10 s.
+fn first_health_wait(interval: Duration) -> Duration {
+    (interval * 4).clamp(Duration::from_secs(2), Duration::from_secs(10))
+}
 
 /// Health as last seen, with the provider's message.
 pub type Health = (ProviderHealth, Option<String>);
@@ -227,13 +230,16 @@ pub async fn start(
 
     // Wait until the provider is healthy, fails before that, or the wait runs out (then it
     // counts as started; health events tell the rest).
-    let outcome = tokio::time::timeout(FIRST_HEALTH_WAIT, async {
-        let healthy = health_rx.wait_for(|(h, _)| *h == ProviderHealth::Healthy);
-        tokio::select! {
-            reason = failed_rx => reason.ok(),
-            _ = healthy => None,
-        }
-    })
+    let outcome = tokio::time::timeout(
+        first_health_wait(host.config.provider_health_interval),
+        async {
+            let healthy = health_rx.wait_for(|(h, _)| *h == ProviderHealth::Healthy);
+            tokio::select! {
+                reason = failed_rx => reason.ok(),
+                _ = healthy => None,
+            }
+        },
+    )
     .await;
     if let Ok(Some(reason)) = outcome {
         host.providers.remove(&prov.id);

@@ -24,6 +24,8 @@ const NATIVE_PACKAGES: &[&str] = &[
     "wasi:cli/",
     "wasi:filesystem/",
     "wasi:sockets/",
+    // wasi:http/types and outgoing-handler; incoming-handler is an export.
+    "wasi:http/",
 ];
 
 /// Whether the host implements this import itself.

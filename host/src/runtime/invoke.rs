@@ -45,16 +45,7 @@ impl Invocation<'_> {
         let output = OutputCapture::default();
         let mut store = self.runtime.new_store(&self.limits, self.client, &output);
         let limit = Duration::from_millis(self.limits.timeout_ms);
-        let deadline = Instant::now() + limit;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(LimitExceeded::Time { limit }))
-            } else {
-                // Yield so a busy guest shares the thread with other invocations.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        arm_deadline(&mut store, limit);
         let pre = self.pre;
         let function = self.function;
         let call = async move {
@@ -96,6 +87,25 @@ impl Invocation<'_> {
         };
         (result, output.take())
     }
+}
+
+/// Enforces `limit` of wall-clock time on the store's guest code, checked every epoch tick;
+/// each tick also yields, so a busy guest shares its thread with other work.
+pub fn arm_deadline(store: &mut wasmtime::Store<StoreState>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(LimitExceeded::Time { limit }))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}
+
+/// Slack on top of the time limit for the watchdog that covers time spent in host calls.
+pub fn watchdog(limit: Duration) -> Duration {
+    limit + WATCHDOG_SLACK
 }
 
 fn classify_call(err: &wrpc_runtime_wasmtime::CallError) -> Failure {

@@ -16,13 +16,14 @@ use trellis_lattice::inventory::ComponentLimits;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub use cache::CacheHit;
 pub use describe::ExportedFunction;
 pub use engine::{AllocatorKind, EpochTicker};
 pub use fetch::{FetchError, ImageRef};
 pub use imports::{is_native, split_interface, ImportClient, ImportError, ImportResolver, Target};
-pub use invoke::{classify, Failure, Invocation};
+pub use invoke::{arm_deadline, classify, watchdog, Failure, Invocation};
 pub use store::{format_bytes, LimitExceeded, OutputCapture, StoreState};
 
 /// Settings of a [`Runtime`].
@@ -52,6 +53,8 @@ pub struct LoadedComponent {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub cache_hit: CacheHit,
+    /// Present when the component exports `wasi:http/incoming-handler`.
+    pub http: Option<ProxyPre<StoreState>>,
     _lease: cache::Lease,
 }
 
@@ -94,6 +97,8 @@ impl Runtime {
         let mut base_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut base_linker)
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut base_linker)
+            .map_err(|e| anyhow::anyhow!("adding wasi:http to the linker: {e}"))?;
         let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
         let ticker = EpochTicker::start(engine.clone())?;
@@ -154,6 +159,9 @@ impl Runtime {
                 },
             })?;
         let functions = served_functions(&self.engine, &component);
+        // A component that exports an HTTP handler gets one; other instantiation errors
+        // were caught above.
+        let http = ProxyPre::new(pre.clone()).ok();
         Ok(LoadedComponent {
             image: image.to_string(),
             digest: format!("sha256:{digest_hex}"),
@@ -162,6 +170,7 @@ impl Runtime {
             imports: describe::import_names(&self.engine, &component),
             exports: describe::export_names(&self.engine, &component),
             cache_hit,
+            http,
             _lease: lease,
         })
     }
@@ -179,6 +188,7 @@ impl Runtime {
             .build();
         let state = StoreState {
             wasi,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
             table: Default::default(),
             limiter: store::Limiter {
                 max_memory: limits.max_memory_bytes,

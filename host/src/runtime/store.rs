@@ -11,6 +11,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::{WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::WasiHttpCtx;
 use wrpc_runtime_wasmtime::{SharedResourceTable, WrpcCtx, WrpcCtxView, WrpcView};
 
 use super::imports::ImportClient;
@@ -155,6 +157,7 @@ impl WrpcCtx<ImportClient> for RpcState {
 /// The data of one invocation's `Store`.
 pub struct StoreState {
     pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub rpc: RpcState,
@@ -166,6 +169,16 @@ impl WasiView for StoreState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
         }
     }
 }

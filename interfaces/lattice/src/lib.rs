@@ -22,6 +22,7 @@ pub mod client;
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod http;
 pub mod id;
 pub mod inventory;
 pub mod labels;

@@ -55,7 +55,9 @@ where
     let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
     let calls = TaskTracker::new();
     let accept = TaskTracker::new();
+    let mut serving = false;
     for (instance, function, stream) in invocations {
+        serving = true;
         accept.spawn(accept_calls(
             instance,
             function,
@@ -64,6 +66,12 @@ where
             calls.clone(),
             shutdown.clone(),
         ));
+    }
+    if !serving {
+        // A provider that serves no exports (an HTTP server calling components) still runs
+        // until it is told to stop.
+        shutdown.cancelled().await;
+        return 0;
     }
     accept.close();
     accept.wait().await;

@@ -11,7 +11,7 @@
 
 mod decode;
 mod encode;
-mod leb128;
+pub(crate) mod leb128;
 
 use std::fmt;
 

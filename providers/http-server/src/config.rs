@@ -1,0 +1,71 @@
+//! The server's settings, from its named config.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use trellis_provider::Config;
+
+/// Request bodies larger than this are refused with 413 unless configured otherwise.
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
+/// Requests that take longer get 504 unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub max_body_bytes: u64,
+    pub timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Keys: `address` (required, e.g. `127.0.0.1:8080`), `max_body` (e.g. `1MiB`),
+    /// `timeout` (e.g. `10s`).
+    pub fn from_config(c: &Config) -> Result<Self, String> {
+        let address = c.get("address").ok_or(
+            "the HTTP server needs an `address` in its config (e.g. `trellis config put web address=127.0.0.1:8080`, then `--config web`)",
+        )?;
+        let address = address.parse().map_err(|_| {
+            format!("config `address` {address:?} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+        })?;
+        let max_body_bytes = match c.get("max_body") {
+            Some(v) => trellis_lattice::units::parse_bytes(v)
+                .map_err(|e| format!("config `max_body`: {e}"))?,
+            None => DEFAULT_MAX_BODY,
+        };
+        let timeout = match c.get("timeout") {
+            Some(v) => {
+                humantime::parse_duration(v).map_err(|e| format!("config `timeout` {v:?}: {e}"))?
+            }
+            None => DEFAULT_TIMEOUT,
+        };
+        Ok(Self {
+            address,
+            max_body_bytes,
+            timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_explains() {
+        let mut c = Config::new();
+        let err = ServerConfig::from_config(&c).unwrap_err();
+        assert!(err.contains("address"), "{err}");
+        c.insert("address".into(), "127.0.0.1:8080".into());
+        let s = ServerConfig::from_config(&c).unwrap();
+        assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY);
+        c.insert("max_body".into(), "1KiB".into());
+        c.insert("timeout".into(), "2s".into());
+        let s = ServerConfig::from_config(&c).unwrap();
+        assert_eq!(
+            (s.max_body_bytes, s.timeout),
+            (1024, Duration::from_secs(2))
+        );
+        c.insert("address".into(), "localhost".into());
+        assert!(ServerConfig::from_config(&c).is_err());
+    }
+}
