@@ -36,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
 async fn round_trips(nats: &NatsServer) -> anyhow::Result<()> {
     let host = HostProcess::start(&nats.url(), "bench", &[], &[]).await;
     let client = nats.client("bench").await;
-    client.scale_component(host.id(), &start("greeter", "greeter")).await?;
+    client
+        .scale_component(host.id(), &start("greeter", "greeter"))
+        .await?;
 
     // A raw responder on its own connection, like the host's.
     let responder = nats.connect().await;
@@ -84,18 +86,31 @@ async fn cold_starts(nats: &NatsServer, component: &str, runs: usize) -> anyhow:
     for run in 0..=runs {
         for cached in [false, true] {
             let cold_dir = tempfile::tempdir()?;
-            let cache = if cached { warm_cache.clone() } else { cold_dir.path().display().to_string() };
+            let cache = if cached {
+                warm_cache.clone()
+            } else {
+                cold_dir.path().display().to_string()
+            };
             let lattice = format!("cold{run}{cached}");
-            let host = HostProcess::start(&nats.url(), &lattice, &[], &["--cache-dir", &cache]).await;
+            let host =
+                HostProcess::start(&nats.url(), &lattice, &[], &["--cache-dir", &cache]).await;
             let client = nats.client(&lattice).await;
             let t = Instant::now();
-            client.scale_component(host.id(), &start("c", component)).await?;
-            let v = client.call("c", "greet", &[serde_json::json!("Ada")]).await?;
+            client
+                .scale_component(host.id(), &start("c", component))
+                .await?;
+            let v = client
+                .call("c", "greet", &[serde_json::json!("Ada")])
+                .await?;
             let took = t.elapsed();
             anyhow::ensure!(v == "Hello, Ada!");
             // The first warm run fills the warm cache; it is not a sample.
             if run > 0 {
-                if cached { warm.push(took) } else { cold.push(took) }
+                if cached {
+                    warm.push(took)
+                } else {
+                    cold.push(took)
+                }
             }
         }
     }

@@ -22,7 +22,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 struct MemReader(bytes::Bytes);
 
 impl AsyncRead for MemReader {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = self.0.len().min(buf.remaining());
         let chunk = self.0.split_to(n);
         buf.put_slice(&chunk);
@@ -41,7 +45,11 @@ impl wrpc_transport::Index<Self> for MemReader {
 struct MemWriter(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl AsyncWrite for MemWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.0.lock().expect("buffer").extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -90,7 +98,14 @@ async fn main() -> anyhow::Result<()> {
         .find(|f| f.export.signature.name == "greet")
         .expect("greet export")
         .clone();
-    let invoker = Arc::new(Invoker::new(nats.connect().await, Subjects::new("bench"), InvokerConfig::default()).await?);
+    let invoker = Arc::new(
+        Invoker::new(
+            nats.connect().await,
+            Subjects::new("bench"),
+            InvokerConfig::default(),
+        )
+        .await?,
+    );
     let resolver = Arc::new(LinkTable::default());
     let limits = ComponentLimits {
         max_memory_bytes: 64 << 20,
@@ -100,11 +115,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Raw wasmtime on the same engine: InstancePre, minimal WASI store, typed call.
     let engine = runtime.engine().clone();
-    let component = wasmtime::component::Component::from_file(&engine, trellis_tests::component("greeter"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let component =
+        wasmtime::component::Component::from_file(&engine, trellis_tests::component("greeter"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker: Linker<RawState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let ours = || async {
         let writer = MemWriter::default();
@@ -113,7 +131,12 @@ async fn main() -> anyhow::Result<()> {
             pre: &loaded.pre,
             function: &function,
             limits,
-            client: ImportClient::new(Arc::clone(&invoker), resolver.clone(), Arc::from("greeter"), TraceContext::new_root()),
+            client: ImportClient::new(
+                Arc::clone(&invoker),
+                resolver.clone(),
+                Arc::from("greeter"),
+                TraceContext::new_root(),
+            ),
         };
         let (result, _) = inv.run(MemReader(params.clone()), writer.clone()).await;
         result.map_err(|f| anyhow::anyhow!(f.message))?;
@@ -130,7 +153,10 @@ async fn main() -> anyhow::Result<()> {
             },
         );
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let greet = instance
             .get_typed_func::<(String,), (String,)>(&mut store, "greet")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -155,7 +181,10 @@ async fn main() -> anyhow::Result<()> {
         raw().await?;
         b.push(t.elapsed());
     }
-    println!("greeter: fresh instance + call per invocation ({} allocator)", runtime.allocator());
+    println!(
+        "greeter: fresh instance + call per invocation ({} allocator)",
+        runtime.allocator()
+    );
     report("trellis host runtime (store, limits, wRPC codec)", &a);
     report("raw wasmtime InstancePre + typed call", &b);
     println!(
