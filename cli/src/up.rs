@@ -1,5 +1,5 @@
-//! `trellis up` and `trellis down`: a NATS server (started or reused) and a host, in the
-//! foreground with their logs, or detached in the background.
+//! `trellis up` and `trellis down`: a NATS server (started or reused), a host and the
+//! deployment manager, in the foreground with their logs, or detached in the background.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -241,6 +241,23 @@ pub async fn up(g: &Global, args: UpArgs) -> anyhow::Result<()> {
         "host {} ({}) joined lattice `{}`",
         announced.friendly_name, announced.host_id, g.lattice
     );
+    // The deployment manager, for `trellis app`.
+    match find_program("trellis-deploy") {
+        Some(deploy_bin) => {
+            let deploy_args = vec![
+                "--nats-url".to_string(),
+                g.nats_url.clone(),
+                "--lattice".into(),
+                g.lattice.clone(),
+            ];
+            let child = spawn(&deploy_bin, &deploy_args, log("deploy").as_deref())?;
+            children.push(("trellis-deploy".into(), child));
+            eprintln!("started the deployment manager (trellis-deploy)");
+        }
+        None => eprintln!(
+            "note: trellis-deploy is not installed next to trellis or on PATH; `trellis app` needs it"
+        ),
+    }
     if args.http_addr.is_some() {
         eprintln!(
             "note: --http-addr needs the HTTP server provider, which this build does not include"

@@ -1,0 +1,128 @@
+//! The example applications in `examples/apps/`, deployed with the CLI as a user would.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trellis_tests::{init_logging, Cli, HostProcess, ManagerProcess, NatsServer};
+
+fn example(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/apps")
+        .join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn every_example_manifest_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/apps");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/apps") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = Cli::new("nats://127.0.0.1:1", "default")
+                .run(&["app", "validate", path.to_str().unwrap()])
+                .await
+                .ok();
+            assert!(out.stdout.contains("valid"), "{out:?}");
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "only {n} example manifests");
+}
+
+#[tokio::test]
+async fn the_greeter_example_deploys_and_answers() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "ex-greeter";
+    let _a = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _b = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+    // The manifest names its image relative to itself; the CLI makes it absolute.
+    cli.run(&["app", "deploy", &example("greeter.yaml"), "--wait"])
+        .await
+        .ok();
+    let out = cli
+        .run(&["call", "greeter-greeter", "greet", "\"example\""])
+        .await
+        .ok();
+    assert!(out.stdout.contains("Hello, example!"), "{out:?}");
+    let st = cli
+        .run(&["app", "status", "greeter", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(st["status"], "deployed");
+    assert_eq!(st["scalers"][0]["actual"], 4);
+}
+
+#[tokio::test]
+#[ignore = "waits for examples/counter (counter.wasm) and builtin://keyvalue-nats in the host"]
+async fn the_counter_example_counts_in_a_nats_bucket() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "ex-counter";
+    let _a = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _b = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+    cli.run(&["app", "deploy", &example("counter.yaml"), "--wait"])
+        .await
+        .ok();
+    let mut last = 0;
+    for _ in 0..6 {
+        let out = cli
+            .run(&[
+                "call",
+                "counter-counter",
+                "increment",
+                "\"visits\"",
+                "-o",
+                "json",
+            ])
+            .await
+            .ok();
+        let n = out.json().as_u64().expect("a count");
+        assert_eq!(n, last + 1);
+        last = n;
+    }
+    // The count lives in the bucket the link names, whichever host answered.
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let kv = js
+        .get_key_value("counter")
+        .await
+        .expect("the counter bucket");
+    let stored = kv.get("visits").await.expect("reading").expect("a value");
+    assert!(!stored.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "waits for builtin://http-server in the host"]
+async fn the_hello_http_example_answers_over_http() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "ex-http";
+    let port = trellis_tests::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _host = HostProcess::start(&nats.url(), lattice, &[], &["--http-addr", &addr]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+    cli.run(&["app", "deploy", &example("hello-http.yaml"), "--wait"])
+        .await
+        .ok();
+    let body = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut s = tokio::net::TcpStream::connect(&addr).await?;
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .expect("an answer within 10s")
+    .expect("an HTTP answer");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+}
