@@ -298,7 +298,7 @@ impl AppStore {
                 .read::<StoredVersion>(&key)
                 .await?
                 .value
-                .ok_or_else(|| StoreError::Contended(key)),
+                .ok_or(StoreError::Contended(key)),
         }
     }
 

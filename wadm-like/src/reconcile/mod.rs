@@ -8,6 +8,7 @@
 //! task (one job per app at a time) and writes the app's status when it changed.
 
 mod exec;
+mod planning;
 mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,7 +20,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::app::{AppState, AppStatus, APP_STATUS_EVENT};
+use trellis_lattice::app::{AppStatus, APP_STATUS_EVENT};
 use trellis_lattice::control::Empty;
 use trellis_lattice::event::{CloudEvent, Event};
 use trellis_lattice::inventory::HostInventory;
@@ -29,9 +30,10 @@ use trellis_lattice::{Error as LatticeError, LatticeClient};
 pub use exec::execute;
 
 use crate::lease::LeaseTiming;
-use crate::scaler::{self, Command};
+use crate::scaler::Command;
 use crate::store::{AppRecord, AppStore};
 use crate::view::{LatticeView, Snapshot};
+use planning::Finish;
 
 /// Passes are at most this close together, so a burst of events makes one pass.
 const MIN_PASS_GAP: Duration = Duration::from_millis(50);
@@ -417,7 +419,7 @@ impl Reconciler {
             let Some(record) = self.records.get(&name) else {
                 continue;
             };
-            let planned = self.plan_app(record);
+            let planned = planning::plan_app(record, self.view.observed(), &self.backoff);
             if !acting {
                 continue;
             }
@@ -428,106 +430,6 @@ impl Reconciler {
             if !self.jobs.contains(&name) && !planned.commands.is_empty() {
                 self.start_job(&name, planned.commands);
             }
-        }
-    }
-
-    fn plan_app(&self, record: &AppRecord) -> Planned {
-        let observed = self.view.observed();
-        if let Some(removal) = &record.removal {
-            let mut commands: Vec<Command> = Vec::new();
-            for m in &removal.manifests {
-                for c in scaler::plan_undeploy(m, observed) {
-                    if !commands.contains(&c) {
-                        commands.push(c);
-                    }
-                }
-            }
-            commands.sort_by_key(Command::phase);
-            let version = removal
-                .manifests
-                .first()
-                .and_then(|m| m.version())
-                .map(str::to_string);
-            let extra = status::overlay_failures(&mut [], &commands, &self.backoff, observed);
-            let (state, reason, finish) = if commands.is_empty() {
-                (
-                    AppState::Undeployed,
-                    None,
-                    Some(Finish::Removal {
-                        generation: record.generation,
-                    }),
-                )
-            } else if !extra.is_empty() {
-                (AppState::Failed, Some(extra.join("; ")), None)
-            } else {
-                (
-                    AppState::Reconciling,
-                    Some(format!("removing {} resources", commands.len())),
-                    None,
-                )
-            };
-            return Planned {
-                status: status::status(
-                    &record.name,
-                    version,
-                    state,
-                    reason,
-                    vec![],
-                    record.generation,
-                ),
-                commands,
-                finish,
-            };
-        }
-        let Some(d) = &record.deployment else {
-            return Planned {
-                status: status::status(
-                    &record.name,
-                    None,
-                    AppState::Undeployed,
-                    None,
-                    vec![],
-                    record.generation,
-                ),
-                commands: vec![],
-                finish: None,
-            };
-        };
-        let plan = scaler::plan(&d.manifest, d.previous.as_ref(), observed);
-        let mut scalers = plan.scalers;
-        let extra = status::overlay_failures(&mut scalers, &plan.commands, &self.backoff, observed);
-        let mut state = AppState::roll_up(&scalers, !plan.commands.is_empty());
-        if !extra.is_empty() {
-            state = AppState::Failed;
-        }
-        let reason = status::summary(state, &scalers, &extra);
-        let finish =
-            (plan.state == AppState::Deployed && d.previous.is_some()).then(|| Finish::Previous {
-                generation: record.generation,
-            });
-        // While something new fails, nothing old is removed.
-        let now = Instant::now();
-        let failing_new = plan
-            .commands
-            .iter()
-            .any(|c| c.phase() <= 2 && self.backoff.failure(c).is_some());
-        let commands: Vec<Command> = plan
-            .commands
-            .into_iter()
-            .filter(|c| !self.backoff.blocked(c, now))
-            .filter(|c| !(failing_new && c.phase() > 2))
-            .collect();
-        Planned {
-            status: status::status(
-                &record.name,
-                Some(d.version.clone()),
-                state,
-                reason,
-                scalers,
-                record.generation,
-            ),
-            commands,
-            finish,
         }
     }
 
@@ -585,61 +487,13 @@ impl Reconciler {
         let tx = self.tx.clone();
         let app = app.to_string();
         self.tasks.spawn(async move {
-            let result = match finish {
-                Finish::Previous { generation } => store
-                    .update_record(&app, |r| {
-                        let mut r = r.ok_or(())?;
-                        if r.generation != generation {
-                            return Err(());
-                        }
-                        if let Some(d) = r.deployment.as_mut() {
-                            d.previous = None;
-                        }
-                        Ok((Some(r), ()))
-                    })
-                    .await
-                    .map(drop),
-                Finish::Removal { generation } => {
-                    let done = store
-                        .update_record(&app, |r| {
-                            let mut r = r.ok_or(())?;
-                            if r.generation != generation || r.removal.is_none() {
-                                return Err(());
-                            }
-                            let forget = r.is_tombstone() && r.versions.is_empty();
-                            r.removal = None;
-                            Ok((if forget { None } else { Some(r) }, forget))
-                        })
-                        .await;
-                    match done {
-                        Ok(Ok(true)) => {
-                            tracing::info!(app, "deleted");
-                            store.delete_status(&app).await
-                        }
-                        other => other.map(drop),
-                    }
-                }
-            };
+            let result = planning::record(&store, &app, finish).await;
             if let Err(err) = result {
                 tracing::warn!(%err, app, "cannot update the app record");
             }
             let _ = tx.send(Input::StoreDone { app }).await;
         });
     }
-}
-
-/// What the loop should record once an app reached a state.
-enum Finish {
-    /// Deployed: the previous version's leftovers are gone.
-    Previous { generation: u64 },
-    /// Everything removed: clear the removal (and forget a deleted app).
-    Removal { generation: u64 },
-}
-
-struct Planned {
-    status: AppStatus,
-    commands: Vec<Command>,
-    finish: Option<Finish>,
 }
 
 async fn snapshot(client: &LatticeClient) -> trellis_lattice::Result<Snapshot> {
