@@ -203,16 +203,30 @@ pub async fn serve_lattice(
     mut rx: Reader,
 ) {
     let incoming = IncomingCall::from_headers(cx.headers.as_ref());
-    let mut buf = Vec::new();
     let result = async {
-        rx.read_to_end(&mut buf).await.map_err(|e| {
-            (
-                RemoteErrorKind::BadRequest,
-                format!("reading the request: {e}"),
-            )
-        })?;
-        let req = HttpRequest::decode(&Bytes::from(std::mem::take(&mut buf)))
-            .map_err(|e| (RemoteErrorKind::BadRequest, e.to_string()))?;
+        // The request value is self-delimiting: read until it is complete (a caller need not
+        // close its parameter stream when everything fit in the first message).
+        let mut buf = bytes::BytesMut::new();
+        let req = loop {
+            let n = rx.read_buf(&mut buf).await.map_err(|e| {
+                (
+                    RemoteErrorKind::BadRequest,
+                    format!("reading the request: {e}"),
+                )
+            })?;
+            let so_far = Bytes::copy_from_slice(&buf);
+            match HttpRequest::decode_partial(&so_far) {
+                Ok(Some(req)) => break req,
+                Ok(None) if n == 0 => {
+                    return Err((
+                        RemoteErrorKind::BadRequest,
+                        "the request ended early".to_string(),
+                    ))
+                }
+                Ok(None) => continue,
+                Err(e) => return Err((RemoteErrorKind::BadRequest, e.to_string())),
+            }
+        };
         let mut builder = Request::builder().method(req.method.as_str()).uri(
             http::Uri::builder()
                 .scheme("http")

@@ -32,8 +32,6 @@ impl HostProcess {
         let file = std::fs::File::create(&log).expect("host log");
         let mut cmd = Command::new(crate::bin("trellis-host"));
         cmd.args(["--nats-url", nats_url, "--lattice", lattice])
-            .arg("--cache-dir")
-            .arg(crate::shared_cache_dir())
             .args(["--log", "info,trellis_host=debug"])
             .env("TRELLIS_HOST_SEED", key.seed().expect("seed"))
             .stdin(Stdio::null())
@@ -41,6 +39,9 @@ impl HostProcess {
             .stderr(file);
         for (k, v) in labels {
             cmd.arg("--label").arg(format!("{k}={v}"));
+        }
+        if !extra.contains(&"--cache-dir") {
+            cmd.arg("--cache-dir").arg(crate::shared_cache_dir());
         }
         cmd.args(extra);
         let child = cmd.spawn().expect("starting trellis-host");

@@ -10,6 +10,7 @@ mod host;
 mod nats;
 mod redis;
 pub mod stats;
+mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use deploy::ManagerProcess;
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
 pub use redis::{pids_with_env, RedisServer};
+pub use web::{route, start_http_server};
 
 /// The workspace's target directory (where the binaries and components are).
 pub fn target_dir() -> PathBuf {

@@ -475,3 +475,52 @@ async fn bad_links_and_providers_fail_clearly_and_disturb_nothing() {
     let err = cli.run(&["config", "del", "bucket"]).await.err();
     assert!(err.contains("used by link"), "{err}");
 }
+
+#[tokio::test]
+async fn a_component_calls_another_component_on_another_host_through_a_link() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let a = HostProcess::start(&nats.url(), "c2c", &[], &[]).await;
+    let b = HostProcess::start(&nats.url(), "c2c", &[], &[]).await;
+    let cli = Cli::new(&nats.url(), "c2c");
+    cli.run(&[
+        "component",
+        "start",
+        &component_ref("shout"),
+        "--id",
+        "shout",
+        "--host",
+        a.id(),
+    ])
+    .await
+    .ok();
+    cli.run(&[
+        "component",
+        "start",
+        &component_ref("upper"),
+        "--id",
+        "upper",
+        "--host",
+        b.id(),
+    ])
+    .await
+    .ok();
+    let err = cli.run(&["call", "shout", "shout", "\"hey\""]).await.err();
+    assert!(
+        err.contains("has no link for `trellis:examples/text`"),
+        "{err}"
+    );
+    cli.run(&[
+        "link",
+        "put",
+        "shout",
+        "upper",
+        "trellis:examples",
+        "--interface",
+        "text",
+    ])
+    .await
+    .ok();
+    let out = cli.run(&["call", "shout", "shout", "\"hey\""]).await.ok();
+    assert_eq!(out.stdout.trim(), "\"HEY!\"");
+}

@@ -47,6 +47,14 @@ pub struct HttpResponse {
 pub struct CodecError {
     what: &'static str,
     reason: &'static str,
+    /// The bytes so far are a valid beginning: more may complete them.
+    incomplete: bool,
+}
+
+impl CodecError {
+    pub fn is_incomplete(&self) -> bool {
+        self.incomplete
+    }
 }
 
 fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
@@ -77,13 +85,29 @@ impl Reader<'_> {
         CodecError {
             what: self.what,
             reason,
+            incomplete: false,
+        }
+    }
+
+    fn truncated(&self) -> CodecError {
+        CodecError {
+            what: self.what,
+            reason: "truncated",
+            incomplete: true,
         }
     }
 
     fn len(&mut self) -> Result<usize, CodecError> {
         let mut rest = &self.src[self.pos..];
         let before = rest.len();
-        let n = leb128::read_unsigned(&mut rest, 32).ok_or_else(|| self.err("bad length"))?;
+        let n = match leb128::read_unsigned(&mut rest, 32) {
+            Some(n) => n,
+            // A LEB128 that runs off the end may just be cut short.
+            None if self.src[self.pos..].iter().all(|b| b & 0x80 != 0) => {
+                return Err(self.truncated())
+            }
+            None => return Err(self.err("bad length")),
+        };
         self.pos += before - rest.len();
         Ok(n as usize)
     }
@@ -91,7 +115,7 @@ impl Reader<'_> {
     fn bytes(&mut self) -> Result<Bytes, CodecError> {
         let n = self.len()?;
         if self.src.len() - self.pos < n {
-            return Err(self.err("truncated"));
+            return Err(self.truncated());
         }
         let out = self.src.slice(self.pos..self.pos + n);
         self.pos += n;
@@ -105,10 +129,8 @@ impl Reader<'_> {
 
     fn headers(&mut self) -> Result<Headers, CodecError> {
         let n = self.len()?;
-        if n > self.src.len() - self.pos {
-            return Err(self.err("truncated headers"));
-        }
-        let mut headers = Vec::with_capacity(n);
+        // Every header takes at least two bytes; cap the allocation by what has arrived.
+        let mut headers = Vec::with_capacity(n.min((self.src.len() - self.pos) / 2));
         for _ in 0..n {
             headers.push((self.string()?, self.bytes()?));
         }
@@ -133,6 +155,15 @@ impl HttpRequest {
         put_headers(&mut buf, &self.headers);
         put_bytes(&mut buf, &self.body);
         buf.freeze()
+    }
+
+    /// Decodes a request from the bytes received so far: `Ok(None)` when more are needed.
+    pub fn decode_partial(src: &Bytes) -> Result<Option<Self>, CodecError> {
+        match Self::decode(src) {
+            Ok(req) => Ok(Some(req)),
+            Err(e) if e.is_incomplete() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn decode(src: &Bytes) -> Result<Self, CodecError> {
@@ -207,9 +238,18 @@ mod tests {
         };
         assert_eq!(HttpResponse::decode(&resp.encode()).unwrap(), resp);
         assert!(HttpResponse::decode(&Bytes::from_static(b"\xff")).is_err());
-        let mut truncated = req.encode().to_vec();
-        truncated.pop();
-        assert!(HttpRequest::decode(&Bytes::from(truncated)).is_err());
+        let full = req.encode();
+        for cut in [0, 1, 5, full.len() / 2, full.len() - 1] {
+            let part = full.slice(..cut);
+            assert!(
+                HttpRequest::decode_partial(&part).unwrap().is_none(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(HttpRequest::decode_partial(&full).unwrap(), Some(req));
+        let mut extra = full.to_vec();
+        extra.push(0);
+        assert!(HttpRequest::decode_partial(&Bytes::from(extra)).is_err());
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub struct CallWriter {
     pending: Bytes,
     max_payload: usize,
     shutdown: bool,
+    /// Whether anything was sent after the invocation's first message.
+    wrote_more: bool,
 }
 
 impl CallWriter {
@@ -135,11 +137,13 @@ impl CallWriter {
             pending,
             max_payload,
             shutdown: false,
+            wrote_more: false,
         }
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>, payload: Bytes) -> Poll<std::io::Result<()>> {
         ready!(Pin::new(&mut self.nats).poll_ready(cx)).map_err(std::io::Error::other)?;
+        self.wrote_more = true;
         Pin::new(&mut self.nats)
             .start_send(OutboundMessage {
                 subject: self.subject.clone(),
@@ -183,6 +187,13 @@ impl AsyncWrite for CallWriter {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         ready!(self.poll_drain(cx))?;
+        // A callee has read every synchronous parameter from the first message when nothing
+        // followed it, and async parameters are not supported; so the end-of-parameters
+        // message is only needed after further chunks.
+        if !self.wrote_more {
+            self.shutdown = true;
+            return Poll::Ready(Ok(()));
+        }
         if !self.shutdown {
             ready!(self.poll_send(cx, Bytes::new()))?;
             self.shutdown = true;
