@@ -88,6 +88,21 @@ pub async fn get(g: &Global, cmd: GetCommand) -> anyhow::Result<()> {
 fn print_inventory(inv: &HostInventory) {
     println!("host {} ({})", inv.friendly_name, inv.host_id);
     println!("  labels: {}", output::labels(&inv.labels, true));
+    if !inv.providers.is_empty() {
+        let mut t = output::table(&["provider", "image", "health"]);
+        for p in &inv.providers {
+            let health = serde_json::to_value(p.health)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let health = match &p.health_message {
+                Some(m) => format!("{health} ({m})"),
+                None => health,
+            };
+            t.add_row(vec![p.id.clone(), p.image.clone(), health]);
+        }
+        println!("{t}");
+    }
     if inv.components.is_empty() {
         println!("  no components\n");
         return;

@@ -258,10 +258,29 @@ pub async fn up(g: &Global, args: UpArgs) -> anyhow::Result<()> {
             "note: trellis-deploy is not installed next to trellis or on PATH; `trellis app` needs it"
         ),
     }
-    if args.http_addr.is_some() {
-        eprintln!(
-            "note: --http-addr needs the HTTP server provider, which this build does not include"
-        );
+    if let Some(addr) = &args.http_addr {
+        // The built-in HTTP server, as provider `http` with config `http`: route to a
+        // component with `trellis link put http COMPONENT wasi:http --interface
+        // incoming-handler --source-config ROUTE` (ROUTE holding `path=/prefix`).
+        addr.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--http-addr {addr} is not HOST:PORT (e.g. 0.0.0.0:8080)"))?;
+        client
+            .put_config("http", [("address".to_string(), addr.clone())].into())
+            .await
+            .context("configuring the HTTP server")?;
+        client
+            .start_provider(
+                &trellis_lattice::Placement::Host(announced.host_id.clone()),
+                &trellis_lattice::control::StartProvider {
+                    provider_id: "http".into(),
+                    image: "builtin://http-server".into(),
+                    config: vec!["http".into()],
+                    annotations: Default::default(),
+                },
+            )
+            .await
+            .context("starting the HTTP server")?;
+        eprintln!("HTTP server `http` listening on {addr}");
     }
 
     if args.detach {
