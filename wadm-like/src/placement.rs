@@ -49,6 +49,20 @@ pub fn spread_evenly(
     current: &BTreeMap<String, u32>,
     per_host_cap: Option<u32>,
 ) -> (BTreeMap<String, u32>, u32) {
+    spread_evenly_salted(n, hosts, current, per_host_cap, "")
+}
+
+/// [`spread_evenly`] with ties between hosts running equally many broken by a stable hash of
+/// `salt` (the component id) and the host id instead of the id alone, so components that
+/// each leave some hosts without a replica do not all leave the same ones. An empty salt
+/// keeps id order.
+pub fn spread_evenly_salted(
+    n: u32,
+    hosts: &[String],
+    current: &BTreeMap<String, u32>,
+    per_host_cap: Option<u32>,
+    salt: &str,
+) -> (BTreeMap<String, u32>, u32) {
     let mut placed = BTreeMap::new();
     let m = u32::try_from(hosts.len()).unwrap_or(u32::MAX);
     if m == 0 || n == 0 {
@@ -59,7 +73,13 @@ pub fn spread_evenly(
     let extra = (fits % m) as usize;
     let mut order: Vec<&String> = hosts.iter().collect();
     let have = |h: &String| current.get(h).copied().unwrap_or(0);
-    order.sort_by(|a, b| have(b).cmp(&have(a)).then(a.cmp(b)));
+    let rank = |h: &String| if salt.is_empty() { 0 } else { fnv1a(salt, h) };
+    order.sort_by(|a, b| {
+        have(b)
+            .cmp(&have(a))
+            .then(rank(a).cmp(&rank(b)))
+            .then(a.cmp(b))
+    });
     for (i, h) in order.into_iter().enumerate() {
         let count = base + u32::from(i < extra);
         if count > 0 {
@@ -67,6 +87,17 @@ pub fn spread_evenly(
         }
     }
     (placed, n - fits)
+}
+
+/// FNV-1a over `salt`, a separator and `host`: stable across builds and machines, so every
+/// manager instance breaks ties the same way.
+fn fnv1a(salt: &str, host: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in salt.bytes().chain([0u8]).chain(host.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Where one spread of a spreadscaler puts its share.
@@ -134,7 +165,9 @@ impl<'a> Placer<'a> {
                 .into_iter()
                 .filter(|h| per_host_cap.is_none() || !taken.contains(h))
                 .collect();
-            let (placed, unplaced) = spread_evenly(share, &hosts, current, per_host_cap);
+            let salt = self.manifest.component_id(component);
+            let (placed, unplaced) =
+                spread_evenly_salted(share, &hosts, current, per_host_cap, &salt);
             let reason = (unplaced > 0).then(|| {
                 if hosts.is_empty() {
                     self.explain(Some(&spread.name), &spread.requirements, &needs)

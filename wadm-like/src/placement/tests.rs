@@ -101,3 +101,27 @@ fn formats_labels() {
         .collect();
     assert_eq!(format_labels(&labels), "{tier=edge, zone=a}");
 }
+
+#[test]
+fn salted_ties_differ_between_components_but_not_between_runs() {
+    let three = hosts(&["h1", "h2", "h3"]);
+    let none = BTreeMap::new();
+    let mut idle: std::collections::BTreeSet<String> = Default::default();
+    for i in 0..20 {
+        let salt = format!("app-c{i}");
+        let (placed, _) = spread_evenly_salted(2, &three, &none, None, &salt);
+        assert_eq!(placed.values().sum::<u32>(), 2);
+        assert_eq!(
+            spread_evenly_salted(2, &three, &none, None, &salt).0,
+            placed,
+            "deterministic"
+        );
+        idle.extend(three.iter().filter(|h| !placed.contains_key(*h)).cloned());
+    }
+    // Twenty components of 2 replicas on 3 hosts leave different hosts idle.
+    assert_eq!(idle.len(), 3, "{idle:?}");
+    // Hosts already running replicas still win over the hash: nothing moves.
+    let current = counts(&[("h2", 1), ("h3", 1)]);
+    let (placed, _) = spread_evenly_salted(2, &three, &current, None, "app-c0");
+    assert_eq!(placed, current);
+}

@@ -36,7 +36,7 @@ use crate::view::{LatticeView, Snapshot};
 use planning::Finish;
 
 /// Passes are at most this close together, so a burst of events makes one pass.
-const MIN_PASS_GAP: Duration = Duration::from_millis(50);
+const MIN_PASS_GAP: Duration = Duration::from_millis(20);
 /// How often timers (silent hosts, retries) are checked.
 const TICK: Duration = Duration::from_millis(50);
 /// A status that only changed in its counts is written at most this often.
@@ -198,6 +198,8 @@ pub(crate) async fn run(
                 None => break,
             },
             _ = tick.tick() => r.timers(),
+            // A change arrived too soon after the last pass: plan once the gap is over.
+            _ = tokio::time::sleep_until(r.last_pass + MIN_PASS_GAP), if r.dirty => {}
         }
         if r.dirty && r.last_pass.elapsed() >= MIN_PASS_GAP {
             r.pass();

@@ -103,8 +103,12 @@ fn scaling_down_stops_surplus_at_once() {
     let m = manifest(&WEIGHTED.replace("instances: 5", "instances: 1"));
     let (_, passes) = converge(&m, None, &mut o);
     assert_eq!(passes, 1);
-    // 80/20 of 1 → cloud 1, edge 0; the cloud host with the most keeps it.
-    assert_eq!(replicas(&o, "shop-web"), counts(&[("a", 1)]));
+    // 80/20 of 1 → cloud 1, edge 0; one of the cloud hosts (both ran 4) keeps it.
+    let r = replicas(&o, "shop-web");
+    assert!(
+        r == counts(&[("a", 1)]) || r == counts(&[("b", 1)]),
+        "{r:?}"
+    );
 }
 
 #[test]

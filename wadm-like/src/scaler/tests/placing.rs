@@ -40,10 +40,12 @@ fn seven_over_three_hosts_is_3_2_2_and_stays_put() {
     ));
     let mut o = three_tiers();
     converge(&m, None, &mut o);
-    assert_eq!(
-        replicas(&o, "shop-web"),
-        counts(&[("h1", 3), ("h2", 2), ("h3", 2)])
-    );
+    // Which host gets the extra one is a stable hash of the component and host ids, so
+    // components that do not divide evenly do not all load the same host.
+    let r = replicas(&o, "shop-web");
+    let mut n: Vec<u32> = r.values().copied().collect();
+    n.sort();
+    assert_eq!((r.len(), n), (3, vec![2, 2, 3]));
     // Stability: the same lattice gives the same answer, and a fourth host takes only the
     // surplus of the fullest host.
     assert!(plan(&m, None, &o).commands.is_empty());
@@ -305,7 +307,7 @@ fn spreadscaled_capability_runs_once_per_host() {
     ));
     let mut o = three_tiers();
     converge(&m, None, &mut o);
-    assert_eq!(provider_hosts(&o, "mqtt"), ["h1", "h2"]);
+    assert_eq!(provider_hosts(&o, "mqtt").len(), 2);
     let m = manifest(&EDGE_PROVIDER.replace(
         "        - type: daemonscaler\n          properties:\n            spread: [ { name: edge, requirements: { tier: edge } } ]\n",
         "        - type: spreadscaler\n          properties: { instances: 5 }\n",
