@@ -3,7 +3,10 @@
 //! requests that crossed the lattice arrive as `trellis:http/handler#handle` calls and are
 //! handled the same way.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -124,12 +127,17 @@ where
         .new_response_outparam(sender)
         .map_err(internal)?;
 
-    // The guest may go on writing the body after it has set the response, so it runs in its
-    // own task; the instance slot and the epoch ticking are held until it is done.
+    // The guest runs inside this request's own task: first driven here until it sets the
+    // response, then by the response body as hyper reads it (the guest may go on writing the
+    // body after setting the response). No task spawn, no hand-off to another thread. The
+    // instance slot, the epoch ticking and the component's drain tracking last as long as
+    // the guest does.
     let id = Arc::clone(&comp.id);
-    let task = comp.tracker().spawn(async move {
+    let drain = comp.tracker().token();
+    let guest: GuestFuture = Box::pin(async move {
         let _permit = permit;
         let _ticking = ticking;
+        let _drain = drain;
         let run = async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -139,7 +147,9 @@ where
         };
         let result = match tokio::time::timeout(watchdog(limit), run).await {
             Ok(r) => r,
-            Err(_) => Err(wasmtime::Error::new(crate::runtime::LimitExceeded::Time { limit })),
+            Err(_) => Err(wasmtime::Error::new(crate::runtime::LimitExceeded::Time {
+                limit,
+            })),
         };
         let printed = output.take();
         if !printed.is_empty() {
@@ -148,23 +158,55 @@ where
         result.map_err(|e| (e, printed))
     });
 
-    match receiver.await {
-        Ok(Ok(resp)) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())),
+    let mut guest = Some(guest);
+    let mut receiver = receiver;
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = Pin::new(&mut receiver).poll(cx) {
+            return Poll::Ready(Ok(r));
+        }
+        match guest.as_mut().map(|g| g.as_mut().poll(cx)) {
+            Some(Poll::Ready(done)) => {
+                guest = None;
+                Poll::Ready(Err(done))
+            }
+            _ => Poll::Pending,
+        }
+    })
+    .await;
+    let (answer, finished) = match first {
+        Ok(answer) => (answer.map_err(|_| ()), None),
+        // The guest returned: the response was set by then, or never.
+        Err(done) => (receiver.try_recv().map_err(|_| ()), Some(done)),
+    };
+    match answer {
+        Ok(Ok(resp)) => Ok(resp.map(|body| {
+            GuestDrivenBody {
+                body: body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+                guest,
+                failed: None,
+            }
+            .boxed_unsync()
+        })),
         Ok(Err(code)) => Err(DispatchError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("component `{}` answered with an error: {code:?}", comp.id),
         )),
         // The response was never set: the guest failed or returned without answering.
-        Err(_) => {
-            let (status, message) = match task.await {
-                Ok(Ok(())) => (
+        Err(()) => {
+            let done = match (finished, guest) {
+                (Some(done), _) => done,
+                (None, Some(g)) => g.await,
+                (None, None) => Ok(()),
+            };
+            let (status, message) = match done {
+                Ok(()) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!(
                         "component `{}` returned without setting a response",
                         comp.id
                     ),
                 ),
-                Ok(Err((e, printed))) => {
+                Err((e, printed)) => {
                     let failure = classify(&e, "request failed");
                     let status = match failure.kind {
                         RemoteErrorKind::TimeLimit => StatusCode::GATEWAY_TIMEOUT,
@@ -184,13 +226,56 @@ where
                         format!("component `{}` {}{tail}", comp.id, failure.message),
                     )
                 }
-                Err(join) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("request task failed: {join}"),
-                ),
             };
             Err(DispatchError::new(status, message))
         }
+    }
+}
+
+type GuestFuture = Pin<Box<dyn Future<Output = Result<(), (wasmtime::Error, String)>> + Send>>;
+
+/// A response body that keeps running the guest producing it.
+struct GuestDrivenBody {
+    body: ResponseBody,
+    guest: Option<GuestFuture>,
+    /// The guest failed after sending the response head: the body must end in an error,
+    /// so the client sees a broken response instead of a short one.
+    failed: Option<String>,
+}
+
+impl http_body::Body for GuestDrivenBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        if let Some(guest) = self.guest.as_mut() {
+            if let Poll::Ready(done) = guest.as_mut().poll(cx) {
+                self.guest = None;
+                if let Err((e, _)) = done {
+                    let message = classify(&e, "request failed").message;
+                    tracing::warn!(error = %message, "component failed while writing its response");
+                    self.failed = Some(message);
+                }
+            }
+        }
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) => match self.failed.take() {
+                Some(message) => Poll::Ready(Some(Err(message.into()))),
+                None => Poll::Ready(None),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -14,10 +14,16 @@ use trellis_lattice::store::{Change, LatticeStore, LinkChange};
 
 use crate::runtime::{split_interface, ImportResolver, Target};
 
+/// How old a direct read of a source's links may be when a call finds no link in the table.
+const FRESH_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// Links by source component.
 #[derive(Default)]
 pub struct LinkTable {
     by_source: RwLock<HashMap<String, Vec<Link>>>,
+    store: std::sync::OnceLock<LatticeStore>,
+    /// Recent direct reads of the store, by source, for calls that miss the table.
+    fresh: tokio::sync::Mutex<HashMap<String, (tokio::time::Instant, Vec<Link>)>>,
 }
 
 impl LinkTable {
@@ -61,6 +67,7 @@ impl LinkTable {
     /// Keeps the table current until `shutdown`: loads the links, then follows every
     /// change, re-subscribing after connection loss.
     pub async fn follow(self: Arc<Self>, store: LatticeStore, shutdown: CancellationToken) {
+        let _ = self.store.set(store.clone());
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             match store.watch_links().await {
@@ -88,45 +95,83 @@ impl LinkTable {
     }
 }
 
+/// Picks the link for one import among a source's links: the one named `default`, or the
+/// only one.
+fn choose(links: &[Link], source: &str, instance: &str) -> Result<Target, String> {
+    let Some((package, iface)) = split_interface(instance) else {
+        return Err(format!(
+            "import `{instance}` is not an interface a link can name"
+        ));
+    };
+    let candidates: Vec<&Link> = links
+        .iter()
+        .filter(|l| {
+            l.source_id == source
+                && l.package() == package
+                && l.interfaces.iter().any(|i| i == iface)
+        })
+        .collect();
+    let chosen =
+        candidates
+            .iter()
+            .find(|l| l.name == DEFAULT_LINK_NAME)
+            .or(match candidates.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            });
+    match chosen {
+        Some(link) => Ok(Target {
+            target_id: link.target_id.clone(),
+            link_name: link.name.clone(),
+        }),
+        None if candidates.is_empty() => Err(format!(
+            "component `{source}` has no link for `{package}/{iface}` (create one with `trellis link put {source} TARGET {package} --interface {iface}`)"
+        )),
+        None => Err(format!(
+            "component `{source}` has several links for `{package}/{iface}` ({}) and none is named `{DEFAULT_LINK_NAME}`",
+            candidates.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 impl ImportResolver for LinkTable {
     fn resolve(&self, source: &str, instance: &str) -> Result<Target, String> {
-        let Some((package, iface)) = split_interface(instance) else {
-            return Err(format!(
-                "import `{instance}` is not an interface a link can name"
-            ));
-        };
         let table = self
             .by_source
             .read()
             .map_err(|_| "link table unavailable".to_string())?;
-        let candidates: Vec<&Link> = table
-            .get(source)
-            .map(|links| {
-                links
-                    .iter()
-                    .filter(|l| l.package() == package && l.interfaces.iter().any(|i| i == iface))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let chosen = candidates.iter().find(|l| l.name == DEFAULT_LINK_NAME).or(
-            match candidates.as_slice() {
-                [only] => Some(only),
-                _ => None,
-            },
-        );
-        match chosen {
-            Some(link) => Ok(Target {
-                target_id: link.target_id.clone(),
-                link_name: link.name.clone(),
-            }),
-            None if candidates.is_empty() => Err(format!(
-                "component `{source}` has no link for `{package}/{iface}` (create one with `trellis link put {source} TARGET {package} --interface {iface}`)"
-            )),
-            None => Err(format!(
-                "component `{source}` has several links for `{package}/{iface}` ({}) and none is named `{DEFAULT_LINK_NAME}`",
-                candidates.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
-            )),
-        }
+        let links = table.get(source).map(Vec::as_slice).unwrap_or_default();
+        choose(links, source, instance)
+    }
+
+    fn resolve_fresh<'a>(
+        &'a self,
+        source: &'a str,
+        instance: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Target, String>> {
+        Box::pin(async move {
+            let Some(store) = self.store.get() else {
+                return self.resolve(source, instance);
+            };
+            let mut fresh = self.fresh.lock().await;
+            let stale = fresh
+                .get(source)
+                .is_none_or(|(at, _)| at.elapsed() > FRESH_MAX_AGE);
+            if stale {
+                match store.links().await {
+                    Ok(all) => {
+                        let mine = all.into_iter().filter(|l| l.source_id == source).collect();
+                        fresh.insert(source.to_string(), (tokio::time::Instant::now(), mine));
+                    }
+                    Err(err) => tracing::warn!(%err, source, "cannot read links from the store"),
+                }
+            }
+            let links = fresh
+                .get(source)
+                .map(|(_, l)| l.as_slice())
+                .unwrap_or_default();
+            choose(links, source, instance)
+        })
     }
 }
 

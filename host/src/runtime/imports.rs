@@ -51,6 +51,16 @@ pub struct Target {
 pub trait ImportResolver: Send + Sync {
     /// `source` is the calling component, `instance` the import (`ns:pkg/iface@version`).
     fn resolve(&self, source: &str, instance: &str) -> Result<Target, String>;
+
+    /// Asked when [`Self::resolve`] found nothing: resolve again from the source of truth
+    /// (a link put a moment ago may not have reached this host's table yet).
+    fn resolve_fresh<'a>(
+        &'a self,
+        source: &'a str,
+        instance: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Target, String>> {
+        Box::pin(async move { self.resolve(source, instance) })
+    }
 }
 
 /// Why a component's imports cannot be satisfied.
@@ -244,10 +254,14 @@ impl wrpc_transport::Invoke for ImportClient {
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
-        let target = self
-            .resolver
-            .resolve(&self.source, instance)
-            .map_err(anyhow::Error::msg)?;
+        let target = match self.resolver.resolve(&self.source, instance) {
+            Ok(t) => t,
+            Err(_) => self
+                .resolver
+                .resolve_fresh(&self.source, instance)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        };
         let cx = CallContext {
             link: Some(target.link_name),
             ..cx

@@ -130,13 +130,52 @@ impl RouteTable {
     }
 }
 
+/// How old a snapshot of the store may be when a request finds no route in the watched
+/// table.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// The current route table, swapped whole on every change.
 #[derive(Clone)]
-pub struct Routes(Arc<RwLock<Arc<RouteTable>>>);
+pub struct Routes {
+    table: Arc<RwLock<Arc<RouteTable>>>,
+    store: LatticeStore,
+    server_id: String,
+    snapshot: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<RouteTable>)>>>,
+}
 
 impl Routes {
     pub fn current(&self) -> Arc<RouteTable> {
-        self.0.read().map(|t| Arc::clone(&t)).unwrap_or_default()
+        self.table
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_default()
+    }
+
+    /// The route for a request. The watched table can trail a link put by a few
+    /// milliseconds, so a miss is checked against a fresh read of the store (at most one
+    /// read per quarter second, however many requests miss).
+    pub async fn lookup(&self, host: Option<&str>, path: &str) -> Option<Route> {
+        if let Some(r) = self.current().lookup(host, path) {
+            return Some(r.clone());
+        }
+        let mut snapshot = self.snapshot.lock().await;
+        let stale = snapshot
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > SNAPSHOT_MAX_AGE);
+        if stale {
+            match (self.store.links().await, self.store.configs().await) {
+                (Ok(links), Ok(configs)) => {
+                    let table = RouteTable::build(&self.server_id, &links, &configs);
+                    *snapshot = Some((tokio::time::Instant::now(), Arc::new(table)));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(%e, "cannot read routes from the store")
+                }
+            }
+        }
+        snapshot
+            .as_ref()
+            .and_then(|(_, t)| t.lookup(host, path).cloned())
     }
 
     /// Loads the routes and keeps them current until `stop`.
@@ -151,9 +190,14 @@ impl Routes {
             .collect();
         let mut configs = store.configs().await?;
         let all: Vec<Link> = links.values().cloned().collect();
-        let routes = Self(Arc::new(RwLock::new(Arc::new(RouteTable::build(
-            &server_id, &all, &configs,
-        )))));
+        let routes = Self {
+            table: Arc::new(RwLock::new(Arc::new(RouteTable::build(
+                &server_id, &all, &configs,
+            )))),
+            store: store.clone(),
+            server_id: server_id.clone(),
+            snapshot: Arc::default(),
+        };
         let shared = routes.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -181,7 +225,7 @@ impl Routes {
                     }
                     let all: Vec<Link> = links.values().cloned().collect();
                     let table = RouteTable::build(&server_id, &all, &configs);
-                    if let Ok(mut t) = shared.0.write() {
+                    if let Ok(mut t) = shared.table.write() {
                         *t = Arc::new(table);
                     }
                 }

@@ -57,8 +57,7 @@ impl ServerState {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        let table = self.routes.current();
-        let Some(route) = table.lookup(host, req.uri().path()) else {
+        let Some(route) = self.routes.lookup(host, req.uri().path()).await else {
             return DispatchError::new(
                 StatusCode::NOT_FOUND,
                 format!("no route for {}{}", host.unwrap_or(""), req.uri().path()),
