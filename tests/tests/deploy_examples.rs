@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trellis_tests::{init_logging, Cli, HostProcess, ManagerProcess, NatsServer};
+use trellis_tests::{component_ref, init_logging, Cli, HostProcess, ManagerProcess, NatsServer};
 
 fn example(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -59,7 +59,6 @@ async fn the_greeter_example_deploys_and_answers() {
 }
 
 #[tokio::test]
-#[ignore = "waits for examples/counter (counter.wasm) and builtin://keyvalue-nats in the host"]
 async fn the_counter_example_counts_in_a_nats_bucket() {
     init_logging();
     let nats = NatsServer::start().await;
@@ -99,17 +98,27 @@ async fn the_counter_example_counts_in_a_nats_bucket() {
 }
 
 #[tokio::test]
-#[ignore = "waits for builtin://http-server in the host"]
 async fn the_hello_http_example_answers_over_http() {
     init_logging();
     let nats = NatsServer::start().await;
     let lattice = "ex-http";
-    let port = trellis_tests::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _host = HostProcess::start(&nats.url(), lattice, &[], &["--http-addr", &addr]).await;
+    let _a = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _b = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
     let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    // The example as written, on a free port.
+    let addr = format!("127.0.0.1:{}", trellis_tests::free_port());
+    let text = std::fs::read_to_string(example("hello-http.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &addr)
+        .replace(
+            "../../target/components/hello-http.wasm",
+            &component_ref("hello-http"),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello-http.yaml");
+    std::fs::write(&file, text).unwrap();
     let cli = Cli::new(&nats.url(), lattice);
-    cli.run(&["app", "deploy", &example("hello-http.yaml"), "--wait"])
+    cli.run(&["app", "deploy", file.to_str().unwrap(), "--wait"])
         .await
         .ok();
     let body = tokio::time::timeout(Duration::from_secs(10), async {
@@ -125,4 +134,9 @@ async fn the_hello_http_example_answers_over_http() {
     .expect("an answer within 10s")
     .expect("an HTTP answer");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    // Undeploying stops the server with the rest.
+    cli.run(&["app", "undeploy", "hello-http", "--wait"])
+        .await
+        .ok();
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }
