@@ -496,3 +496,63 @@ async fn a_failing_placement_says_why_and_wait_exits_non_zero() {
     assert_eq!(st["status"], "failed");
     assert_eq!(st["scalers"][0]["state"], "failed");
 }
+
+#[tokio::test]
+async fn a_failing_command_backs_off_with_the_host_error_in_status_and_recovers() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "backoff";
+    let host = HostProcess::start(&nats.url(), lattice, &[], &["--heartbeat-interval", "1s"]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = |version: &str, image: &str| {
+        write_manifest(
+            dir.path(),
+            &format!("{version}.yaml"),
+            &format!(
+                "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: flaky\n  annotations:\n    version: {version}\nspec:\n  components:\n    - name: g\n      type: component\n      properties:\n        image: {image}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: 1\n"
+            ),
+        )
+    };
+    let missing = dir.path().join("missing.wasm");
+    let v1 = app("v1", &format!("file://{}", missing.display()));
+    let cli = Cli::new(&nats.url(), lattice);
+    let stderr = cli
+        .run(&[
+            "app",
+            "deploy",
+            v1.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "30s",
+        ])
+        .await
+        .err();
+    assert!(stderr.contains("flaky failed"), "{stderr}");
+    let client = nats.client(lattice).await;
+    let st = client.app_status("flaky").await.unwrap();
+    assert_eq!(st.status, AppState::Failed);
+    let reason = st.scalers[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(host.id()) && reason.contains("retrying every"),
+        "{reason}"
+    );
+    // Retries back off: a handful of attempts in a few seconds, not one per pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = client.app_status("flaky").await.unwrap();
+    let reason = st.scalers[0].reason.clone().unwrap_or_default();
+    let failures: u32 = reason
+        .split("failed ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failure count in {reason}"));
+    assert!((2..=6).contains(&failures), "{reason}");
+
+    // A fixed version deploys.
+    let v2 = app("v2", &component_ref("greeter"));
+    cli.run(&["app", "deploy", v2.to_str().unwrap(), "--wait"])
+        .await
+        .ok();
+    assert_eq!(replicas(&client, "flaky-g").await.values().sum::<u32>(), 1);
+}
