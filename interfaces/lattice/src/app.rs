@@ -317,7 +317,8 @@ mod tests {
         assert_eq!(s.app(verb::DEPLOY), "trellis.ctl.v1.prod.app.deploy");
         assert_eq!(s.app_wildcard(), "trellis.ctl.v1.prod.app.*");
         assert_eq!(s.app_status_event(), "trellis.evt.prod.app_status");
-        let parsed = s.parse_control(&s.app(verb::LIST)).unwrap();
+        let list = s.app(verb::LIST);
+        let parsed = s.parse_control(&list).unwrap();
         assert_eq!((parsed.noun, parsed.verb), ("app", "list"));
         assert_eq!(apps_bucket("prod"), "trellis_apps_prod");
     }
