@@ -112,15 +112,17 @@ impl RunningComponent {
         }
     }
 
-    /// Stops taking invocations and waits (up to `timeout`) for those in flight.
+    /// Stops taking invocations and waits (up to `timeout`) for those in flight, including
+    /// those accepted and still waiting for an instance: a replaced copy drains instead of
+    /// refusing them. Whatever still waits at the timeout is refused.
     pub async fn stop(&self, timeout: Duration) {
         self.cancel.cancel();
-        self.permits.close();
         self.tracker.close();
         if tokio::time::timeout(timeout, self.tracker.wait())
             .await
             .is_err()
         {
+            self.permits.close();
             tracing::warn!(component_id = %self.id, "invocations still running after the stop timeout; abandoning them");
         }
     }
