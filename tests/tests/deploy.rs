@@ -249,6 +249,11 @@ spec:
         Duration::from_secs(10),
     )
     .await;
+    // Stop the provider processes before the hosts are killed with the test.
+    cli.run(&["app", "undeploy", "daemons", "--wait"])
+        .await
+        .ok();
+    assert!(provider_hosts(&client, "edge-kv").await.is_empty());
 }
 
 #[tokio::test]
