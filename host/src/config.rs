@@ -91,6 +91,16 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_POOL_INSTANCES", default_value_t = 1000)]
     pub pool_instances: u32,
 
+    /// Bytes of each pooled memory kept resident (reset in place rather than returned to the
+    /// kernel) between instances. A component whose calls touch only this much memory (link
+    /// it with a small stack) costs no page-table changes per call.
+    #[arg(long, env = "TRELLIS_POOL_KEEP_RESIDENT", default_value = "128KiB", value_parser = parse_bytes)]
+    pub pool_keep_resident: u64,
+
+    /// Map memory images copy-on-write (`true`) or copy data in at instantiation (`false`).
+    #[arg(long, env = "TRELLIS_MEMORY_COW", default_value_t = true, action = clap::ArgAction::Set)]
+    pub memory_cow: bool,
+
     /// Where compiled components are cached.
     #[arg(long, env = "TRELLIS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -127,6 +137,8 @@ pub struct HostConfig {
     pub rpc_timeout: Duration,
     pub provider_health_interval: Duration,
     pub pool_instances: u32,
+    pub pool_keep_resident: u64,
+    pub memory_cow: bool,
     pub cache_dir: PathBuf,
     pub shutdown_timeout: Duration,
 }
@@ -148,6 +160,8 @@ impl HostConfig {
             rpc_timeout: Duration::from_secs(10),
             provider_health_interval: Duration::from_secs(5),
             pool_instances: 1000,
+            pool_keep_resident: 128 << 10,
+            memory_cow: true,
             cache_dir: default_cache_dir(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -209,6 +223,8 @@ impl HostConfig {
             rpc_timeout: args.rpc_timeout,
             provider_health_interval: args.provider_health_interval,
             pool_instances: args.pool_instances,
+            pool_keep_resident: args.pool_keep_resident,
+            memory_cow: args.memory_cow,
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,
         })

@@ -106,6 +106,8 @@ impl Host {
             pool_instances: config.pool_instances,
             memory_ceiling: config.memory_ceiling,
             cache_dir: config.cache_dir.clone(),
+            keep_resident: config.pool_keep_resident,
+            memory_cow: config.memory_cow,
         })?);
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
@@ -256,8 +258,11 @@ impl Host {
                 None,
             )
             .await;
-        if let Err(err) = state.nats.flush().await {
-            tracing::warn!(%err, "could not flush NATS before exiting");
+        // Without a connection there is nobody to tell; do not wait for one.
+        match tokio::time::timeout(Duration::from_secs(2), state.nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "could not flush NATS before exiting"),
+            Err(_) => tracing::warn!("NATS unreachable; exiting without saying goodbye"),
         }
         tracing::info!(host_id = %state.id, reason, "host stopped");
     }

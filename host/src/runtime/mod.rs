@@ -32,6 +32,10 @@ pub struct RuntimeConfig {
     pub pool_instances: u32,
     pub memory_ceiling: u64,
     pub cache_dir: PathBuf,
+    /// Bytes of each pooled memory and table kept resident between instances.
+    pub keep_resident: u64,
+    /// Copy-on-write memory images (else data is copied in at instantiation).
+    pub memory_cow: bool,
 }
 
 pub struct Runtime {
@@ -92,6 +96,8 @@ impl Runtime {
         let (engine, allocator) = engine::build(&engine::EngineSettings {
             pool_instances: config.pool_instances,
             memory_ceiling: config.memory_ceiling,
+            keep_resident: config.keep_resident,
+            memory_cow: config.memory_cow,
         })?;
         tracing::info!(allocator = %allocator, "wasm engine ready");
         let mut base_linker = Linker::new(&engine);
