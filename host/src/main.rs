@@ -3,11 +3,24 @@ use clap::Parser as _;
 use tokio::signal::unix::{signal, SignalKind};
 use trellis_host::{Host, HostArgs, HostConfig};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Errors inside the runtime are reported as messages; capturing a backtrace for each
+    // (as RUST_BACKTRACE=1 would) costs more than the request it belongs to. Panics still
+    // print backtraces per RUST_BACKTRACE.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let args = HostArgs::parse();
     init_logging(&args.log, args.log_json);
-    match run(args).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("trellis-host: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
