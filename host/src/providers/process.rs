@@ -64,6 +64,14 @@ fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // If the host dies without stopping it (SIGKILL), the kernel stops the provider too.
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     match &host.config.nats_auth {
         NatsAuth::None => {}
         NatsAuth::CredsFile(p) => {
