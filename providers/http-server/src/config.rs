@@ -15,11 +15,13 @@ pub struct ServerConfig {
     pub address: SocketAddr,
     pub max_body_bytes: u64,
     pub timeout: Duration,
+    /// Server threads (each with its own runtime and listening socket).
+    pub threads: usize,
 }
 
 impl ServerConfig {
     /// Keys: `address` (required, e.g. `127.0.0.1:8080`), `max_body` (e.g. `1MiB`),
-    /// `timeout` (e.g. `10s`).
+    /// `timeout` (e.g. `10s`), `threads` (default: one per core).
     pub fn from_config(c: &Config) -> Result<Self, String> {
         let address = c.get("address").ok_or(
             "the HTTP server needs an `address` in its config (e.g. `trellis config put web address=127.0.0.1:8080`, then `--config web`)",
@@ -38,10 +40,19 @@ impl ServerConfig {
             }
             None => DEFAULT_TIMEOUT,
         };
+        let threads = match c.get("threads") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| format!("config `threads` {v:?} must be a number from 1 to 256"))?,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
         Ok(Self {
             address,
             max_body_bytes,
             timeout,
+            threads,
         })
     }
 }

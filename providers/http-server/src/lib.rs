@@ -51,20 +51,19 @@ impl Provider for HttpServer {
     ) -> anyhow::Result<Invocations> {
         let settings =
             config::ServerConfig::from_config(&ctx.config()).map_err(anyhow::Error::msg)?;
-        let listener = tokio::net::TcpListener::bind(settings.address)
-            .await
+        let (listeners, bound) = server::bind(settings.address, settings.threads)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.address))?;
-        let bound = listener.local_addr()?;
         let routes = routes::Routes::follow(ctx, self.stop.clone()).await?;
+        let threads = settings.threads;
         let state = server::ServerState::new(ctx, settings, routes, self.local.clone()).await?;
-        tracing::info!(address = %bound, provider_id = ctx.provider_id(), "HTTP server listening");
+        server::serve_threads(listeners, Arc::new(state), self.stop.clone())?;
+        tracing::info!(address = %bound, threads, provider_id = ctx.provider_id(), "HTTP server listening");
         if let Ok(mut h) = self.health.lock() {
             *h = trellis_provider::HealthReport {
                 healthy: true,
                 message: Some(format!("listening on {bound}")),
             };
         }
-        tokio::spawn(server::serve(listener, Arc::new(state), self.stop.clone()));
         // The server calls components; it serves no WIT exports itself.
         Ok(Vec::new())
     }
