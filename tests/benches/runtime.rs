@@ -89,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
         pool_instances: 1000,
         memory_ceiling: 1 << 30,
         cache_dir: cache.path().to_path_buf(),
+        keep_resident: 128 << 10,
+        memory_cow: true,
     })?;
     let image = trellis_tests::component_ref("greeter");
     let loaded = runtime.load(&image).await?;
