@@ -77,7 +77,7 @@ impl ArtifactCache {
     }
 
     /// The compiled component for `bytes` (whose sha256 is `digest`), from memory, disk, or
-    /// compiled now and written to disk. Runs on a blocking thread.
+    /// compiled now (and then written to disk in the background). Runs on a blocking thread.
     pub async fn get(
         &self,
         engine: &Engine,
@@ -95,11 +95,21 @@ impl ArtifactCache {
         }
         let path = self.dir.join(format!("{digest}.cwasm"));
         let engine = engine.clone();
-        let dir = self.dir.clone();
+        let load_path = path.clone();
         let (component, hit) =
-            tokio::task::spawn_blocking(move || load_or_compile(&engine, &dir, &path, &bytes))
+            tokio::task::spawn_blocking(move || load_or_compile(&engine, &load_path, &bytes))
                 .await
                 .map_err(|e| wasmtime::Error::msg(format!("compile task failed: {e}")))??;
+        if hit == CacheHit::Compiled {
+            // Written after the component is ready rather than before: serializing and writing
+            // the artifact costs the first call several milliseconds and nobody waits for it.
+            let (dir, component) = (self.dir.clone(), component.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(err) = store(&dir, &path, &component) {
+                    tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compiled-component cache");
+                }
+            });
+        }
         let lease = self.lease(digest, &component);
         Ok((component, lease, hit))
     }
@@ -107,7 +117,6 @@ impl ArtifactCache {
 
 fn load_or_compile(
     engine: &Engine,
-    dir: &Path,
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Component, CacheHit), wasmtime::Error> {
@@ -123,11 +132,7 @@ fn load_or_compile(
             }
         }
     }
-    let component = Component::new(engine, bytes)?;
-    if let Err(err) = store(dir, path, &component) {
-        tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compiled-component cache");
-    }
-    Ok((component, CacheHit::Compiled))
+    Ok((Component::new(engine, bytes)?, CacheHit::Compiled))
 }
 
 fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
@@ -145,4 +150,61 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
     std::fs::write(&tmp, serialized)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    async fn wait_for_file(path: &Path) {
+        for _ in 0..500 {
+            if path.exists() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{} was never written", path.display());
+    }
+
+    #[tokio::test]
+    async fn compiles_once_then_loads_from_disk_and_replaces_a_corrupt_artifact() {
+        let engine = Engine::default();
+        let root = tempfile::tempdir().expect("tempdir");
+        let digest = "0123abcd";
+
+        let first = ArtifactCache::new(root.path(), &engine);
+        let (_, lease, hit) = first
+            .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
+            .await
+            .expect("compile");
+        assert_eq!(hit, CacheHit::Compiled);
+        let (_, _again, hit) = first
+            .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
+            .await
+            .expect("memory");
+        assert_eq!(hit, CacheHit::Memory);
+        drop((lease, _again));
+        let artifact = first.dir().join(format!("{digest}.cwasm"));
+        wait_for_file(&artifact).await;
+
+        // A restarted host (a new cache over the same directory) does not recompile.
+        let restarted = ArtifactCache::new(root.path(), &engine);
+        let (_, _lease, hit) = restarted
+            .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
+            .await
+            .expect("load");
+        assert_eq!(hit, CacheHit::Disk);
+
+        // A damaged artifact is discarded and compiled again, not loaded.
+        std::fs::write(&artifact, b"not an artifact").expect("corrupt");
+        let damaged = ArtifactCache::new(root.path(), &engine);
+        let (_, _lease, hit) = damaged
+            .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
+            .await
+            .expect("recompile");
+        assert_eq!(hit, CacheHit::Compiled);
+    }
 }
