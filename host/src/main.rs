@@ -13,7 +13,10 @@ fn main() -> std::process::ExitCode {
     }
     let args = HostArgs::parse();
     init_logging(&args.log, args.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("trellis-host: cannot start the async runtime: {err}");

@@ -33,7 +33,11 @@ struct Run {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 /// User + system CPU time of a process (and its threads), from /proc.
@@ -61,7 +65,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn ms(value: &str) -> f64 {
-    let (num, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len()));
+    let (num, unit) = value.split_at(
+        value
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(value.len()),
+    );
     let n: f64 = num.parse().unwrap_or(0.0);
     match unit {
         "us" => n / 1000.0,
@@ -75,7 +83,13 @@ fn ms(value: &str) -> f64 {
 fn wrk(url: &str, connections: u32, seconds: u64, server_pid: u32) -> Run {
     let cpu_before = cpu_time(server_pid);
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", url])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
         .output()
         .expect("running wrk (apt-get install wrk)");
     let cpu = cpu_time(server_pid).saturating_sub(cpu_before);
@@ -89,9 +103,14 @@ fn wrk(url: &str, connections: u32, seconds: u64, server_pid: u32) -> Run {
             ["50%", v] => run.p50_ms = ms(v),
             ["99%", v] => run.p99_ms = ms(v),
             [n, "requests", "in", ..] => requests = n.parse().unwrap_or(0),
-            ["Non-2xx", "or", "3xx", "responses:", n] => run.errors += n.parse::<u64>().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => {
+                run.errors += n.parse::<u64>().unwrap_or(0)
+            }
             ["Socket", "errors:", rest @ ..] => {
-                run.errors += rest.iter().filter_map(|w| w.trim_matches(',').parse::<u64>().ok()).sum::<u64>()
+                run.errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_matches(',').parse::<u64>().ok())
+                    .sum::<u64>()
             }
             _ => {}
         }
@@ -119,7 +138,9 @@ fn report(name: &str, runs: &[Run]) -> Run {
 }
 
 fn find_wasmtime() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([home.join(".cargo/bin")])
@@ -196,18 +217,28 @@ impl Drop for Wasmtime {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("TRELLIS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("TRELLIS_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let scratch = tempfile::tempdir()?;
     let shim = build_shim(scratch.path());
     let nats = NatsServer::start().await;
-    println!("machine: {} cores; wrk -t2, {seconds}s per run, runs interleaved", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores; wrk -t2, {seconds}s per run, runs interleaved",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
 
     // Idle host RSS, before anything runs on it.
     let host = HostProcess::start(&nats.url(), "http", &[], &[]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_kib(host.pid().unwrap_or(0));
     let client = nats.client("http").await;
-    client.scale_component(host.id(), &hello("hello", 256)).await?;
+    client
+        .scale_component(host.id(), &hello("hello", 256))
+        .await?;
     let trellis_url = start_http_server(&client, host.id(), "web", &[]).await;
     route(&client, "web", "all", "hello", None, None).await;
     let trellis_url = format!("{trellis_url}/");
@@ -242,7 +273,10 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("hello-http, {connections} connections:");
         let a = report("  trellis (built-in server, same host)", &ours);
-        let b = report("  wasmtime serve 45, TCP_NODELAY, same keep-resident", &theirs);
+        let b = report(
+            "  wasmtime serve 45, TCP_NODELAY, same keep-resident",
+            &theirs,
+        );
         println!(
             "  ratio trellis/wasmtime: throughput {:.2}x, server CPU per request {:.2}x",
             a.rps / b.rps.max(1.0),
@@ -253,23 +287,38 @@ async fn main() -> anyhow::Result<()> {
 
     // The lattice hop: the server on this host, the component only on another.
     let worker = HostProcess::start(&nats.url(), "http", &[], &[]).await;
-    client.scale_component(worker.id(), &hello("remote", 256)).await?;
+    client
+        .scale_component(worker.id(), &hello("remote", 256))
+        .await?;
     route(&client, "web", "remote", "remote", Some("/remote"), None).await;
     let remote_url = format!("{}remote", trellis_url);
     wait_for_http(&remote_url);
     wrk(&remote_url, 32, 2, host_pid);
     let hop = vec![wrk(&remote_url, 32, seconds, host_pid)];
-    println!("hello-http through a route to a component on another host (lattice hop), 32 connections:");
+    println!(
+        "hello-http through a route to a component on another host (lattice hop), 32 connections:"
+    );
     report("  trellis, server and component on two hosts", &hop);
 
     // Component start -> first 200, with the compiled cache warm and empty (new host each time).
-    let (mut warm, mut cold, mut link_to_200) = (Samples::default(), Samples::default(), Samples::default());
+    let (mut warm, mut cold, mut link_to_200) =
+        (Samples::default(), Samples::default(), Samples::default());
     let warm_cache = scratch.path().join("warm");
     for run in 0..=5 {
         for cached in [true, false] {
-            let cache_dir = if cached { warm_cache.clone() } else { scratch.path().join(format!("cold{run}")) };
+            let cache_dir = if cached {
+                warm_cache.clone()
+            } else {
+                scratch.path().join(format!("cold{run}"))
+            };
             let lattice = format!("start{run}{cached}");
-            let h = HostProcess::start(&nats.url(), &lattice, &[], &["--cache-dir", &cache_dir.display().to_string()]).await;
+            let h = HostProcess::start(
+                &nats.url(),
+                &lattice,
+                &[],
+                &["--cache-dir", &cache_dir.display().to_string()],
+            )
+            .await;
             let c = nats.client(&lattice).await;
             let base = start_http_server(&c, h.id(), "web", &[]).await;
             route(&c, "web", "all", "hello", None, None).await;
@@ -277,7 +326,11 @@ async fn main() -> anyhow::Result<()> {
             c.scale_component(h.id(), &hello("hello", 8)).await?;
             let took = t.elapsed() + first_200(&format!("{base}/")).await;
             if run > 0 {
-                if cached { warm.push(took) } else { cold.push(took) }
+                if cached {
+                    warm.push(took)
+                } else {
+                    cold.push(took)
+                }
             }
             if cached && run > 0 {
                 // Link put -> first 200 for a running component.
@@ -295,13 +348,25 @@ async fn main() -> anyhow::Result<()> {
     trellis_tests::stats::report("link put -> first 200 (component running)", &link_to_200);
 
     density(&nats, scratch.path()).await?;
-    println!("idle host RSS (no components): {:.1} MiB", idle_rss as f64 / 1024.0);
+    println!(
+        "idle host RSS (no components): {:.1} MiB",
+        idle_rss as f64 / 1024.0
+    );
     Ok(())
 }
 
 /// 1,000 idle components (copies of one component with different ids) on one host.
 async fn density(nats: &NatsServer, scratch: &Path) -> anyhow::Result<()> {
-    let h = HostProcess::start(&nats.url(), "density", &[], &["--cache-dir", &scratch.join("density").display().to_string()]).await;
+    let h = HostProcess::start(
+        &nats.url(),
+        "density",
+        &[],
+        &[
+            "--cache-dir",
+            &scratch.join("density").display().to_string(),
+        ],
+    )
+    .await;
     let c: LatticeClient = nats.client("density").await;
     let pid = h.pid().unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -311,7 +376,8 @@ async fn density(nats: &NatsServer, scratch: &Path) -> anyhow::Result<()> {
     let began = Instant::now();
     for i in 0..n {
         let t = Instant::now();
-        c.scale_component(h.id(), &hello(&format!("copy-{i:04}"), 1)).await?;
+        c.scale_component(h.id(), &hello(&format!("copy-{i:04}"), 1))
+            .await?;
         starts.push(t.elapsed());
     }
     let total = began.elapsed();

@@ -290,7 +290,10 @@ mod tests {
     fn real_greeter_imports_only_wasi() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/components/greeter.wasm");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("{}: {e}; build the example components first with examples/build.sh", path.display())
+            panic!(
+                "{}: {e}; build the example components first with examples/build.sh",
+                path.display()
+            )
         });
         let imports = component_imports(&bytes).unwrap();
         assert!(!imports.is_empty());

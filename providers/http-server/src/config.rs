@@ -46,7 +46,9 @@ impl ServerConfig {
                 .ok()
                 .filter(|n| (1..=256).contains(n))
                 .ok_or_else(|| format!("config `threads` {v:?} must be a number from 1 to 256"))?,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
         Ok(Self {
             address,

@@ -130,7 +130,10 @@ impl ServerState {
 
 /// Binds `threads` listening sockets to `address` with SO_REUSEPORT (the first one picks the
 /// port when `address` has port 0). Returns them and the bound address.
-pub fn bind(address: std::net::SocketAddr, threads: usize) -> std::io::Result<(Vec<std::net::TcpListener>, std::net::SocketAddr)> {
+pub fn bind(
+    address: std::net::SocketAddr,
+    threads: usize,
+) -> std::io::Result<(Vec<std::net::TcpListener>, std::net::SocketAddr)> {
     let mut listeners = Vec::with_capacity(threads.max(1));
     let mut addr = address;
     for _ in 0..threads.max(1) {
@@ -160,7 +163,9 @@ pub fn serve_threads(
     let mut threads = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let (state, stop) = (Arc::clone(&state), stop.clone());
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("http-{i}"))
