@@ -108,6 +108,7 @@ impl Host {
             cache_dir: config.cache_dir.clone(),
             keep_resident: config.pool_keep_resident,
             memory_cow: config.memory_cow,
+            fast_compile: config.fast_compile,
         })?);
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);

@@ -263,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
     let host_pid = host.pid().unwrap_or(0);
 
     for connections in [32u32, 150] {
-        let rounds = if connections == 32 { 3 } else { 1 };
+        let rounds = if connections == 32 { 5 } else { 1 };
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         wrk(&trellis_url, connections, 2, host_pid);
         wrk(&wasmtime_url, connections, 2, wasmtime_pid);
@@ -301,38 +301,41 @@ async fn main() -> anyhow::Result<()> {
     report("  trellis, server and component on two hosts", &hop);
 
     // Component start -> first 200, with the compiled cache warm and empty (new host each time).
-    let (mut warm, mut cold, mut link_to_200) =
-        (Samples::default(), Samples::default(), Samples::default());
+    let (mut warm, mut cold, mut fast, mut link_to_200) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
     let warm_cache = scratch.path().join("warm");
     for run in 0..=5 {
-        for cached in [true, false] {
-            let cache_dir = if cached {
-                warm_cache.clone()
-            } else {
-                scratch.path().join(format!("cold{run}"))
+        for variant in ["warm", "cold", "fast"] {
+            let cache_dir = match variant {
+                "warm" => warm_cache.clone(),
+                _ => scratch.path().join(format!("{variant}{run}")),
             };
-            let lattice = format!("start{run}{cached}");
-            let h = HostProcess::start(
-                &nats.url(),
-                &lattice,
-                &[],
-                &["--cache-dir", &cache_dir.display().to_string()],
-            )
-            .await;
+            let mut args = vec!["--cache-dir".to_string(), cache_dir.display().to_string()];
+            if variant == "fast" {
+                args.push("--fast-compile".into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let lattice = format!("start{run}{variant}");
+            let h = HostProcess::start(&nats.url(), &lattice, &[], &args).await;
             let c = nats.client(&lattice).await;
             let base = start_http_server(&c, h.id(), "web", &[]).await;
             route(&c, "web", "all", "hello", None, None).await;
             let t = Instant::now();
             c.scale_component(h.id(), &hello("hello", 8)).await?;
             let took = t.elapsed() + first_200(&format!("{base}/")).await;
-            if run > 0 {
-                if cached {
-                    warm.push(took)
-                } else {
-                    cold.push(took)
-                }
+            if run == 0 {
+                continue; // fills the warm cache and warms the page cache
             }
-            if cached && run > 0 {
+            match variant {
+                "warm" => warm.push(took),
+                "cold" => cold.push(took),
+                _ => fast.push(took),
+            }
+            if variant == "warm" {
                 // Link put -> first 200 for a running component.
                 c.scale_component(h.id(), &hello("hello2", 8)).await?;
                 let t = Instant::now();
@@ -345,6 +348,7 @@ async fn main() -> anyhow::Result<()> {
     println!("component start -> first 200 (host running, route in place):");
     trellis_tests::stats::report("  compiled cache warm", &warm);
     trellis_tests::stats::report("  compiled cache empty (compiles)", &cold);
+    trellis_tests::stats::report("  cache empty, host --fast-compile", &fast);
     trellis_tests::stats::report("link put -> first 200 (component running)", &link_to_200);
 
     density(&nats, scratch.path()).await?;

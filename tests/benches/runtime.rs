@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         cache_dir: cache.path().to_path_buf(),
         keep_resident: 128 << 10,
         memory_cow: true,
+        fast_compile: false,
     })?;
     let image = trellis_tests::component_ref("greeter");
     let loaded = runtime.load(&image).await?;

@@ -38,6 +38,8 @@ pub struct EngineSettings {
     pub keep_resident: u64,
     /// Map memory images copy-on-write instead of copying them in at instantiation.
     pub memory_cow: bool,
+    /// Cranelift's single-pass register allocator instead of the backtracking one.
+    pub fast_compile: bool,
 }
 
 fn base_config(settings: &EngineSettings) -> Config {
@@ -45,6 +47,11 @@ fn base_config(settings: &EngineSettings) -> Config {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.memory_init_cow(settings.memory_cow);
+    if settings.fast_compile {
+        // The compiled-artifact cache is keyed by the engine's compatibility hash, which
+        // covers compiler settings, so artifacts of either allocator never mix.
+        config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+    }
     config
 }
 

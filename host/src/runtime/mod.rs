@@ -36,6 +36,8 @@ pub struct RuntimeConfig {
     pub keep_resident: u64,
     /// Copy-on-write memory images (else data is copied in at instantiation).
     pub memory_cow: bool,
+    /// Single-pass register allocation: faster compiles, slower code.
+    pub fast_compile: bool,
 }
 
 pub struct Runtime {
@@ -98,6 +100,7 @@ impl Runtime {
             memory_ceiling: config.memory_ceiling,
             keep_resident: config.keep_resident,
             memory_cow: config.memory_cow,
+            fast_compile: config.fast_compile,
         })?;
         tracing::info!(allocator = %allocator, "wasm engine ready");
         let mut base_linker = Linker::new(&engine);
@@ -136,8 +139,10 @@ impl Runtime {
 
     /// Fetches, verifies, compiles (or loads from cache) and links a component.
     pub async fn load(&self, image: &str) -> Result<LoadedComponent, LoadError> {
+        let began = std::time::Instant::now();
         let reference = ImageRef::parse(image)?;
         let (bytes, digest_hex) = reference.fetch().await?;
+        let fetched = began.elapsed();
         let location = reference.location();
         check_header(&location, &bytes)?;
         let (component, lease, cache_hit) = self
@@ -148,6 +153,7 @@ impl Runtime {
                 image: location.clone(),
                 reason: format!("{e:#}"),
             })?;
+        let compiled = began.elapsed();
         let linker =
             imports::linker_for(&self.engine, &component, &self.base_linker).map_err(|source| {
                 LoadError::Imports {
@@ -168,6 +174,14 @@ impl Runtime {
         // A component that exports an HTTP handler gets one; other instantiation errors
         // were caught above.
         let http = ProxyPre::new(pre.clone()).ok();
+        tracing::debug!(
+            image,
+            ?cache_hit,
+            fetch = ?fetched,
+            compile = ?compiled.saturating_sub(fetched),
+            link = ?began.elapsed().saturating_sub(compiled),
+            "component loaded"
+        );
         Ok(LoadedComponent {
             image: image.to_string(),
             digest: format!("sha256:{digest_hex}"),
