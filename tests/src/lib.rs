@@ -9,6 +9,7 @@ pub mod deploy;
 mod host;
 mod nats;
 mod redis;
+pub mod slow_files;
 pub mod stats;
 mod web;
 

@@ -15,7 +15,24 @@ use trellis_tests::{
 
 /// An app of `components` greeter components with `instances` replicas each.
 fn many(dir: &Path, name: &str, version: &str, components: usize, instances: u32) -> String {
-    let greeter = component_ref("greeter");
+    many_of(
+        &component_ref("greeter"),
+        dir,
+        name,
+        version,
+        components,
+        instances,
+    )
+}
+
+fn many_of(
+    greeter: &str,
+    dir: &Path,
+    name: &str,
+    version: &str,
+    components: usize,
+    instances: u32,
+) -> String {
     let mut yaml = format!(
         "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {name}\n  annotations:\n    version: {version}\nspec:\n  components:\n"
     );
@@ -83,7 +100,12 @@ async fn a_manager_killed_mid_reconcile_is_resumed_from_kv_without_loss_or_dupli
     let client = nats.client(lattice).await;
     let events = EventLog::start(&client).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = many(dir.path(), "big", "v1", 30, 2);
+    // Every start fetches the image from a slow server, so placing 60 replicas takes several
+    // rounds of 300 ms and the kill below lands mid-reconcile however fast the machine is.
+    let bytes = std::fs::read(trellis_tests::component("greeter")).expect("greeter.wasm");
+    let registry =
+        trellis_tests::slow_files::SlowFileServer::start(bytes, Duration::from_millis(300)).await;
+    let file = many_of(registry.url(), dir.path(), "big", "v1", 30, 2);
     let cli = Cli::new(&nats.url(), lattice);
     cli.run(&["app", "deploy", &file]).await.ok();
 
