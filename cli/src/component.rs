@@ -33,6 +33,10 @@ pub enum ComponentCommand {
         /// Time limit per invocation (e.g. 500ms, 2s); the host's default otherwise.
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
+        /// Named config the component reads through wasi:config/store (repeatable; later
+        /// names win).
+        #[arg(long, value_name = "NAME")]
+        config: Vec<String>,
     },
     /// Change the replicas of a running component (on one host, or every host running it).
     Scale {
@@ -79,6 +83,7 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
             constraint,
             max_memory,
             timeout,
+            config,
         } => {
             let placement = match host {
                 Some(h) => Placement::Host(h),
@@ -96,6 +101,7 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
                 component_id: id.clone(),
                 image: absolute_image(&image)?,
                 replicas,
+                config,
                 max_memory_bytes: max_memory,
                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
                 annotations: Default::default(),
@@ -150,6 +156,7 @@ async fn scale_where(
         component_id: id.to_string(),
         image: String::new(),
         replicas,
+        config: Vec::new(),
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),

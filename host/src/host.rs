@@ -171,7 +171,10 @@ impl Host {
                 match follower.store().await {
                     Ok(store) => {
                         let links = Arc::clone(&follower.links);
-                        links.follow(store, follower.shutdown.clone()).await;
+                        tokio::join!(
+                            links.follow(store.clone(), follower.shutdown.clone()),
+                            crate::components::config::follow(Arc::clone(&follower), store),
+                        );
                         return;
                     }
                     Err(err) => tracing::debug!(%err, "lattice store not ready"),

@@ -110,7 +110,9 @@ where
         Arc::clone(&comp.id),
         trace,
     );
-    let mut store = host.runtime.new_store(&limits, client, &output);
+    let mut store = host
+        .runtime
+        .new_store(&limits, client, &output, comp.config());
     arm_deadline(&mut store, limit);
     let internal = |e: wasmtime::Error| {
         DispatchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                         component_id: format!("base-{i}"),
                         image: component_ref("greeter"),
                         replicas: 1,
+                        config: Vec::new(),
                         max_memory_bytes: None,
                         timeout_ms: None,
                         annotations: Default::default(),

@@ -200,6 +200,7 @@ fn hello(id: &str, replicas: u32) -> ScaleComponent {
         component_id: id.into(),
         image: component_ref("hello-http"),
         replicas,
+        config: Vec::new(),
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),

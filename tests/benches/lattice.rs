@@ -20,6 +20,7 @@ fn start(id: &str, component: &str) -> ScaleComponent {
         component_id: id.to_string(),
         image: component_ref(component),
         replicas: 4,
+        config: Vec::new(),
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),

@@ -140,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 Arc::from("greeter"),
                 TraceContext::new_root(),
             ),
+            config: Default::default(),
         };
         let (result, _) = inv.run(MemReader(params.clone()), writer.clone()).await;
         result.map_err(|f| anyhow::anyhow!(f.message))?;

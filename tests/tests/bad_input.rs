@@ -11,6 +11,7 @@ fn scale(id: &str, image: &str) -> ScaleComponent {
         component_id: id.to_string(),
         image: image.to_string(),
         replicas: 1,
+        config: Vec::new(),
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),

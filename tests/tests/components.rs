@@ -140,6 +140,7 @@ async fn calls_keep_succeeding_while_a_host_is_killed() {
                     component_id: "greeter".into(),
                     image: component_ref("greeter"),
                     replicas: 4,
+                    config: Vec::new(),
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: Default::default(),

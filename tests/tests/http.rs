@@ -25,6 +25,7 @@ async fn start(
                 component_id: id.into(),
                 image: component_ref(component),
                 replicas: 64,
+                config: Vec::new(),
                 max_memory_bytes: None,
                 timeout_ms,
                 annotations: Default::default(),

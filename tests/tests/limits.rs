@@ -12,6 +12,7 @@ fn start(id: &str, timeout_ms: Option<u64>, max_memory: Option<u64>) -> ScaleCom
         component_id: id.to_string(),
         image: component_ref(id),
         replicas: 2,
+        config: Vec::new(),
         max_memory_bytes: max_memory,
         timeout_ms,
         annotations: Default::default(),

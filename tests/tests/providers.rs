@@ -55,6 +55,7 @@ async fn start_counter(client: &LatticeClient, host: &str) {
                 component_id: "counter".into(),
                 image: component_ref("counter"),
                 replicas: 16,
+                config: Vec::new(),
                 max_memory_bytes: None,
                 timeout_ms: None,
                 annotations: Default::default(),

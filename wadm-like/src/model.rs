@@ -125,6 +125,7 @@ impl Observed {
                 image,
                 replicas,
                 annotations,
+                ..
             } => {
                 let Some(h) = self.hosts.get_mut(host_id) else {
                     return;

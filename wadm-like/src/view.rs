@@ -364,6 +364,7 @@ mod tests {
             component_id: "c".into(),
             image: "file:///c.wasm".into(),
             replicas: 2,
+            config: Vec::new(),
             annotations: Default::default(),
         });
         // A heartbeat taken before the command finished.

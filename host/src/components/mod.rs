@@ -1,5 +1,6 @@
 //! The components a host runs: starting, rescaling, replacing and stopping them.
 
+pub mod config;
 mod serve;
 mod writer;
 
@@ -14,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use trellis_lattice::control::{ComponentScaled, ScaleComponent};
 use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
+use trellis_lattice::link::Config;
 
 use crate::host::HostState;
-use crate::runtime::{self, LoadedComponent};
+use crate::runtime::{self, ComponentConfig, LoadedComponent};
 
 /// Invocations that may wait for a free instance before new ones are turned away.
 const MAX_QUEUED: usize = 1024;
@@ -31,6 +33,8 @@ pub struct RunningComponent {
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
     annotations: RwLock<BTreeMap<String, String>>,
+    /// The named configs it reads through `wasi:config/store`, and their merged values.
+    config: RwLock<(Vec<String>, ComponentConfig)>,
     started_at: DateTime<Utc>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -42,6 +46,35 @@ impl RunningComponent {
             max_memory_bytes: 64 << 20,
             timeout_ms: 10_000,
         })
+    }
+
+    /// The configuration new instances see.
+    pub fn config(&self) -> ComponentConfig {
+        self.config
+            .read()
+            .map(|c| Arc::clone(&c.1))
+            .unwrap_or_default()
+    }
+
+    /// Whether it reads the named config `name`.
+    pub fn uses_config(&self, name: &str) -> bool {
+        self.config
+            .read()
+            .is_ok_and(|c| c.0.iter().any(|n| n == name))
+    }
+
+    /// Merges its named configs again from `configs` (a name that is gone contributes
+    /// nothing), after one of them changed.
+    pub fn remerge_config(&self, configs: &HashMap<String, Config>) {
+        if let Ok(mut c) = self.config.write() {
+            let mut merged = Config::new();
+            for name in &c.0 {
+                if let Some(values) = configs.get(name) {
+                    merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+            c.1 = Arc::new(merged);
+        }
     }
 
     pub fn replicas(&self) -> u32 {
@@ -217,6 +250,15 @@ pub async fn scale(host: &Arc<HostState>, req: &ScaleComponent) -> Result<Compon
 
     if let Some(c) = &existing {
         if req.image.is_empty() || req.image == c.loaded.image {
+            // A full start request (with the image) says which configs it reads; a bare
+            // rescale keeps them.
+            let names_changed = c.config.read().map_or(true, |cur| cur.0 != req.config);
+            if !req.image.is_empty() && names_changed {
+                let config = component_config(host, &req.config).await?;
+                if let Ok(mut cur) = c.config.write() {
+                    *cur = (req.config.clone(), config);
+                }
+            }
             c.set_replicas(req.replicas);
             if req.max_memory_bytes.is_some() || req.timeout_ms.is_some() {
                 if let Ok(mut l) = c.limits.write() {
@@ -243,6 +285,7 @@ pub async fn scale(host: &Arc<HostState>, req: &ScaleComponent) -> Result<Compon
         ));
     }
 
+    let config = component_config(host, &req.config).await?;
     let loaded = host
         .runtime
         .load(&req.image)
@@ -264,6 +307,7 @@ pub async fn scale(host: &Arc<HostState>, req: &ScaleComponent) -> Result<Compon
         permits: Arc::new(Semaphore::new(req.replicas as usize)),
         queued: AtomicUsize::new(0),
         annotations: RwLock::new(req.annotations.clone()),
+        config: RwLock::new((req.config.clone(), config)),
         started_at: Utc::now(),
         cancel: CancellationToken::new(),
         tracker: TaskTracker::new(),
@@ -283,6 +327,19 @@ pub async fn scale(host: &Arc<HostState>, req: &ScaleComponent) -> Result<Compon
         comp.loaded.digest.clone(),
         req.replicas,
     ))
+}
+
+/// The merged named configs a component is started with; a missing name fails the start.
+async fn component_config(host: &HostState, names: &[String]) -> Result<ComponentConfig, String> {
+    if names.is_empty() {
+        return Ok(ComponentConfig::default());
+    }
+    let store = host.store().await?;
+    let merged = store
+        .merged_config(names)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(merged))
 }
 
 fn scaled(

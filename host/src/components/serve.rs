@@ -152,6 +152,7 @@ async fn handle(
         function,
         limits: comp.limits(),
         client,
+        config: comp.config(),
     };
     let (writer, slot) = ReclaimableWriter::new(tx);
     let (result, output) = invocation.run(rx, writer).await;

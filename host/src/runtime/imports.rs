@@ -26,6 +26,8 @@ const NATIVE_PACKAGES: &[&str] = &[
     "wasi:sockets/",
     // wasi:http/types and outgoing-handler; incoming-handler is an export.
     "wasi:http/",
+    // Answered from the component's own named configs.
+    "wasi:config/",
 ];
 
 /// Whether the host implements this import itself.

@@ -31,6 +31,7 @@ pub struct Invocation<'a> {
     pub function: &'a ServedFunction,
     pub limits: ComponentLimits,
     pub client: ImportClient,
+    pub config: super::ComponentConfig,
 }
 
 impl Invocation<'_> {
@@ -43,7 +44,9 @@ impl Invocation<'_> {
     {
         let _ticking = self.runtime.ticker().enter();
         let output = OutputCapture::default();
-        let mut store = self.runtime.new_store(&self.limits, self.client, &output);
+        let mut store = self
+            .runtime
+            .new_store(&self.limits, self.client, &output, self.config);
         let limit = Duration::from_millis(self.limits.timeout_ms);
         arm_deadline(&mut store, limit);
         let pre = self.pre;

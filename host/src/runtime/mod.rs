@@ -8,6 +8,7 @@ mod fetch;
 mod imports;
 mod invoke;
 mod store;
+mod wasi_config;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use fetch::{FetchError, ImageRef};
 pub use imports::{is_native, split_interface, ImportClient, ImportError, ImportResolver, Target};
 pub use invoke::{arm_deadline, classify, watchdog, Failure, Invocation};
 pub use store::{format_bytes, LimitExceeded, OutputCapture, StoreState};
+pub use wasi_config::ComponentConfig;
 
 /// Settings of a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -108,6 +110,8 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut base_linker)
             .map_err(|e| anyhow::anyhow!("adding wasi:http to the linker: {e}"))?;
+        wasi_config::add_to_linker(&mut base_linker)
+            .map_err(|e| anyhow::anyhow!("adding wasi:config to the linker: {e}"))?;
         let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
         let ticker = EpochTicker::start(engine.clone())?;
@@ -201,6 +205,7 @@ impl Runtime {
         limits: &ComponentLimits,
         client: ImportClient,
         output: &OutputCapture,
+        config: ComponentConfig,
     ) -> Store<StoreState> {
         let wasi = WasiCtxBuilder::new()
             .stdout(output.clone())
@@ -219,6 +224,7 @@ impl Runtime {
                 shared: Default::default(),
             },
             output: output.clone(),
+            config,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -162,6 +162,8 @@ pub struct StoreState {
     pub limiter: Limiter,
     pub rpc: RpcState,
     pub output: OutputCapture,
+    /// What `wasi:config/store` answers.
+    pub config: super::wasi_config::ComponentConfig,
 }
 
 impl WasiView for StoreState {

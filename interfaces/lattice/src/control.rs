@@ -76,6 +76,10 @@ pub struct ScaleComponent {
     #[serde(default)]
     pub image: String,
     pub replicas: u32,
+    /// Named configs the component reads through `wasi:config/store`, merged in order (later
+    /// names win). Each must exist when the component starts; changes reach it at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
     /// Per-start override of the host's default memory cap, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<u64>,

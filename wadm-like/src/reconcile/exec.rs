@@ -28,6 +28,7 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
             component_id,
             image,
             replicas,
+            config,
             annotations,
         } => client
             .scale_component(
@@ -36,6 +37,7 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
                     component_id: component_id.clone(),
                     image: image.clone(),
                     replicas: *replicas,
+                    config: config.clone(),
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: annotations.clone(),
@@ -225,6 +227,7 @@ mod tests {
             component_id: "c".into(),
             image: "file:///c.wasm".into(),
             replicas: n,
+            config: Vec::new(),
             annotations: Default::default(),
         }
     }

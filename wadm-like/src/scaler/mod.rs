@@ -46,6 +46,9 @@ pub enum Command {
         component_id: String,
         image: String,
         replicas: u32,
+        /// Named configs the component reads (`properties.config`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        config: Vec<String>,
         annotations: BTreeMap<String, String>,
     },
     StartProvider {
@@ -214,6 +217,7 @@ pub fn plan_undeploy(manifest: &Manifest, observed: &Observed) -> Vec<Command> {
                     component_id: id.clone(),
                     image: c.image.clone(),
                     replicas: 0,
+                    config: Vec::new(),
                     annotations: BTreeMap::new(),
                 });
             }

@@ -114,6 +114,7 @@ impl<'a> Workload<'a> {
         let app = ctx.app();
         let image = &self.spec.properties.image;
         let annotations = managed_annotations(ctx.manifest, self.spec);
+        let config = ctx.manifest.config_names(self.spec, ConfigSite::Properties);
         let mut out = Converged::default();
         let mut stops = Vec::new();
         let mut ready = true;
@@ -133,6 +134,7 @@ impl<'a> Workload<'a> {
                         component_id: self.id.clone(),
                         image: c.image.clone(),
                         replicas: 0,
+                        config: Vec::new(),
                         annotations: BTreeMap::new(),
                     });
                 }
@@ -149,6 +151,7 @@ impl<'a> Workload<'a> {
                     component_id: self.id.clone(),
                     image: image.clone(),
                     replicas: want,
+                    config: config.clone(),
                     annotations: annotations.clone(),
                 });
             }
@@ -325,6 +328,7 @@ pub(super) fn orphans(ctx: &Ctx<'_>) -> Vec<Command> {
                     component_id: id.clone(),
                     image: c.image.clone(),
                     replicas: 0,
+                    config: Vec::new(),
                     annotations: BTreeMap::new(),
                 });
             }

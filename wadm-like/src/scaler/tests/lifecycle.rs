@@ -70,6 +70,7 @@ fn moving_replicas_starts_new_before_stopping_old() {
             component_id: "shop-web".into(),
             image: "file:///web-v1.wasm".into(),
             replicas: 1,
+            config: Vec::new(),
             annotations: managed_annotations(&m, &m.spec.components[0]),
         }]
     );
