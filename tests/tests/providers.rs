@@ -299,7 +299,7 @@ async fn a_killed_external_provider_is_restarted_and_calls_resume() {
         .expect("link");
     assert_eq!(increment(&client, "n").await, 1);
 
-    let pids = pids_with_env("TRELLIS_PROVIDER_ID", "kv-ext");
+    let pids = pids_with_env("TRELLIS_HOST_ID", host.id());
     assert_eq!(pids.len(), 1, "one provider process: {pids:?}");
     // SAFETY: killing the provider process the host started for this test.
     unsafe {
@@ -321,7 +321,7 @@ async fn a_killed_external_provider_is_restarted_and_calls_resume() {
     })
     .await;
     assert_eq!(value, 2);
-    let again = pids_with_env("TRELLIS_PROVIDER_ID", "kv-ext");
+    let again = pids_with_env("TRELLIS_HOST_ID", host.id());
     assert_eq!(again.len(), 1);
     assert_ne!(again, pids, "a new process");
     let healthy_again = events.typed().iter().any(|e| {

@@ -64,11 +64,18 @@ fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // If the host dies without stopping it (SIGKILL), the kernel stops the provider too.
-    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    // If the host dies without stopping it (SIGKILL), the kernel stops the provider too. A
+    // host that died before the child armed the signal is caught by comparing the parent.
+    let host_pid = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe; they only touch this child.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() as u32 != host_pid {
+                return Err(std::io::Error::other(
+                    "the host exited while starting the provider",
+                ));
+            }
             Ok(())
         });
     }

@@ -65,15 +65,22 @@ pub async fn run_with<P: Provider>(
     let background = CancellationToken::new();
     let _stop_background = background.clone().drop_guard();
 
-    let store = LatticeStore::open(&env.nats, &env.lattice).await?;
-    let (links, events) = Links::start_with_grace(
-        store,
-        &provider_id,
-        env.config_names.clone(),
-        options.retarget_grace,
-        background.clone(),
-    )
-    .await?;
+    let setup = async {
+        let store = LatticeStore::open(&env.nats, &env.lattice).await?;
+        Links::start_with_grace(
+            store,
+            &provider_id,
+            env.config_names.clone(),
+            options.retarget_grace,
+            background.clone(),
+        )
+        .await
+    };
+    // Told to stop before it could even read its links: nothing to drain.
+    let (links, events) = tokio::select! {
+        setup = setup => setup?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
     let ctx = ProviderContext::new(
         env.nats.clone(),
         subjects.clone(),
@@ -168,7 +175,21 @@ pub fn init_logging() {
     };
 }
 
-/// Cancelled on SIGTERM or SIGINT.
+/// Resolves when the process that started this one is gone (this process was handed to
+/// another parent). A host's death is also signalled (parent-death signal), but that signal
+/// is lost when the host dies between starting a provider and the provider arming it.
+#[cfg(unix)]
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}
+
+/// Cancelled on SIGTERM or SIGINT, or when the parent process (the host) is gone.
 fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
@@ -179,8 +200,9 @@ fn shutdown_on_signals() -> CancellationToken {
             match signal(SignalKind::terminate()) {
                 Ok(mut term) => {
                     tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+                        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+                        _ = parent_gone() => tracing::warn!("the host that started this provider is gone; shutting down"),
                     }
                 }
                 Err(_) => {
@@ -192,11 +214,23 @@ fn shutdown_on_signals() -> CancellationToken {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-        tracing::info!("signal received; shutting down");
         cancel.cancel();
+        // Whatever the shutdown waits on (a NATS server that is gone, a stuck call), the
+        // process ends: a provider must never outlive its host's request to stop.
+        std::thread::spawn(|| {
+            std::thread::sleep(FORCED_EXIT_AFTER);
+            eprintln!(
+                "provider: still not stopped {FORCED_EXIT_AFTER:?} after the signal; exiting"
+            );
+            std::process::exit(1);
+        });
     });
     token
 }
+
+/// How long after SIGTERM/SIGINT a provider executable exits even if its orderly shutdown
+/// (draining calls for up to `ServeOptions::drain_timeout`) has not finished.
+const FORCED_EXIT_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The whole `main` of a provider executable: logging, settings from the environment its
 /// host sets, serving until SIGTERM/SIGINT. On failure prints one line to stderr and
@@ -218,9 +252,15 @@ pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "provider".into());
+    // Signals are handled from the start: a provider told to stop while it is still
+    // connecting (its NATS server gone) stops instead of connecting forever.
+    let shutdown = shutdown_on_signals();
     let result = async {
-        let env = ProviderEnv::from_env().await?;
-        run_builtin(env, shutdown_on_signals(), provider).await
+        let env = tokio::select! {
+            env = ProviderEnv::from_env() => env?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        run_builtin(env, shutdown, provider).await
     }
     .await;
     match result {
