@@ -55,6 +55,7 @@ fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
         .env(env::LATTICE, host.subjects.lattice())
         .env(env::PROVIDER_ID, &prov.id)
         .env(env::HOST_ID, &host.id)
+        .env(env::HOST_PID, std::process::id().to_string())
         .env(env::CONFIG, prov.config.join(","))
         .env(
             env::LOG,

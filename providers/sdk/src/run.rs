@@ -175,17 +175,20 @@ pub fn init_logging() {
     };
 }
 
-/// Resolves when the process that started this one is gone (this process was handed to
-/// another parent). A host's death is also signalled (parent-death signal), but that signal
-/// is lost when the host dies between starting a provider and the provider arming it.
+/// Resolves when the host that started this process (`TRELLIS_HOST_PID`, else the parent at
+/// start) is no longer its parent. A host's death is also signalled (parent-death signal), but
+/// that signal is lost when the host dies while the provider is still starting.
 #[cfg(unix)]
 async fn parent_gone() {
-    let parent = std::os::unix::process::parent_id();
+    let parent = std::env::var(trellis_lattice::provider::env::HOST_PID)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or_else(std::os::unix::process::parent_id);
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
         if std::os::unix::process::parent_id() != parent {
             return;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
