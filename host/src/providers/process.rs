@@ -61,7 +61,9 @@ fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
             env::LOG,
             std::env::var(env::LOG).unwrap_or_else(|_| "info".into()),
         )
-        .stdin(Stdio::null())
+        // Held open by the host for as long as it supervises the child: when the host is
+        // gone for any reason the provider reads end-of-file and stops.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

@@ -231,6 +231,39 @@ fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// A host keeps a pipe to a provider's stdin open while it supervises it; end-of-file means
+/// the host is gone, however it went. Watched on a thread of its own, outside the async
+/// runtime, which also ends the process if the orderly shutdown hangs.
+fn stop_when_host_closes_stdin(shutdown: CancellationToken) {
+    if std::env::var_os(trellis_lattice::provider::env::HOST_PID).is_none() {
+        return; // started by hand, not by a host
+    }
+    let spawned = std::thread::Builder::new()
+        .name("host-watch".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 256];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if !shutdown.is_cancelled() {
+                eprintln!("provider: the host closed its pipe; shutting down");
+                shutdown.cancel();
+            }
+            std::thread::sleep(FORCED_EXIT_AFTER);
+            std::process::exit(1);
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(%err, "cannot watch the host's pipe");
+    }
+}
+
 /// How long after SIGTERM/SIGINT a provider executable exits even if its orderly shutdown
 /// (draining calls for up to `ServeOptions::drain_timeout`) has not finished.
 const FORCED_EXIT_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
@@ -258,6 +291,7 @@ pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
     // Signals are handled from the start: a provider told to stop while it is still
     // connecting (its NATS server gone) stops instead of connecting forever.
     let shutdown = shutdown_on_signals();
+    stop_when_host_closes_stdin(shutdown.clone());
     let result = async {
         let env = tokio::select! {
             env = ProviderEnv::from_env() => env?,
