@@ -163,6 +163,9 @@ pub async fn supervise(
             }
         };
         tracing::info!(provider_id = %prov.id, pid = child.id().unwrap_or(0), "provider process started");
+        // Held until the child is gone (`Child::wait` would close it first): the provider
+        // stops when this pipe closes, which is what happens when the host dies.
+        let _host_pipe = child.stdin.take();
         let pumps = [
             child
                 .stdout
