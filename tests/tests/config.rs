@@ -128,6 +128,18 @@ async fn a_missing_config_refuses_the_start_and_disturbs_nothing() {
         msg.contains("nowhere") && msg.contains("no such named config"),
         "{msg}"
     );
+    // A name that cannot be a config name is refused before anything is read.
+    let err = client
+        .scale_component(host.id(), &settings("bad", &["no spaces allowed"]))
+        .await
+        .expect_err("a malformed config name fails");
+    assert!(err.to_string().contains("config name"), "{err}");
+    // A running component keeps its configs when a start asks for a missing one.
+    let err = client
+        .scale_component(host.id(), &settings("good", &["nowhere"]))
+        .await
+        .expect_err("switching to a missing config fails");
+    assert!(err.to_string().contains("nowhere"), "{err}");
     let inv = client.inventory(host.id()).await.expect("inventory");
     assert!(inv.components.iter().all(|c| c.id != "bad"), "{inv:?}");
     assert_eq!(

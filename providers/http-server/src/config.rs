@@ -78,6 +78,15 @@ mod tests {
             (s.max_body_bytes, s.timeout),
             (1024, Duration::from_secs(2))
         );
+        assert!(s.threads >= 1, "one thread per core by default");
+        c.insert("threads".into(), "3".into());
+        assert_eq!(ServerConfig::from_config(&c).unwrap().threads, 3);
+        for bad in ["0", "many", "1000"] {
+            c.insert("threads".into(), bad.into());
+            let err = ServerConfig::from_config(&c).unwrap_err();
+            assert!(err.contains("threads") && err.contains(bad), "{err}");
+        }
+        c.remove("threads");
         c.insert("address".into(), "localhost".into());
         assert!(ServerConfig::from_config(&c).is_err());
     }

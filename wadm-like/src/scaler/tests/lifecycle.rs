@@ -343,3 +343,32 @@ fn conflicting_source_is_not_linked() {
         .unwrap()
         .starts_with("not linking: component counter-counter already runs on host h2"));
 }
+
+#[test]
+fn a_component_is_started_with_its_config_names_in_order() {
+    let m = manifest(&WEIGHTED.replace(
+        "properties: { image: file:///web-v1.wasm }",
+        "properties: { image: file:///web-v1.wasm, config: [ { name: shared }, { properties: { greeting: hi } } ] }",
+    ));
+    let mut o = three_tiers();
+    o.configs.insert("shared".into(), BTreeMap::new());
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let p = plan(&m, None, &o);
+        if p.commands.is_empty() {
+            break;
+        }
+        starts.extend(p.commands.iter().filter_map(|c| match c {
+            Command::ScaleComponent {
+                replicas, config, ..
+            } if *replicas > 0 => Some(config.clone()),
+            _ => None,
+        }));
+        apply(&mut o, &p.commands);
+    }
+    assert!(!starts.is_empty(), "the component was never started");
+    for config in starts {
+        // The named config first, then the inline one the app owns.
+        assert_eq!(config, ["shared", "shop-web-1"]);
+    }
+}
