@@ -20,7 +20,8 @@ pub mod env {
     pub const LATTICE: &str = "TRELLIS_LATTICE";
     pub const PROVIDER_ID: &str = "TRELLIS_PROVIDER_ID";
     pub const HOST_ID: &str = "TRELLIS_HOST_ID";
-    /// The host's process id: a provider whose parent is no longer this process stops.
+    /// The host's process id; set when a host started the provider (which then stops when the
+    /// host's pipe on its stdin closes).
     pub const HOST_PID: &str = "TRELLIS_HOST_PID";
     /// Comma-separated names of the provider's own named configs, merged in order.
     pub const CONFIG: &str = "TRELLIS_PROVIDER_CONFIG";

@@ -175,24 +175,7 @@ pub fn init_logging() {
     };
 }
 
-/// Resolves when the host that started this process (`TRELLIS_HOST_PID`, else the parent at
-/// start) is no longer its parent. A host's death is also signalled (parent-death signal), but
-/// that signal is lost when the host dies while the provider is still starting.
-#[cfg(unix)]
-async fn parent_gone() {
-    let parent = std::env::var(trellis_lattice::provider::env::HOST_PID)
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        .unwrap_or_else(std::os::unix::process::parent_id);
-    loop {
-        if std::os::unix::process::parent_id() != parent {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Cancelled on SIGTERM or SIGINT, or when the parent process (the host) is gone.
+/// Cancelled on SIGTERM or SIGINT.
 fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
@@ -205,7 +188,6 @@ fn shutdown_on_signals() -> CancellationToken {
                     tokio::select! {
                         _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
                         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-                        _ = parent_gone() => tracing::warn!("the host that started this provider is gone; shutting down"),
                     }
                 }
                 Err(_) => {
@@ -218,22 +200,24 @@ fn shutdown_on_signals() -> CancellationToken {
             let _ = tokio::signal::ctrl_c().await;
         }
         cancel.cancel();
-        // Whatever the shutdown waits on (a NATS server that is gone, a stuck call), the
-        // process ends: a provider must never outlive its host's request to stop.
-        std::thread::spawn(|| {
-            std::thread::sleep(FORCED_EXIT_AFTER);
-            eprintln!(
-                "provider: still not stopped {FORCED_EXIT_AFTER:?} after the signal; exiting"
-            );
-            std::process::exit(1);
-        });
+        std::thread::spawn(exit_after_grace);
     });
     token
 }
 
+/// Called once a stop has begun: whatever the orderly shutdown waits on (a NATS server that
+/// is gone, a stuck call), the process ends, so a provider never outlives its host.
+fn exit_after_grace() {
+    std::thread::sleep(FORCED_EXIT_AFTER);
+    eprintln!("provider: still not stopped {FORCED_EXIT_AFTER:?} after being told to; exiting");
+    std::process::exit(1);
+}
+
 /// A host keeps a pipe to a provider's stdin open while it supervises it; end-of-file means
-/// the host is gone, however it went. Watched on a thread of its own, outside the async
-/// runtime, which also ends the process if the orderly shutdown hangs.
+/// the host is gone, however it went (a parent-death signal is lost when the host dies while
+/// the provider is still starting). Watched on a thread of its own, outside the async runtime.
+/// `TRELLIS_HOST_PID` says a host started this process; a provider started by hand ignores
+/// its stdin.
 fn stop_when_host_closes_stdin(shutdown: CancellationToken) {
     if std::env::var_os(trellis_lattice::provider::env::HOST_PID).is_none() {
         return; // started by hand, not by a host
@@ -256,15 +240,14 @@ fn stop_when_host_closes_stdin(shutdown: CancellationToken) {
                 eprintln!("provider: the host closed its pipe; shutting down");
                 shutdown.cancel();
             }
-            std::thread::sleep(FORCED_EXIT_AFTER);
-            std::process::exit(1);
+            exit_after_grace();
         });
     if let Err(err) = spawned {
         tracing::warn!(%err, "cannot watch the host's pipe");
     }
 }
 
-/// How long after SIGTERM/SIGINT a provider executable exits even if its orderly shutdown
+/// How long after a stop a provider executable exits even if its orderly shutdown
 /// (draining calls for up to `ServeOptions::drain_timeout`) has not finished.
 const FORCED_EXIT_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
 
