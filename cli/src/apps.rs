@@ -4,15 +4,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Subcommand;
-use trellis_deploy::{image, validate};
 use trellis_lattice::app::{AppChanged, AppState, AppStatus, ScalerState};
-use trellis_lattice::manifest::Manifest;
-use trellis_lattice::LatticeClient;
+use trellis_lattice::{ErrorKind, LatticeClient};
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(Subcommand)]
 pub enum AppCommand {
@@ -74,7 +72,7 @@ pub enum AppCommand {
 
 pub async fn run(g: &Global, cmd: AppCommand) -> anyhow::Result<()> {
     match cmd {
-        AppCommand::Validate { file } => validate_file(g, &file),
+        AppCommand::Validate { file } => crate::manifest_file::validate_file(g, &file),
         AppCommand::Deploy {
             app,
             version,
@@ -159,76 +157,17 @@ pub async fn run(g: &Global, cmd: AppCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Prints located errors one per line and exits non-zero.
-fn fail_with_lines(text: &str) -> ! {
-    for line in text.lines() {
-        eprintln!("{line}");
-    }
-    std::process::exit(1)
-}
-
-/// Reads and validates a manifest file, with image paths made absolute relative to its folder.
-fn read_manifest(file: &str) -> anyhow::Result<Manifest> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    let dir = Path::new(file)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
-    match validate::parse_and_check_imports(file, &text, &dir) {
-        Ok(mut m) => {
-            for c in &mut m.spec.components {
-                c.properties.image = image::absolutize(&c.properties.image, &dir);
-            }
-            Ok(m)
-        }
-        Err(errors) => fail_with_lines(&errors.to_string()),
-    }
-}
-
-fn validate_file(g: &Global, file: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    let dir = Path::new(file)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let result = validate::parse_and_check_imports(file, &text, dir);
-    if g.output == Format::Json {
-        let out = match &result {
-            Ok(m) => serde_json::json!({
-                "valid": true, "name": m.name(), "version": m.version(), "errors": [],
-            }),
-            Err(e) => serde_json::json!({ "valid": false, "errors": e.errors }),
-        };
-        output::print_json(&out)?;
-        if result.is_err() {
-            std::process::exit(1);
-        }
-        return Ok(());
-    }
-    match result {
-        Ok(m) => {
-            println!(
-                "{file}: valid: application {}{}, {} components",
-                m.name(),
-                m.version()
-                    .map(|v| format!(" version {v}"))
-                    .unwrap_or_default(),
-                m.spec.components.len()
-            );
-            Ok(())
-        }
-        Err(errors) => fail_with_lines(&errors.to_string()),
-    }
-}
-
 /// Validates locally, then stores on the manager: (name, version, created).
 async fn put_file(client: &LatticeClient, file: &str) -> anyhow::Result<(String, String, bool)> {
-    let manifest = read_manifest(file)?;
+    let manifest = crate::manifest_file::read_manifest(file)?;
     let json = serde_json::to_string(&manifest)?;
     match client.put_app(file, &json).await {
         Ok(put) => Ok((put.name, put.version, put.created)),
-        Err(trellis_lattice::Error::Refused(text)) if text.contains('\n') => fail_with_lines(&text),
+        Err(trellis_lattice::Error::Control(c))
+            if c.kind == ErrorKind::Invalid && c.message.contains('\n') =>
+        {
+            crate::manifest_file::fail_with_lines(&c.message)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -347,8 +286,8 @@ async fn wait_for(
                     );
                 }
             }
-            Err(trellis_lattice::Error::Refused(msg))
-                if goal == Goal::Gone && msg.starts_with("no application named") =>
+            Err(trellis_lattice::Error::Control(c))
+                if goal == Goal::Gone && c.kind == ErrorKind::NotFound =>
             {
                 spinner.finish_and_clear();
                 return Ok(None);

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use crate::Global;
+use crate::global::Global;
 
 #[derive(clap::Args)]
 pub struct CallArgs {

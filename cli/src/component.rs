@@ -8,8 +8,8 @@ use trellis_lattice::control::{ComponentScaled, ScaleComponent};
 use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::{LatticeClient, Placement};
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(Subcommand)]
 pub enum ComponentCommand {

@@ -4,8 +4,8 @@ use clap::Subcommand;
 use trellis_lattice::inventory::HostInventory;
 use trellis_lattice::labels;
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(Subcommand)]
 pub enum GetCommand {

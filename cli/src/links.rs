@@ -4,8 +4,8 @@ use clap::Subcommand;
 use trellis_lattice::link::{parse_package, Config, Link, LinkKey, DEFAULT_LINK_NAME};
 use trellis_lattice::LatticeClient;
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(Subcommand)]
 pub enum LinkCommand {

@@ -3,17 +3,20 @@
 mod apps;
 mod call;
 mod component;
+mod exit;
+mod global;
 mod hosts;
 mod links;
+mod manifest_file;
 mod output;
 mod providers;
 mod spy;
 mod up;
 
 use clap::{Parser, Subcommand};
-use trellis_lattice::{LatticeClient, NatsAuth};
 
-use crate::output::Format;
+use global::Global;
+use output::Format;
 
 #[derive(Parser)]
 #[command(
@@ -83,26 +86,6 @@ enum Command {
     App(apps::AppCommand),
 }
 
-/// Connection settings every command shares.
-pub struct Global {
-    pub nats_url: String,
-    pub lattice: String,
-    pub creds: Option<std::path::PathBuf>,
-    pub output: Format,
-}
-
-impl Global {
-    pub async fn client(&self) -> anyhow::Result<LatticeClient> {
-        trellis_lattice::id::validate_lattice(&self.lattice)?;
-        let auth = match &self.creds {
-            Some(path) => NatsAuth::CredsFile(path.clone()),
-            None => NatsAuth::None,
-        };
-        let nats = trellis_lattice::client::connect(&self.nats_url, &auth, "trellis-cli").await?;
-        Ok(LatticeClient::new(nats, &self.lattice)?)
-    }
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -138,7 +121,7 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             // One line: the chain of causes, outermost first.
             eprintln!("trellis: {}", format!("{err:#}").replace('\n', " "));
-            std::process::ExitCode::FAILURE
+            exit::code(&err)
         }
     }
 }

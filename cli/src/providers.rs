@@ -6,8 +6,8 @@ use trellis_lattice::control::StartProvider;
 use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::Placement;
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(Subcommand)]
 pub enum ProviderCommand {
@@ -55,7 +55,7 @@ pub async fn run(g: &Global, cmd: ProviderCommand) -> anyhow::Result<()> {
                     Placement::Constraints(c)
                 }
             };
-            let image = if reference.starts_with(trellis_lattice::provider::BUILTIN_SCHEME) {
+            let image = if reference.starts_with(trellis_lattice::image::BUILTIN_SCHEME) {
                 reference
             } else {
                 crate::component::absolute_image(&reference)?

@@ -7,8 +7,8 @@ use trellis_lattice::event::{CloudEvent, Event};
 use trellis_lattice::rpc::headers;
 use trellis_lattice::trace::TraceContext;
 
+use crate::global::Global;
 use crate::output::{self, Format};
-use crate::Global;
 
 #[derive(clap::Args)]
 pub struct SpyArgs {
@@ -124,6 +124,12 @@ fn print_event(
         ),
         Ok(Event::ConfigSet(c)) => format!("{} keys {}", c.name, c.keys.join(",")),
         Ok(Event::ConfigDeleted(c)) => c.name,
+        Ok(Event::AppStatus(st)) => format!(
+            "{} {}{}",
+            st.name,
+            st.status,
+            st.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ),
         Ok(Event::Other { data, .. }) => serde_json::to_string(&data)?,
         Err(err) => format!("(unreadable: {err})"),
     };
@@ -140,10 +146,7 @@ fn print_event(
 fn print_call(g: &Global, msg: &async_nats::Message) -> anyhow::Result<()> {
     // trellis.rpc.{lattice}.{id}.wrpc.0.0.1.{instance}.{function}; the instance may hold dots.
     let subject = msg.subject.as_str();
-    let after = subject
-        .split_once(".wrpc.0.0.1.")
-        .map(|(_, rest)| rest)
-        .unwrap_or(subject);
+    let after = trellis_lattice::subject::rpc::function_of(subject);
     let (instance, function) = after.rsplit_once('.').unwrap_or(("", after));
     let header = |name: &str| {
         msg.headers

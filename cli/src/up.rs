@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use trellis_lattice::event::Event;
 use trellis_lattice::NatsAuth;
 
-use crate::Global;
+use crate::global::Global;
 
 #[derive(clap::Args)]
 pub struct UpArgs {

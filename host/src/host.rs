@@ -1,99 +1,39 @@
-//! A running host: its shared state, start-up, and orderly shutdown.
+//! A running host: its parts wired together, start-up, and orderly shutdown. Each part gets
+//! only what it needs; this file is the one place that knows them all.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use chrono::Utc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::event::{Event, HostStarted, HostStopped};
-use trellis_lattice::inventory::{ComponentLimits, HostInventory, HostResources};
-use trellis_lattice::labels::Labels;
+use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::rpc::{Invoker, InvokerConfig};
+use trellis_lattice::server::{EventPublisher, EventSink};
 use trellis_lattice::Subjects;
 
-use crate::components::Components;
+use crate::components::{Components, ComponentsContext};
 use crate::config::HostConfig;
+use crate::control::parts::{ComponentControl, HostControl};
+use crate::control::state::StateHandlers;
+use crate::control::{LatticeImports, Router};
 use crate::identity::Identity;
-use crate::lattice::events::Events;
-use crate::lattice::session::{self, SessionEvent};
-use crate::lattice::{control, heartbeat};
+use crate::ingress::HostDispatch;
+use crate::inventory::HostInfo;
+use crate::labels::HostLabels;
+use crate::lattice_kv::{LatticeKv, StateStore};
 use crate::links::LinkTable;
-use crate::runtime::{ImportResolver, Runtime, RuntimeConfig};
-use trellis_lattice::store::LatticeStore;
-
-/// Everything the parts of a host share.
-pub struct HostState {
-    pub id: String,
-    pub friendly_name: String,
-    pub subjects: Subjects,
-    pub nats: async_nats::Client,
-    /// The same connection, shared the way wRPC clients want it.
-    pub nats_shared: Arc<async_nats::Client>,
-    pub runtime: Arc<Runtime>,
-    pub invoker: Arc<Invoker>,
-    pub resolver: Arc<dyn ImportResolver>,
-    /// Links by source, for routing imports.
-    pub links: Arc<LinkTable>,
-    store: tokio::sync::OnceCell<LatticeStore>,
-    pub labels: RwLock<Labels>,
-    pub defaults: ComponentLimits,
-    pub config: HostConfig,
-    pub started_at: DateTime<Utc>,
-    started: Instant,
-    pub components: Components,
-    pub providers: crate::providers::Providers,
-    pub events: Events,
-    /// Fires when the host begins shutting down.
-    pub shutdown: CancellationToken,
-    stop_timeout: std::sync::Mutex<Option<Duration>>,
-}
-
-impl HostState {
-    /// The lattice's link and config buckets (opened on first use).
-    pub async fn store(&self) -> Result<LatticeStore, String> {
-        self.store
-            .get_or_try_init(|| LatticeStore::open(&self.nats, self.subjects.lattice()))
-            .await
-            .cloned()
-            .map_err(|e| format!("lattice store unavailable: {e}"))
-    }
-
-    pub fn labels(&self) -> Labels {
-        self.labels.read().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    pub fn inventory(&self) -> HostInventory {
-        HostInventory {
-            host_id: self.id.clone(),
-            friendly_name: self.friendly_name.clone(),
-            lattice: self.subjects.lattice().to_string(),
-            labels: self.labels(),
-            version: trellis_lattice::VERSION.to_string(),
-            uptime_seconds: self.started.elapsed().as_secs(),
-            started_at: self.started_at,
-            components: self.components.all().iter().map(|c| c.info()).collect(),
-            providers: self.providers.all().iter().map(|p| p.info()).collect(),
-            resources: HostResources {
-                rss_bytes: crate::labels::rss_bytes(),
-                active_invocations: self.runtime.ticker().active() as u64,
-            },
-            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
-        }
-    }
-
-    /// Begins an orderly stop (control request or signal).
-    pub fn request_stop(&self, timeout_ms: Option<u64>) {
-        if let Ok(mut t) = self.stop_timeout.lock() {
-            *t = timeout_ms.map(Duration::from_millis);
-        }
-        self.shutdown.cancel();
-    }
-}
+use crate::providers::{Providers, ProvidersContext};
+use crate::runtime::{ImportResolver, Linking, Runtime, RuntimeConfig};
+use crate::session::{self, SessionEvent};
 
 /// A started host.
 pub struct Host {
-    state: Arc<HostState>,
+    info: Arc<HostInfo>,
+    events: EventPublisher,
+    nats: async_nats::Client,
+    shutdown_timeout: Duration,
 }
 
 impl Host {
@@ -101,7 +41,7 @@ impl Host {
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
         trellis_lattice::id::validate_lattice(&config.lattice)?;
         let identity = Identity::new(config.seed.as_deref(), config.friendly_name.clone())?;
-        let labels = crate::labels::merge(&config.labels)?;
+        let labels = Arc::new(HostLabels::new(crate::labels::merge(&config.labels)?));
         let runtime = Arc::new(Runtime::new(&RuntimeConfig {
             pool_instances: config.pool_instances,
             memory_ceiling: config.memory_ceiling,
@@ -112,7 +52,7 @@ impl Host {
         })?);
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
-        let (nats, mut session_events) =
+        let (nats, session_events) =
             session::connect(&config.nats_url, &config.nats_auth, &name).await?;
         let subjects = Subjects::new(config.lattice.clone());
         let invoker = Invoker::new(
@@ -125,165 +65,240 @@ impl Host {
         )
         .await?;
         let links = Arc::new(LinkTable::default());
-        let state = Arc::new(HostState {
-            id: id.clone(),
-            friendly_name: identity.friendly_name.clone(),
-            events: Events::new(nats.clone(), subjects.clone(), id.clone()),
-            subjects,
+        let kv = Arc::new(LatticeKv::new(nats.clone(), &config.lattice));
+        let state: Arc<dyn StateStore> = Arc::clone(&kv) as _;
+        let events = EventPublisher::new(nats.clone(), subjects.clone(), id.clone());
+        let sink: Arc<dyn EventSink> = Arc::new(events.clone());
+        let shutdown = CancellationToken::new();
+
+        let components = Arc::new(Components::new(ComponentsContext {
+            host_id: id.clone(),
+            runtime: Arc::clone(&runtime),
+            linking: Linking {
+                invoker: Arc::new(invoker),
+                resolver: Arc::clone(&links) as Arc<dyn ImportResolver>,
+            },
+            nats: nats.clone(),
             nats_shared: Arc::new(nats.clone()),
-            nats,
-            runtime,
-            invoker: Arc::new(invoker),
-            resolver: Arc::clone(&links) as Arc<dyn ImportResolver>,
-            links,
-            store: tokio::sync::OnceCell::new(),
-            labels: RwLock::new(labels),
+            subjects: subjects.clone(),
+            state: Arc::clone(&state),
             defaults: ComponentLimits {
                 max_memory_bytes: config.max_memory,
                 timeout_ms: config.max_execution_time.as_millis() as u64,
             },
-            config,
+            shutdown_timeout: config.shutdown_timeout,
+        }));
+        let providers = Arc::new(Providers::new(ProvidersContext {
+            host_id: id.clone(),
+            nats: nats.clone(),
+            subjects: subjects.clone(),
+            nats_url: config.nats_url.clone(),
+            nats_auth: config.nats_auth.clone(),
+            cache_dir: config.cache_dir.clone(),
+            health_interval: config.provider_health_interval,
+            shutdown_timeout: config.shutdown_timeout,
+            state: Arc::clone(&state),
+            events: Arc::clone(&sink),
+            local_http: Some(Arc::new(HostDispatch::new(&components))),
+        }));
+        let info = Arc::new(HostInfo {
+            id: id.clone(),
+            friendly_name: identity.friendly_name.clone(),
+            lattice: config.lattice.clone(),
+            labels: Arc::clone(&labels),
+            components: Arc::clone(&components),
+            providers: Arc::clone(&providers),
+            runtime: Arc::clone(&runtime),
+            heartbeat_interval: config.heartbeat_interval,
             started_at: Utc::now(),
             started: Instant::now(),
-            components: Components::default(),
-            providers: Default::default(),
-            shutdown: CancellationToken::new(),
-            stop_timeout: std::sync::Mutex::new(None),
+            shutdown: shutdown.clone(),
+            stop_timeout: Mutex::new(None),
         });
 
-        // Links are loaded before the host takes requests, so a component started right away
-        // finds its links; after that a watch keeps them current (opening the store when
-        // NATS or JetStream become available, if they are not yet).
-        match tokio::time::timeout(Duration::from_secs(5), state.store()).await {
-            Ok(Ok(store)) => match store.links().await {
-                Ok(all) => state.links.replace_all(all),
-                Err(err) => tracing::warn!(%err, "cannot load links yet"),
+        load_links(&kv, &links).await;
+        tokio::spawn(follow_state(
+            Arc::clone(&kv),
+            Arc::clone(&links),
+            Arc::clone(&components),
+            shutdown.clone(),
+        ));
+
+        let component_control: Arc<dyn ComponentControl> = Arc::clone(&components) as _;
+        let router = Arc::new(Router {
+            host: Arc::clone(&info) as Arc<dyn HostControl>,
+            labels,
+            components: Arc::clone(&component_control),
+            providers,
+            state: StateHandlers {
+                store: state,
+                imports: Arc::new(LatticeImports::new(
+                    component_control,
+                    nats.clone(),
+                    &config.lattice,
+                )?),
+                links,
+                events: Arc::clone(&sink),
             },
-            Ok(Err(err)) => tracing::warn!(%err, "links unavailable until the lattice store opens"),
-            Err(_) => {
-                tracing::warn!("the lattice store did not open within 5s; links follow later")
-            }
-        }
-        let follower = Arc::clone(&state);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                match follower.store().await {
-                    Ok(store) => {
-                        let links = Arc::clone(&follower.links);
-                        tokio::join!(
-                            links.follow(store.clone(), follower.shutdown.clone()),
-                            crate::components::config::follow(Arc::clone(&follower), store),
-                        );
-                        return;
-                    }
-                    Err(err) => tracing::debug!(%err, "lattice store not ready"),
-                }
-                tokio::select! {
-                    _ = follower.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            events: Arc::clone(&sink),
         });
-        control::start(&state).await?;
-        let beat_now = Arc::new(Notify::new());
-        tokio::spawn(heartbeat::run(Arc::clone(&state), Arc::clone(&beat_now)));
-        announce(&state, false).await;
-        beat_now.notify_one();
+        crate::control::serve(router, &nats, &subjects, &id, shutdown.clone()).await?;
 
-        // After a reconnect the lattice may have forgotten us (a restarted NATS, a manager
-        // that reaped the host): announce again and send the inventory at once.
-        let s = Arc::clone(&state);
-        tokio::spawn(async move {
-            let mut was_disconnected = false;
-            loop {
-                tokio::select! {
-                    _ = s.shutdown.cancelled() => return,
-                    ev = session_events.recv() => match ev {
-                        Some(SessionEvent::Disconnected) => {
-                            tracing::warn!("disconnected from NATS; reconnecting");
-                            was_disconnected = true;
-                        }
-                        Some(SessionEvent::Connected) if was_disconnected => {
-                            tracing::info!("reconnected to NATS");
-                            was_disconnected = false;
-                            announce(&s, true).await;
-                            beat_now.notify_one();
-                        }
-                        Some(SessionEvent::Connected) => {}
-                        None => return,
-                    },
-                }
-            }
-        });
+        let beat_now = Arc::new(Notify::new());
+        tokio::spawn(crate::heartbeat::run(
+            Arc::clone(&info) as Arc<dyn HostControl>,
+            Arc::clone(&sink),
+            config.heartbeat_interval,
+            Arc::clone(&beat_now),
+            shutdown.clone(),
+        ));
+        let host = Self {
+            info,
+            events,
+            nats,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        host.announce(false).await;
+        beat_now.notify_one();
+        tokio::spawn(reannounce(host.handle(), session_events, beat_now));
         tracing::info!(
-            host_id = %state.id,
-            friendly_name = %state.friendly_name,
-            lattice = %state.subjects.lattice(),
-            allocator = %state.runtime.allocator(),
+            host_id = %host.info.id,
+            friendly_name = %host.info.friendly_name,
+            lattice = %host.info.lattice,
+            allocator = %runtime.allocator(),
             "host started"
         );
-        Ok(Self { state })
+        Ok(host)
     }
 
     pub fn id(&self) -> &str {
-        &self.state.id
+        &self.info.id
     }
 
-    pub fn state(&self) -> &Arc<HostState> {
-        &self.state
+    pub fn components(&self) -> &Arc<Components> {
+        &self.info.components
     }
 
     /// Resolves when a stop was requested (over the control interface or by [`Self::stop`]).
     pub async fn stopped(&self) {
-        self.state.shutdown.cancelled().await
+        self.info.shutdown.cancelled().await
+    }
+
+    /// Stops everything at once, without waiting or saying goodbye (a host dropped abruptly).
+    pub fn abort(&self) {
+        self.info.shutdown.cancel();
+        self.info.components.cancel_all();
+        self.info.providers.cancel_all();
     }
 
     /// Stops taking work, lets in-flight invocations finish (bounded), says goodbye.
     pub async fn stop(self, reason: &str) {
-        let state = self.state;
-        state.shutdown.cancel();
-        let timeout = state
+        let info = &self.info;
+        info.shutdown.cancel();
+        let timeout = info
             .stop_timeout
             .lock()
             .ok()
             .and_then(|t| *t)
-            .unwrap_or(state.config.shutdown_timeout);
-        state.components.stop_all(timeout).await;
-        state.providers.stop_all(timeout).await;
-        state
-            .events
-            .publish(
-                Event::HostStopped(HostStopped {
-                    host_id: state.id.clone(),
-                    reason: reason.to_string(),
-                }),
-                None,
-            )
-            .await;
+            .unwrap_or(self.shutdown_timeout);
+        info.components.stop_all(timeout).await;
+        info.providers.stop_all(timeout).await;
+        let event = Event::HostStopped(HostStopped {
+            host_id: info.id.clone(),
+            reason: reason.to_string(),
+        });
+        self.events.publish(event, None).await;
         // Without a connection there is nobody to tell; do not wait for one.
-        match tokio::time::timeout(Duration::from_secs(2), state.nats.flush()).await {
+        match tokio::time::timeout(Duration::from_secs(2), self.nats.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::warn!(%err, "could not flush NATS before exiting"),
             Err(_) => tracing::warn!("NATS unreachable; exiting without saying goodbye"),
         }
-        tracing::info!(host_id = %state.id, reason, "host stopped");
+        tracing::info!(host_id = %info.id, reason, "host stopped");
+    }
+
+    fn handle(&self) -> Announcer {
+        Announcer {
+            info: Arc::clone(&self.info),
+            events: self.events.clone(),
+        }
+    }
+
+    async fn announce(&self, reconnected: bool) {
+        self.handle().announce(reconnected).await
     }
 }
 
-async fn announce(state: &HostState, reconnected: bool) {
-    state
-        .events
-        .publish(
-            Event::HostStarted(HostStarted {
-                host_id: state.id.clone(),
-                friendly_name: state.friendly_name.clone(),
-                labels: state.labels(),
-                version: trellis_lattice::VERSION.to_string(),
-                reconnected,
-            }),
-            None,
-        )
-        .await;
+/// What it takes to say "this host is here".
+struct Announcer {
+    info: Arc<HostInfo>,
+    events: EventPublisher,
+}
+
+impl Announcer {
+    async fn announce(&self, reconnected: bool) {
+        let event = Event::HostStarted(HostStarted {
+            host_id: self.info.id.clone(),
+            friendly_name: self.info.friendly_name.clone(),
+            labels: self.info.labels.get(),
+            version: trellis_lattice::VERSION.to_string(),
+            reconnected,
+        });
+        self.events.publish(event, None).await;
+    }
+}
+
+/// Links are loaded before the host takes requests, so a component started right away finds
+/// its links; the follower keeps them current after that.
+async fn load_links(kv: &LatticeKv, links: &LinkTable) {
+    match tokio::time::timeout(Duration::from_secs(5), kv.links()).await {
+        Ok(Ok(all)) => links.replace_all(all),
+        Ok(Err(err)) => tracing::warn!(%err, "links unavailable until the lattice store opens"),
+        Err(_) => tracing::warn!("the lattice store did not open within 5s; links follow later"),
+    }
+}
+
+/// Keeps the link table and the components' config current, once the store can be opened.
+async fn follow_state(
+    kv: Arc<LatticeKv>,
+    links: Arc<LinkTable>,
+    components: Arc<Components>,
+    shutdown: CancellationToken,
+) {
+    let Some(store) = kv.opened(&shutdown).await else {
+        return;
+    };
+    tokio::join!(
+        links.follow(store.clone(), shutdown.clone()),
+        crate::components::config::follow(components, store, shutdown),
+    );
+}
+
+/// After a reconnect the lattice may have forgotten the host (a restarted NATS, a manager
+/// that reaped it): announce again and send the inventory at once.
+async fn reannounce(
+    host: Announcer,
+    mut session_events: mpsc::UnboundedReceiver<SessionEvent>,
+    beat_now: Arc<Notify>,
+) {
+    let mut was_disconnected = false;
+    loop {
+        tokio::select! {
+            _ = host.info.shutdown.cancelled() => return,
+            ev = session_events.recv() => match ev {
+                Some(SessionEvent::Disconnected) => {
+                    tracing::warn!("disconnected from NATS; reconnecting");
+                    was_disconnected = true;
+                }
+                Some(SessionEvent::Connected) if was_disconnected => {
+                    tracing::info!("reconnected to NATS");
+                    was_disconnected = false;
+                    host.announce(true).await;
+                    beat_now.notify_one();
+                }
+                Some(SessionEvent::Connected) => {}
+                None => return,
+            },
+        }
+    }
 }

@@ -1,6 +1,48 @@
-//! The labels a host carries: built-in facts about the machine plus the user's.
+//! The labels a host carries: built-in facts about the machine plus the user's, changed at
+//! run time by label requests.
+
+use std::sync::RwLock;
 
 use trellis_lattice::labels::{self, Labels};
+use trellis_lattice::ControlError;
+
+/// The host's labels now.
+#[derive(Debug, Default)]
+pub struct HostLabels {
+    labels: RwLock<Labels>,
+}
+
+impl HostLabels {
+    pub fn new(labels: Labels) -> Self {
+        Self {
+            labels: RwLock::new(labels),
+        }
+    }
+
+    pub fn get(&self) -> Labels {
+        self.labels.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Sets a user label; returns every label after the change.
+    pub fn put(&self, key: &str, value: &str) -> Result<Labels, ControlError> {
+        labels::validate_user_label(key, value).map_err(ControlError::from)?;
+        let mut all = self.labels.write().unwrap_or_else(|p| p.into_inner());
+        all.insert(key.to_string(), value.to_string());
+        Ok(all.clone())
+    }
+
+    /// Removes a user label; returns every label after the change.
+    pub fn delete(&self, key: &str) -> Result<Labels, ControlError> {
+        labels::validate_user_label(key, "").map_err(ControlError::from)?;
+        let mut all = self.labels.write().unwrap_or_else(|p| p.into_inner());
+        if all.remove(key).is_none() {
+            return Err(ControlError::not_found(format!(
+                "host has no label {key:?}"
+            )));
+        }
+        Ok(all.clone())
+    }
+}
 
 /// Facts detected from the machine, under the reserved `trellis.` prefix.
 pub fn builtin() -> Labels {
@@ -76,6 +118,21 @@ pub fn rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_labels_change_builtins_do_not() {
+        let l = HostLabels::new(builtin());
+        let after = l.put("zone", "north").unwrap();
+        assert_eq!(after["zone"], "north");
+        assert_eq!(l.get()["zone"], "north");
+        let err = l.put("trellis.arch", "riscv").unwrap_err();
+        assert_eq!(err.kind, trellis_lattice::ErrorKind::Invalid);
+        assert!(!l.delete("zone").unwrap().contains_key("zone"));
+        let err = l.delete("zone").unwrap_err();
+        assert_eq!(err.kind, trellis_lattice::ErrorKind::NotFound);
+        assert!(l.delete("trellis.os").is_err());
+        assert!(l.get().contains_key("trellis.os"));
+    }
 
     #[test]
     fn builtins_present_and_protected() {

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
+use trellis_lattice::kv::{self, Change, LatticeStore, LinkChange, Update};
 use trellis_lattice::link::{Link, DEFAULT_LINK_NAME};
-use trellis_lattice::store::{Change, LatticeStore, LinkChange};
 
 use crate::runtime::{split_interface, ImportResolver, Target};
 
@@ -65,33 +64,18 @@ impl LinkTable {
     }
 
     /// Keeps the table current until `shutdown`: loads the links, then follows every
-    /// change, re-subscribing after connection loss.
+    /// change, reading them all again after any gap.
     pub async fn follow(self: Arc<Self>, store: LatticeStore, shutdown: CancellationToken) {
         let _ = self.store.set(store.clone());
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            match store.watch_links().await {
-                Ok(mut changes) => {
-                    backoff = Duration::from_millis(100);
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            change = changes.next() => match change {
-                                Some(change) => self.apply(change),
-                                None => break,
-                            },
-                        }
-                    }
-                    tracing::debug!("link watch ended; watching again");
-                }
-                Err(err) => tracing::warn!(%err, "cannot watch links; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        kv::follow(
+            store.links_followed(),
+            shutdown,
+            move |update| match update {
+                Update::Snapshot(all) => self.replace_all(all),
+                Update::Change(change) => self.apply(change),
+            },
+        )
+        .await
     }
 }
 

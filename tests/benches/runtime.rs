@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use trellis_host::links::LinkTable;
-use trellis_host::runtime::{ImportClient, Invocation, Runtime, RuntimeConfig};
+use trellis_host::runtime::{
+    call_export, ImportResolver, InstanceSpec, Linking, Runtime, RuntimeConfig,
+};
 use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::rpc::{Invoker, InvokerConfig};
 use trellis_lattice::trace::TraceContext;
@@ -127,22 +129,29 @@ async fn main() -> anyhow::Result<()> {
         .instantiate_pre(&component)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    let linking = Linking {
+        invoker: Arc::clone(&invoker),
+        resolver: resolver.clone() as Arc<dyn ImportResolver>,
+    };
     let ours = || async {
         let writer = MemWriter::default();
-        let inv = Invocation {
-            runtime: &runtime,
-            pre: &loaded.pre,
-            function: &function,
-            limits,
-            client: ImportClient::new(
-                Arc::clone(&invoker),
-                resolver.clone(),
-                Arc::from("greeter"),
-                TraceContext::new_root(),
-            ),
-            config: Default::default(),
-        };
-        let (result, _) = inv.run(MemReader(params.clone()), writer.clone()).await;
+        let instance = runtime.instance(
+            &linking,
+            InstanceSpec {
+                component_id: Arc::from("greeter"),
+                limits,
+                config: Default::default(),
+                trace: TraceContext::new_root(),
+            },
+        );
+        let (result, _) = call_export(
+            instance,
+            &loaded.pre,
+            &function,
+            MemReader(params.clone()),
+            writer.clone(),
+        )
+        .await;
         result.map_err(|f| anyhow::anyhow!(f.message))?;
         let out = writer.0.lock().expect("buffer").clone();
         anyhow::ensure!(out == b"\x0bHello, Ada!", "unexpected result {out:?}");

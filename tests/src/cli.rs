@@ -57,7 +57,7 @@ impl Cli {
 
     /// Runs `trellis ARGS...` and captures its output (on a blocking thread).
     pub async fn run(&self, args: &[&str]) -> CliOutput {
-        let mut cmd = Command::new(crate::bin("trellis"));
+        let mut cmd = Command::new(crate::paths::bin("trellis"));
         cmd.args(args)
             .env("NATS_URL", &self.nats_url)
             .env("TRELLIS_LATTICE", &self.lattice)

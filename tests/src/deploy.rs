@@ -22,7 +22,7 @@ impl ManagerProcess {
         let dir = tempfile::tempdir().expect("temp dir for a manager");
         let log = dir.path().join("deploy.log");
         let file = std::fs::File::create(&log).expect("manager log");
-        let child = Command::new(crate::bin("trellis-deploy"))
+        let child = Command::new(crate::paths::bin("trellis-deploy"))
             .args(["--nats-url", nats_url, "--lattice", lattice])
             .args(["--log", "info,trellis_deploy=debug"])
             .args(extra)

@@ -43,7 +43,7 @@ impl EventLog {
         timeout: Duration,
         pred: impl Fn(&Event) -> bool,
     ) -> Event {
-        crate::wait_for(what, timeout, || {
+        crate::wait::wait_for(what, timeout, || {
             let found = self.typed().into_iter().find(|e| pred(e));
             async move { found }
         })

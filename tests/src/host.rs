@@ -30,7 +30,7 @@ impl HostProcess {
         let dir = tempfile::tempdir().expect("temp dir for a host");
         let log = dir.path().join("host.log");
         let file = std::fs::File::create(&log).expect("host log");
-        let mut cmd = Command::new(crate::bin("trellis-host"));
+        let mut cmd = Command::new(crate::paths::bin("trellis-host"));
         cmd.args(["--nats-url", nats_url, "--lattice", lattice])
             .args(["--log", "info,trellis_host=debug"])
             .env("TRELLIS_HOST_SEED", key.seed().expect("seed"))
@@ -41,7 +41,7 @@ impl HostProcess {
             cmd.arg("--label").arg(format!("{k}={v}"));
         }
         if !extra.contains(&"--cache-dir") {
-            cmd.arg("--cache-dir").arg(crate::shared_cache_dir());
+            cmd.arg("--cache-dir").arg(crate::paths::shared_cache_dir());
         }
         cmd.args(extra);
         let child = cmd.spawn().expect("starting trellis-host");
@@ -141,7 +141,7 @@ impl InProcessHost {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Labels>();
-        config.cache_dir = crate::shared_cache_dir();
+        config.cache_dir = crate::paths::shared_cache_dir();
         Self::with_config(config).await
     }
 
@@ -169,9 +169,7 @@ impl InProcessHost {
 impl Drop for InProcessHost {
     fn drop(&mut self) {
         if let Some(h) = self.host.take() {
-            h.state().shutdown.cancel();
-            h.state().components.cancel_all();
-            h.state().providers.cancel_all();
+            h.abort();
         }
     }
 }

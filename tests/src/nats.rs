@@ -17,7 +17,7 @@ impl NatsServer {
     pub async fn start() -> Self {
         let mut dir = tempfile::tempdir().expect("temp dir for nats-server");
         for _ in 0..5 {
-            let port = crate::free_port();
+            let port = crate::wait::free_port();
             let mut server = Self {
                 child: None,
                 port,
@@ -38,7 +38,7 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) -> bool {
-        let bin = crate::require_program("nats-server", "apt-get install nats-server");
+        let bin = crate::paths::require_program("nats-server", "apt-get install nats-server");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

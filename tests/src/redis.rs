@@ -11,9 +11,9 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> Self {
-        let bin = crate::require_program("redis-server", "apt-get install redis-server");
+        let bin = crate::paths::require_program("redis-server", "apt-get install redis-server");
         for _ in 0..5 {
-            let port = crate::free_port();
+            let port = crate::wait::free_port();
             let dir = tempfile::tempdir().expect("temp dir for redis");
             let mut child = Command::new(&bin)
                 .args([

@@ -12,7 +12,7 @@ pub async fn start_http_server(
     server_id: &str,
     extra: &[(&str, &str)],
 ) -> String {
-    let port = crate::free_port();
+    let port = crate::wait::free_port();
     let mut config: trellis_lattice::link::Config =
         [("address".to_string(), format!("127.0.0.1:{port}"))].into();
     for (k, v) in extra {

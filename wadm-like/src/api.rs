@@ -1,44 +1,38 @@
-//! The manager's API: `trellis.ctl.v1.{lattice}.app.{verb}`, served by every instance in one
-//! queue group. Handlers are stateless: they read and write the apps bucket, so any instance
-//! answers the same; the leader's loop sees their changes through its watch on the records.
+//! The manager's API: `Subjects::app(verb)`, served by every instance in one queue group.
+//! Handlers are stateless: they read and write the apps bucket, so any instance answers the
+//! same; the leader's loop sees their changes through its watch on the records.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use futures::StreamExt as _;
-use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::app::{
-    verb, AppChanged, AppHistory, AppManifest, AppName, AppPut, AppState, AppStatus, AppSummary,
+    AppChanged, AppHistory, AppManifest, AppName, AppPut, AppState, AppStatus, AppSummary,
     AppValidated, AppVersion, DeployApp, GetApp, PutApp,
 };
-use trellis_lattice::control::Reply;
 use trellis_lattice::manifest::{Manifest, VERSION_ANNOTATION};
-use trellis_lattice::Subjects;
+use trellis_lattice::server::{self, Answer, AppRequest, ControlRequest, Listen};
+use trellis_lattice::{ControlError, Subjects};
 
-use crate::image::{self, ImageSource};
-use crate::store::{self, AppRecord, AppStore, Deployment, Removal, StoredVersion, VersionInfo};
-use crate::validate::{self, ValidationErrors};
+use crate::records::{
+    self, AppRecord, AppStore, Deployment, Removal, StoreError, StoredVersion, VersionInfo,
+};
 
 /// Requests handled at once.
 const MAX_CONCURRENT: usize = 64;
 
-/// A refusal, sent as `{ ok: false, error }`.
-#[derive(Debug)]
-pub struct ApiError(pub String);
+type ApiResult<T> = Result<T, ControlError>;
 
-impl<E: std::fmt::Display> From<E> for ApiError {
-    fn from(e: E) -> Self {
-        ApiError(e.to_string())
+impl From<StoreError> for ControlError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Nats(_) => ControlError::unavailable(e.to_string()),
+            StoreError::Corrupt { .. } => ControlError::internal(e.to_string()),
+            StoreError::Contended(_) => ControlError::conflict(e.to_string()),
+        }
     }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-fn refuse<T>(msg: impl Into<String>) -> ApiResult<T> {
-    Err(ApiError(msg.into()))
 }
 
 /// Serves the API until `shutdown`.
@@ -48,55 +42,40 @@ pub async fn serve(
     store: AppStore,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut sub = nats
-        .queue_subscribe(subjects.app_wildcard(), subjects.app_queue_group())
-        .await?;
+    let listen = Listen::queue(subjects.app_wildcard(), subjects.app_queue_group());
+    let mut requests = server::control_requests(&nats, &subjects, [listen]).await?;
     nats.flush().await.ok();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
     let api = Arc::new(Api { store });
     loop {
-        let msg = tokio::select! {
+        let incoming = tokio::select! {
             _ = shutdown.cancelled() => break,
-            msg = sub.next() => match msg {
-                Some(m) => m,
+            next = requests.next() => match next {
+                Some(incoming) => incoming,
                 None => break,
             },
         };
-        let Some(reply_to) = msg.reply.clone() else {
+        if !incoming.wants_reply() {
             continue;
-        };
-        let verb = subjects
-            .parse_control(&msg.subject)
-            .map(|c| c.verb.to_string())
-            .unwrap_or_default();
+        }
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
             break;
         };
         let api = Arc::clone(&api);
-        let nats = nats.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let payload = api.handle(&verb, &msg.payload).await;
-            if let Err(err) = nats.publish(reply_to, payload.into()).await {
-                tracing::warn!(%err, verb, "cannot reply");
-            }
+            let answer = match &incoming.request {
+                Ok(ControlRequest::App(req)) => api.handle(req.clone()).await,
+                Ok(other) => Err(ControlError::invalid(format!(
+                    "{} is not an application request",
+                    other.name()
+                ))),
+                Err(e) => Err(e.clone()),
+            };
+            incoming.respond(answer).await;
         });
     }
-    let _ = sub.unsubscribe().await;
     Ok(())
-}
-
-fn parse<T: DeserializeOwned>(verb: &str, payload: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(payload)
-        .map_err(|e| ApiError(format!("malformed app {verb} request: {e}")))
-}
-
-fn reply<T: Serialize>(result: ApiResult<T>) -> Vec<u8> {
-    let r = match result {
-        Ok(data) => Reply::ok(data),
-        Err(ApiError(e)) => Reply::error(e),
-    };
-    serde_json::to_vec(&r).unwrap_or_default()
 }
 
 pub struct Api {
@@ -108,46 +87,40 @@ impl Api {
         Self { store }
     }
 
-    /// Handles one request; returns the reply payload.
-    pub async fn handle(&self, verb: &str, payload: &[u8]) -> Vec<u8> {
+    /// Handles one request.
+    pub async fn handle(&self, req: AppRequest) -> Answer {
         use tracing::Instrument as _;
-        let span = tracing::debug_span!("app request", verb);
-        self.dispatch(verb, payload).instrument(span).await
+        let span = tracing::debug_span!("app request", request = req.name());
+        self.dispatch(req).instrument(span).await
     }
 
-    async fn dispatch(&self, verb: &str, payload: &[u8]) -> Vec<u8> {
-        match verb {
-            verb::PUT => reply(async { self.put(parse(verb, payload)?).await }.await),
-            verb::VALIDATE => reply(self.validate(parse(verb, payload))),
-            verb::DEPLOY => reply(async { self.deploy(parse(verb, payload)?, false).await }.await),
-            verb::ROLLBACK => reply(async { self.deploy(parse(verb, payload)?, true).await }.await),
-            verb::UNDEPLOY => {
-                reply(async { self.undeploy(parse(verb, payload)?, false).await }.await)
-            }
-            verb::DELETE => reply(async { self.undeploy(parse(verb, payload)?, true).await }.await),
-            verb::LIST => reply(self.list().await),
-            verb::STATUS => reply(async { self.status(parse(verb, payload)?).await }.await),
-            verb::HISTORY => reply(async { self.history(parse(verb, payload)?).await }.await),
-            verb::GET => reply(async { self.get(parse(verb, payload)?).await }.await),
-            other => reply::<()>(refuse(format!(
-                "unknown app request `{other}` (known: {})",
-                verb::ALL.join(", ")
-            ))),
+    async fn dispatch(&self, req: AppRequest) -> Answer {
+        match req {
+            AppRequest::Put(r) => server::answer(self.put(r).await),
+            AppRequest::Validate(r) => server::answer(self.validate(r)),
+            AppRequest::Deploy(r) => server::answer(self.deploy(r, false).await),
+            AppRequest::Rollback(r) => server::answer(self.deploy(r, true).await),
+            AppRequest::Undeploy(r) => server::answer(self.undeploy(r, false).await),
+            AppRequest::Delete(r) => server::answer(self.undeploy(r, true).await),
+            AppRequest::List(_) => server::answer(self.list().await),
+            AppRequest::Status(r) => server::answer(self.status(r).await),
+            AppRequest::History(r) => server::answer(self.history(r).await),
+            AppRequest::Get(r) => server::answer(self.get(r).await),
         }
     }
 
     async fn record(&self, name: &str) -> ApiResult<AppRecord> {
-        trellis_lattice::id::validate_token("application name", name)?;
+        trellis_lattice::id::validate_token("application name", name)
+            .map_err(ControlError::from)?;
         match self.store.record(name).await? {
             Some(r) if !(r.is_tombstone() && r.versions.is_empty()) => Ok(r),
-            _ => refuse(format!(
+            _ => Err(ControlError::not_found(format!(
                 "no application named {name} (see `trellis app list`)"
-            )),
+            ))),
         }
     }
 
-    fn validate(&self, req: ApiResult<PutApp>) -> ApiResult<AppValidated> {
-        let req = req?;
+    fn validate(&self, req: PutApp) -> ApiResult<AppValidated> {
         let m = check(&req.source_name, &req.manifest)?;
         Ok(AppValidated {
             name: m.name().to_string(),
@@ -158,7 +131,7 @@ impl Api {
     async fn put(&self, req: PutApp) -> ApiResult<AppPut> {
         let mut manifest = check(&req.source_name, &req.manifest)?;
         let name = manifest.name().to_string();
-        let digest = store::digest(&manifest);
+        let digest = records::digest(&manifest);
         let record = self.store.record(&name).await?;
         let existing = record
             .as_ref()
@@ -174,7 +147,7 @@ impl Api {
                             created: false,
                         });
                     }
-                    return refuse(immutable(&req.source_name, &name, v));
+                    return Err(immutable(&req.source_name, &name, v));
                 }
                 v.to_string()
             }
@@ -209,7 +182,7 @@ impl Api {
         };
         let kept = self.store.create_version(&name, &stored).await?;
         if kept.digest != digest {
-            return refuse(immutable(&req.source_name, &name, &version));
+            return Err(immutable(&req.source_name, &name, &version));
         }
         let info = VersionInfo {
             version: version.clone(),
@@ -226,7 +199,7 @@ impl Api {
                     removal.delete = false;
                 }
                 if r.version(&info.version).is_some() {
-                    return Ok::<_, ApiError>((Some(r), false));
+                    return Ok::<_, ControlError>((Some(r), false));
                 }
                 r.versions.push(info.clone());
                 Ok((Some(r), true))
@@ -249,33 +222,41 @@ impl Api {
             (Some(v), _) => v.clone(),
             (None, false) => match record.latest() {
                 Some(v) => v.version.clone(),
-                None => return refuse(format!("application {} has no versions", req.name)),
+                None => {
+                    return Err(ControlError::not_found(format!(
+                        "application {} has no versions",
+                        req.name
+                    )))
+                }
             },
-            (None, true) => match previous_deployed(&record) {
+            (None, true) => match record.previous_deployed() {
                 Some(v) => v,
                 None => {
-                    return refuse(format!(
+                    return Err(ControlError::refused(format!(
                         "application {} has no earlier deployed version to roll back to; give a version (see `trellis app history {}`)",
                         req.name, req.name
-                    ))
+                    )))
                 }
             },
         };
         if record.version(&version).is_none() {
-            return refuse(no_version(&record, &version));
+            return Err(no_version(&record, &version));
         }
         let Some(stored) = self.store.version(&req.name, &version).await? else {
-            return refuse(no_version(&record, &version));
+            return Err(no_version(&record, &version));
         };
         let action = if rollback { "rollback" } else { "deploy" };
         let changed = self
             .store
             .update_record(&req.name, |r| {
                 let Some(mut r) = r else {
-                    return refuse(format!("no application named {}", req.name));
+                    return Err(ControlError::not_found(format!(
+                        "no application named {}",
+                        req.name
+                    )));
                 };
                 if r.version(&version).is_none() {
-                    return refuse(no_version(&r, &version));
+                    return Err(no_version(&r, &version));
                 }
                 if r.deployed_version() == Some(version.as_str()) && r.removal.is_none() {
                     // Already the deployed version: nothing changes.
@@ -317,7 +298,10 @@ impl Api {
             .store
             .update_record(&req.name, |r| {
                 let Some(mut r) = r else {
-                    return refuse(format!("no application named {}", req.name));
+                    return Err(ControlError::not_found(format!(
+                        "no application named {}",
+                        req.name
+                    )));
                 };
                 let mut manifests: Vec<Manifest> = Vec::new();
                 if let Some(d) = r.deployment.take() {
@@ -447,7 +431,12 @@ impl Api {
                 .or(r.latest().map(|v| v.version.as_str()))
             {
                 Some(v) => v.to_string(),
-                None => return refuse(format!("application {} has no versions", req.name)),
+                None => {
+                    return Err(ControlError::not_found(format!(
+                        "application {} has no versions",
+                        req.name
+                    )))
+                }
             },
         };
         match self.store.version(&req.name, &version).await? {
@@ -457,45 +446,26 @@ impl Api {
                 stored_at: s.stored_at,
                 manifest: s.manifest,
             }),
-            None => refuse(no_version(&r, &version)),
+            None => Err(no_version(&r, &version)),
         }
     }
 }
 
-/// Validates manifest text, checking links against the imports of the images this machine
-/// can read (absolute paths and `file://` URLs; relative paths are read by hosts from their
-/// own working directory, so they are not checked here).
-pub fn check(source_name: &str, text: &str) -> ApiResult<Manifest> {
-    let manifest = validate::parse(source_name, text).map_err(|e| ApiError(e.to_string()))?;
-    let errors = validate::check_imports(&manifest, |c| {
-        let absolute = matches!(
-            image::parse_image(&c.properties.image),
-            Ok(image::ImageRef { source: ImageSource::File(ref p), .. }) if p.is_absolute()
-        );
-        if absolute {
-            image::read_imports(&image::absolutize(&c.properties.image, Path::new("/")))
-        } else {
-            None
-        }
-    });
-    if errors.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(ApiError(
-            ValidationErrors::new(source_name, errors).to_string(),
-        ))
-    }
+/// Validates manifest text, checking links against the images the manager can read.
+fn check(source_name: &str, text: &str) -> ApiResult<Manifest> {
+    trellis_validate::parse_and_check_absolute_images(source_name, text)
+        .map_err(|e| ControlError::invalid(e.to_string()))
 }
 
-fn immutable(source_name: &str, name: &str, version: &str) -> String {
-    format!(
+fn immutable(source_name: &str, name: &str, version: &str) -> ControlError {
+    ControlError::conflict(format!(
         "{source_name}: metadata.annotations.version: version {version} of application {name} is already stored with different content; versions are immutable (give this one another version)"
-    )
+    ))
 }
 
-fn no_version(r: &AppRecord, version: &str) -> String {
+fn no_version(r: &AppRecord, version: &str) -> ControlError {
     let have: Vec<&str> = r.versions.iter().map(|v| v.version.as_str()).collect();
-    format!(
+    ControlError::not_found(format!(
         "application {} has no version {version} (it has: {})",
         r.name,
         if have.is_empty() {
@@ -503,16 +473,5 @@ fn no_version(r: &AppRecord, version: &str) -> String {
         } else {
             have.join(", ")
         }
-    )
-}
-
-/// The version deployed before the current one, from the history.
-fn previous_deployed(r: &AppRecord) -> Option<String> {
-    let current = r.deployed_version();
-    r.history
-        .iter()
-        .rev()
-        .filter(|e| e.action == "deploy" || e.action == "rollback")
-        .filter_map(|e| e.version.clone())
-        .find(|v| Some(v.as_str()) != current && r.version(v).is_some())
+    ))
 }

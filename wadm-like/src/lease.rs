@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{AppStore, LEADER_KEY};
+use crate::records::{AppStore, LEADER_KEY};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LeaseTiming {
@@ -100,7 +100,7 @@ async fn step(
     timing: LeaseTiming,
     seen: &mut Option<(u64, Instant)>,
     held: &mut Option<u64>,
-) -> crate::store::Result<()> {
+) -> crate::records::Result<()> {
     let mine = Lease {
         holder: instance.to_string(),
         renewed_at: Utc::now(),

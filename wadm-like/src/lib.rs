@@ -5,15 +5,15 @@
 //! the lattice matching them. Like kube-runtime's controllers it is split into a pure core,
 //! tested without NATS, and a thin loop that feeds it events and executes its commands:
 //!
-//! - [`validate`]: manifest text (YAML or JSON) to a [`Manifest`], with every mistake located.
-//! - [`image`]: image references, and the imports of a local component image.
+//! - [`validate`] (the `trellis-validate` crate): manifest text (YAML or JSON) to a
+//!   [`Manifest`], with every mistake located, links checked against local images.
 //! - [`model`]: the lattice as the scalers see it ([`model::Observed`]).
 //! - [`placement`]: which hosts are eligible and how many replicas each gets.
 //! - [`scaler`]: (manifest, observed) → commands and per-scaler status; [`scaler::plan`].
 //!
 //! The machinery around it:
 //!
-//! - [`store`]: apps, versions, deployments and status in JetStream KV.
+//! - [`records`]: apps, versions, deployments and status in JetStream KV.
 //! - [`api`]: the request/reply API every instance serves (`trellis app ...`).
 //! - [`lease`]: the leader lease; only the leader executes commands.
 //! - [`view`]: the live model of the lattice, from events, replies and snapshots.
@@ -21,18 +21,17 @@
 //! - [`manager`]: one running instance ([`Manager`]).
 
 pub mod api;
-pub mod image;
 pub mod lease;
 pub mod manager;
 pub mod model;
 pub mod placement;
 pub mod reconcile;
+pub mod records;
 pub mod scaler;
-pub mod store;
-pub mod validate;
 pub mod view;
 
 pub use manager::Manager;
 pub use reconcile::Settings;
 
 pub use trellis_lattice::manifest::Manifest;
+pub use trellis_validate as validate;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use trellis_lattice::LatticeClient;
 
 use crate::reconcile::{self, Settings};
-use crate::store::AppStore;
+use crate::records::AppStore;
 
 /// A running manager; [`Manager::stop`] stops it cleanly (releasing the leader lease).
 pub struct Manager {

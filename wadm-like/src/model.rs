@@ -9,7 +9,7 @@ use trellis_lattice::inventory::{HostInventory, ProviderHealth};
 use trellis_lattice::labels::Labels;
 use trellis_lattice::link::{Config, Link, LinkKey};
 
-use crate::scaler::Command;
+use crate::scaler::command::Command;
 
 /// Everything the scalers need to know about the lattice.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

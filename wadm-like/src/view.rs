@@ -255,7 +255,7 @@ impl LatticeView {
             }
             // Config events carry keys only; the caller reads the values (see `config`).
             Event::ConfigSet(_) | Event::ConfigDeleted(_) => false,
-            Event::Other { .. } => false,
+            Event::AppStatus(_) | Event::Other { .. } => false,
         }
     }
 

@@ -1,55 +1,43 @@
 //! Keeps the configuration of running components current: a change to a named config reaches
 //! every component that reads it with its next instance.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt as _;
-use trellis_lattice::link::Config;
-use trellis_lattice::store::{Change, LatticeStore};
+use tokio_util::sync::CancellationToken;
+use trellis_lattice::kv::{self, Change, Configs, LatticeStore, Update};
 
-use crate::host::HostState;
+use super::Components;
 
-/// Follows the config bucket until the host shuts down, re-subscribing after connection loss.
-pub async fn follow(host: Arc<HostState>, store: LatticeStore) {
-    let mut configs: HashMap<String, Config> = HashMap::new();
-    let mut backoff = Duration::from_millis(100);
-    while !host.shutdown.is_cancelled() {
-        match store.watch_configs().await {
-            Ok(mut changes) => {
-                backoff = Duration::from_millis(100);
-                loop {
-                    let change = tokio::select! {
-                        _ = host.shutdown.cancelled() => return,
-                        change = changes.next() => change,
-                    };
-                    let name = match change {
-                        Some(Change::Put((name, values))) => {
-                            configs.insert(name.clone(), values);
-                            name
-                        }
-                        Some(Change::Deleted(name)) => {
-                            configs.remove(&name);
-                            name
-                        }
-                        None => break,
-                    };
-                    for comp in host.components.all() {
-                        if comp.uses_config(&name) {
-                            comp.remerge_config(&configs);
-                            tracing::info!(component_id = %comp.id, config = %name, "component configuration changed");
-                        }
-                    }
-                }
-                tracing::debug!("config watch ended; watching again");
+/// Follows the config bucket until `shutdown`, re-reading it after any gap.
+pub async fn follow(components: Arc<Components>, store: LatticeStore, shutdown: CancellationToken) {
+    let mut configs = Configs::new();
+    kv::follow(store.configs_followed(), shutdown, move |update| {
+        let changed: Vec<String> = match update {
+            Update::Snapshot(all) => {
+                let changed = all
+                    .iter()
+                    .filter(|(name, values)| configs.get(*name) != Some(values))
+                    .map(|(name, _)| name.clone())
+                    .chain(configs.keys().filter(|n| !all.contains_key(*n)).cloned())
+                    .collect();
+                configs = all;
+                changed
             }
-            Err(err) => tracing::warn!(%err, "cannot watch config; retrying"),
+            Update::Change(Change::Put((name, values))) => {
+                configs.insert(name.clone(), values);
+                vec![name]
+            }
+            Update::Change(Change::Deleted(name)) => {
+                configs.remove(&name);
+                vec![name]
+            }
+        };
+        for comp in components.all() {
+            if let Some(name) = changed.iter().find(|n| comp.uses_config(n)) {
+                comp.remerge_config(&configs);
+                tracing::info!(component_id = %comp.id, config = %name, "component configuration changed");
+            }
         }
-        tokio::select! {
-            _ = host.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    })
+    .await
 }

@@ -1,32 +1,41 @@
 //! Serving a running component's exports over the lattice: one wRPC subscription per
 //! exported function in the component's queue group, a task per invocation, bounded by the
-//! component's replicas.
+//! component's replicas; its describe subject; and HTTP requests from servers on other hosts.
 
 use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use trellis_lattice::control::{ComponentDescription, Reply};
+use trellis_lattice::control::ComponentDescription;
 use trellis_lattice::http::{HTTP_FUNCTION, HTTP_INSTANCE};
 use trellis_lattice::rpc::{IncomingCall, RemoteErrorKind};
+use trellis_lattice::server::{self, Incoming, Listen};
 use trellis_lattice::trace::TraceContext;
+use trellis_lattice::{ControlError, Subjects};
 use wrpc_transport::Serve as _;
 use wrpc_transport_nats::{NatsContext, Reader, SubjectWriter};
 
+use super::running::RunningComponent;
 use super::writer::ReclaimableWriter;
-use super::RunningComponent;
-use crate::host::HostState;
-use crate::runtime::{ImportClient, Invocation};
+use crate::runtime::call_export;
 
 /// Marks the HTTP entry among the served functions' indices.
 const HTTP_ENTRY: usize = usize::MAX;
 
+/// Where a component is served.
+pub struct Endpoint<'a> {
+    pub nats: &'a async_nats::Client,
+    pub nats_shared: &'a Arc<async_nats::Client>,
+    pub subjects: &'a Subjects,
+    pub host_id: &'a str,
+}
+
 /// Subscribes the component's exports and its describe subject. Returns once subscribed;
 /// serving continues in tasks until the component's cancellation token fires.
-pub async fn start(host: &Arc<HostState>, comp: &Arc<RunningComponent>) -> anyhow::Result<()> {
-    let group = host.subjects.queue_group(&comp.id);
+pub async fn start(at: Endpoint<'_>, comp: &Arc<RunningComponent>) -> anyhow::Result<()> {
+    let group = at.subjects.queue_group(&comp.id);
     let client = wrpc_transport_nats::Client::new(
-        Arc::clone(&host.nats_shared),
-        host.subjects.rpc_prefix(&comp.id),
+        Arc::clone(at.nats_shared),
+        at.subjects.rpc_prefix(&comp.id),
         Some(group.clone().into()),
     )
     .await?;
@@ -51,33 +60,32 @@ pub async fn start(host: &Arc<HostState>, comp: &Arc<RunningComponent>) -> anyho
     }
     let mut invocations = futures::stream::select_all(streams);
 
-    let mut describe = host
-        .nats
-        .queue_subscribe(host.subjects.component_describe(&comp.id), group)
-        .await?;
-    host.nats.flush().await?;
+    let listen = Listen::queue(at.subjects.component_describe(&comp.id), group);
+    let mut describe = server::requests(at.nats, [listen], |_, _| Ok(())).await?;
+    at.nats.flush().await?;
 
-    let cancel = comp.cancel.clone();
-    let tracker = comp.tracker.clone();
-    let (h, c) = (Arc::clone(host), Arc::clone(comp));
-    comp.tracker.spawn(async move {
+    let cancel = comp.cancelled().clone();
+    let tracker = comp.tracker().clone();
+    let (nats, host_id) = (at.nats.clone(), Arc::<str>::from(at.host_id));
+    let c = Arc::clone(comp);
+    comp.tracker().spawn(async move {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 next = invocations.next() => match next {
                     Some(Ok((HTTP_ENTRY, (cx, tx, rx)))) => {
-                        let (h, c) = (Arc::clone(&h), Arc::clone(&c));
-                        tracker.spawn(crate::ingress::serve_lattice(h, c, cx, tx, rx));
+                        let call = Call { nats: nats.clone(), host_id: Arc::clone(&host_id), comp: Arc::clone(&c) };
+                        tracker.spawn(crate::ingress::lattice::serve_lattice(call.nats, call.host_id, call.comp, cx, tx, rx));
                     }
                     Some(Ok((index, (cx, tx, rx)))) => {
-                        let (h, c) = (Arc::clone(&h), Arc::clone(&c));
-                        tracker.spawn(handle(h, c, index, cx, tx, rx));
+                        let call = Call { nats: nats.clone(), host_id: Arc::clone(&host_id), comp: Arc::clone(&c) };
+                        tracker.spawn(handle(call, index, cx, tx, rx));
                     }
                     Some(Err(err)) => tracing::warn!(component_id = %c.id, error = %err, "failed to accept an invocation"),
                     None => break,
                 },
-                msg = describe.next() => match msg {
-                    Some(msg) => reply_describe(&h, &c, msg).await,
+                request = describe.next() => match request {
+                    Some(request) => answer_describe(&host_id, &c, request).await,
                     None => break,
                 },
             }
@@ -87,45 +95,46 @@ pub async fn start(host: &Arc<HostState>, comp: &Arc<RunningComponent>) -> anyho
     Ok(())
 }
 
-async fn reply_describe(host: &HostState, comp: &RunningComponent, msg: async_nats::Message) {
-    let Some(reply) = msg.reply else { return };
-    let body = Reply::ok(ComponentDescription {
-        component_id: comp.id.to_string(),
-        image: comp.loaded.image.clone(),
-        digest: comp.loaded.digest.clone(),
-        host_id: host.id.clone(),
-        functions: comp
-            .loaded
-            .functions
-            .iter()
-            .map(|f| f.export.signature.clone())
-            .collect(),
-        imports: comp.loaded.imports.clone(),
-    });
-    match serde_json::to_vec(&body) {
-        Ok(payload) => {
-            if let Err(err) = host.nats.publish(reply, payload.into()).await {
-                tracing::debug!(%err, "failed to answer describe");
-            }
-        }
-        Err(err) => tracing::warn!(%err, "failed to encode a component description"),
-    }
+async fn answer_describe(host_id: &str, comp: &RunningComponent, request: Incoming<()>) {
+    let description = request
+        .request
+        .as_ref()
+        .map_err(ControlError::clone)
+        .map(|()| ComponentDescription {
+            component_id: comp.id.to_string(),
+            image: comp.loaded.image.clone(),
+            digest: comp.loaded.digest.clone(),
+            host_id: host_id.to_string(),
+            functions: comp
+                .loaded
+                .functions
+                .iter()
+                .map(|f| f.export.signature.clone())
+                .collect(),
+            imports: comp.loaded.imports.clone(),
+        });
+    request.respond(server::answer(description)).await;
 }
 
-async fn handle(
-    host: Arc<HostState>,
+/// What an invocation task holds.
+struct Call {
+    nats: async_nats::Client,
+    host_id: Arc<str>,
     comp: Arc<RunningComponent>,
-    index: usize,
-    cx: NatsContext,
-    tx: SubjectWriter,
-    rx: Reader,
-) {
+}
+
+async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx: Reader) {
+    let Call {
+        nats,
+        host_id,
+        comp,
+    } = call;
     let incoming = IncomingCall::from_headers(cx.headers.as_ref());
     let report = |kind, message: String| {
-        let (host, comp, incoming) = (&host, &comp, &incoming);
+        let (nats, host_id, comp, incoming) = (&nats, &host_id, &comp, &incoming);
         async move {
             incoming
-                .report(&host.nats, &comp.id, &host.id, kind, message)
+                .report(nats, &comp.id, host_id, kind, message)
                 .await;
         }
     };
@@ -140,22 +149,9 @@ async fn handle(
 
     let trace = TraceContext::continue_from(cx.headers.as_ref());
     let function = &comp.loaded.functions[index];
-    let client = ImportClient::new(
-        Arc::clone(&host.invoker),
-        Arc::clone(&host.resolver),
-        Arc::clone(&comp.id),
-        trace,
-    );
-    let invocation = Invocation {
-        runtime: &host.runtime,
-        pre: &comp.loaded.pre,
-        function,
-        limits: comp.limits(),
-        client,
-        config: comp.config(),
-    };
     let (writer, slot) = ReclaimableWriter::new(tx);
-    let (result, output) = invocation.run(rx, writer).await;
+    let (result, output) =
+        call_export(comp.instance(trace), &comp.loaded.pre, function, rx, writer).await;
     let function_name = function.export.signature.qualified_name();
     if !output.is_empty() {
         tracing::info!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), output = %output, "component output");

@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 use trellis_lattice::inventory::ProviderHealth;
 use trellis_provider::ProviderEnv;
 
-use super::{health_changed, process::sleep_or_cancel, restart_delay, RunningProvider};
-use crate::host::HostState;
+use super::context::ProvidersContext;
+use super::running::{health_changed, restart_delay, sleep_or_cancel, RunningProvider};
 
 /// Runs a built-in provider until `shutdown` fires.
 pub type RunFn =
-    fn(&Arc<HostState>, ProviderEnv, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>;
+    fn(&ProvidersContext, ProviderEnv, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>;
 
 const BUILTINS: &[(&str, RunFn)] = &[
     ("keyvalue-nats", |_, env, stop| {
@@ -24,11 +24,9 @@ const BUILTINS: &[(&str, RunFn)] = &[
     ("keyvalue-redis", |_, env, stop| {
         trellis_provider_keyvalue_redis::run(env, stop).boxed()
     }),
-    ("http-server", |host, env, stop| {
+    ("http-server", |ctx, env, stop| {
         // Built in, the server hands requests for components on this host straight to them.
-        let local: Arc<dyn trellis_provider_http_server::LocalDispatch> =
-            Arc::new(crate::ingress::HostDispatch::new(host));
-        trellis_provider_http_server::run(env, stop, Some(local)).boxed()
+        trellis_provider_http_server::run(env, stop, ctx.local_http.clone()).boxed()
     }),
 ];
 
@@ -42,7 +40,7 @@ pub fn names() -> Vec<&'static str> {
 
 /// Runs the provider, restarting it with back-off when it returns an error or panics.
 pub async fn supervise(
-    host: Arc<HostState>,
+    ctx: Arc<ProvidersContext>,
     prov: Arc<RunningProvider>,
     run: RunFn,
     failed: tokio::sync::oneshot::Sender<String>,
@@ -51,14 +49,14 @@ pub async fn supervise(
     let mut attempt = 0u32;
     loop {
         let env = ProviderEnv::builtin(
-            host.nats.clone(),
-            host.subjects.lattice(),
+            ctx.nats.clone(),
+            ctx.subjects.lattice(),
             prov.id.clone(),
-            host.id.clone(),
+            ctx.host_id.clone(),
             prov.config.clone(),
         );
         let shutdown = prov.cancel.child_token();
-        let outcome = std::panic::AssertUnwindSafe(run(&host, env, shutdown))
+        let outcome = std::panic::AssertUnwindSafe(run(&ctx, env, shutdown))
             .catch_unwind()
             .await;
         if prov.cancel.is_cancelled() {
@@ -78,11 +76,11 @@ pub async fn supervise(
         }
         failed = None;
         tracing::warn!(provider_id = %prov.id, %reason, "restarting built-in provider");
-        health_changed(&host, &prov, ProviderHealth::Restarting, Some(reason)).await;
+        health_changed(&ctx, &prov, ProviderHealth::Restarting, Some(reason)).await;
         if !sleep_or_cancel(&prov, restart_delay(attempt)).await {
             return;
         }
         attempt += 1;
-        health_changed(&host, &prov, ProviderHealth::Starting, None).await;
+        health_changed(&ctx, &prov, ProviderHealth::Starting, None).await;
     }
 }

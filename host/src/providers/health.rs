@@ -7,13 +7,13 @@ use trellis_lattice::control::Reply;
 use trellis_lattice::inventory::ProviderHealth;
 use trellis_lattice::provider::HealthReport;
 
-use super::{health_changed, RunningProvider};
-use crate::host::HostState;
+use super::context::ProvidersContext;
+use super::running::{health_changed, RunningProvider};
 
 /// Checks quickly until the first answer, then every health interval, until stopped.
-pub async fn watch(host: Arc<HostState>, prov: Arc<RunningProvider>) {
-    let interval = host.config.provider_health_interval;
-    let subject = host.subjects.provider_health(&host.id, &prov.id);
+pub async fn watch(ctx: Arc<ProvidersContext>, prov: Arc<RunningProvider>) {
+    let interval = ctx.health_interval;
+    let subject = ctx.subjects.provider_health(&ctx.host_id, &prov.id);
     let mut answered = false;
     let started = tokio::time::Instant::now();
     loop {
@@ -33,7 +33,7 @@ pub async fn watch(host: Arc<HostState>, prov: Arc<RunningProvider>) {
             .min(Duration::from_secs(2))
             .max(Duration::from_millis(200));
         let request = async_nats::Request::new().timeout(Some(wait));
-        let (health, message) = match host.nats.send_request(subject.clone(), request).await {
+        let (health, message) = match ctx.nats.send_request(subject.clone(), request).await {
             Ok(msg) => {
                 match Reply::<HealthReport>::parse(&msg.payload).and_then(Reply::into_result) {
                     Ok(r) if r.healthy => (ProviderHealth::Healthy, r.message),
@@ -68,6 +68,6 @@ pub async fn watch(host: Arc<HostState>, prov: Arc<RunningProvider>) {
         if prov.cancel.is_cancelled() || prov.health().0 == ProviderHealth::Restarting {
             continue;
         }
-        health_changed(&host, &prov, health, message).await;
+        health_changed(&ctx, &prov, health, message).await;
     }
 }

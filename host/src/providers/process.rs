@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
+use trellis_lattice::image::ImageRef;
 use trellis_lattice::inventory::ProviderHealth;
 use trellis_lattice::provider::env;
-use trellis_lattice::NatsAuth;
+use trellis_lattice::{ControlError, NatsAuth};
 
-use super::{health_changed, restart_delay, RunningProvider};
-use crate::host::HostState;
-use crate::runtime::ImageRef;
+use super::context::ProvidersContext;
+use super::running::{health_changed, restart_delay, sleep_or_cancel, RunningProvider};
+use crate::runtime::fetch_image;
 
 /// A run at least this long resets the restart back-off.
 const STABLE_RUN: Duration = Duration::from_secs(30);
@@ -24,15 +25,20 @@ const STABLE_RUN: Duration = Duration::from_secs(30);
 const KEEP_LINES: usize = 8;
 
 /// Fetches the executable into the host's cache, named by digest, and makes it executable.
-pub async fn prepare(host: &HostState, image: &str) -> Result<PathBuf, String> {
-    let reference = ImageRef::parse(image).map_err(|e| e.to_string())?;
-    let (bytes, digest) = reference.fetch().await.map_err(|e| e.to_string())?;
+pub async fn prepare(
+    ctx: &ProvidersContext,
+    reference: &ImageRef,
+) -> Result<PathBuf, ControlError> {
+    let (bytes, digest) = fetch_image(reference)
+        .await
+        .map_err(|e| e.control_error())?;
     if bytes.starts_with(b"\0asm") {
-        return Err(format!(
-            "{image} is WebAssembly; providers are executables (start components with `trellis component start`)"
-        ));
+        return Err(ControlError::invalid(format!(
+            "{} is WebAssembly; providers are executables (start components with `trellis component start`)",
+            reference.location()
+        )));
     }
-    let dir = host.config.cache_dir.join("providers");
+    let dir = ctx.cache_dir.join("providers");
     let path = dir.join(&digest);
     if !path.exists() {
         let tmp = dir.join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4().simple()));
@@ -42,19 +48,22 @@ pub async fn prepare(host: &HostState, image: &str) -> Result<PathBuf, String> {
             tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await?;
             tokio::fs::rename(&tmp, &path).await
         };
-        write
-            .await
-            .map_err(|e| format!("cannot store provider executable in {}: {e}", dir.display()))?;
+        write.await.map_err(|e| {
+            ControlError::internal(format!(
+                "cannot store provider executable in {}: {e}",
+                dir.display()
+            ))
+        })?;
     }
     Ok(path)
 }
 
-fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
+fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Command {
     let mut cmd = Command::new(exe);
-    cmd.env(env::NATS_URL, &host.config.nats_url)
-        .env(env::LATTICE, host.subjects.lattice())
+    cmd.env(env::NATS_URL, &ctx.nats_url)
+        .env(env::LATTICE, ctx.subjects.lattice())
         .env(env::PROVIDER_ID, &prov.id)
-        .env(env::HOST_ID, &host.id)
+        .env(env::HOST_ID, &ctx.host_id)
         .env(env::HOST_PID, std::process::id().to_string())
         .env(env::CONFIG, prov.config.join(","))
         .env(
@@ -82,7 +91,7 @@ fn command(host: &HostState, prov: &RunningProvider, exe: &PathBuf) -> Command {
             Ok(())
         });
     }
-    match &host.config.nats_auth {
+    match &ctx.nats_auth {
         NatsAuth::None => {}
         NatsAuth::CredsFile(p) => {
             cmd.env(env::NATS_CREDS, p);
@@ -136,7 +145,7 @@ async fn terminate(child: &mut Child, timeout: Duration) {
 /// Runs the provider until stopped, restarting it when it exits. An exit before it ever
 /// answered a health check is reported through `failed` and ends supervision.
 pub async fn supervise(
-    host: Arc<HostState>,
+    ctx: Arc<ProvidersContext>,
     prov: Arc<RunningProvider>,
     exe: PathBuf,
     failed: tokio::sync::oneshot::Sender<String>,
@@ -145,7 +154,7 @@ pub async fn supervise(
     let mut attempt = 0u32;
     loop {
         let tail = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-        let mut child = match command(&host, &prov, &exe).spawn() {
+        let mut child = match command(&ctx, &prov, &exe).spawn() {
             Ok(c) => c,
             Err(e) => {
                 let reason = format!("cannot start provider {} ({}): {e}", prov.id, exe.display());
@@ -154,7 +163,7 @@ pub async fn supervise(
                     return;
                 }
                 tracing::warn!(provider_id = %prov.id, %reason);
-                health_changed(&host, &prov, ProviderHealth::Restarting, Some(reason)).await;
+                health_changed(&ctx, &prov, ProviderHealth::Restarting, Some(reason)).await;
                 if !sleep_or_cancel(&prov, restart_delay(attempt)).await {
                     return;
                 }
@@ -180,7 +189,7 @@ pub async fn supervise(
         let status = tokio::select! {
             status = child.wait() => status,
             _ = prov.cancel.cancelled() => {
-                terminate(&mut child, host.config.shutdown_timeout).await;
+                terminate(&mut child, ctx.shutdown_timeout).await;
                 return;
             }
         };
@@ -216,19 +225,11 @@ pub async fn supervise(
         }
         let delay = restart_delay(attempt);
         tracing::warn!(provider_id = %prov.id, %reason, restart_in = ?delay, "provider exited; restarting");
-        health_changed(&host, &prov, ProviderHealth::Restarting, Some(reason)).await;
+        health_changed(&ctx, &prov, ProviderHealth::Restarting, Some(reason)).await;
         if !sleep_or_cancel(&prov, delay).await {
             return;
         }
         attempt += 1;
-        health_changed(&host, &prov, ProviderHealth::Starting, None).await;
-    }
-}
-
-/// Sleeps unless the provider is stopped first; false when stopped.
-pub async fn sleep_or_cancel(prov: &RunningProvider, delay: Duration) -> bool {
-    tokio::select! {
-        _ = prov.cancel.cancelled() => false,
-        _ = tokio::time::sleep(delay) => true,
+        health_changed(&ctx, &prov, ProviderHealth::Starting, None).await;
     }
 }

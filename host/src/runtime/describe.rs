@@ -3,7 +3,7 @@
 
 use trellis_lattice::value::{Case, Field, FunctionSignature, Param, ValueType};
 use wasmtime::component::types::{self, ComponentItem};
-use wasmtime::component::{Component, Type};
+use wasmtime::component::{Component, ComponentExportIndex, Type};
 use wasmtime::Engine;
 
 /// One exported function: where it is, its wasmtime type, and its signature as data.
@@ -11,6 +11,38 @@ use wasmtime::Engine;
 pub struct ExportedFunction {
     pub ty: types::ComponentFunc,
     pub signature: FunctionSignature,
+}
+
+/// An exported function the host serves, with its export index resolved once.
+#[derive(Clone)]
+pub struct ServedFunction {
+    pub export: ExportedFunction,
+    pub index: ComponentExportIndex,
+}
+
+/// Exported functions whose values can cross the lattice; others are left unserved.
+pub fn served_functions(engine: &Engine, component: &Component) -> Vec<ServedFunction> {
+    exported_functions(engine, component)
+        .into_iter()
+        .filter_map(|export| {
+            if let Some(what) = export.signature.unsupported() {
+                tracing::debug!(
+                    function = %export.signature.qualified_name(),
+                    what,
+                    "not serving an export whose values cannot cross the lattice"
+                );
+                return None;
+            }
+            let sig = &export.signature;
+            let parent = if sig.instance.is_empty() {
+                None
+            } else {
+                Some(component.get_export_index(None, &sig.instance)?)
+            };
+            let index = component.get_export_index(parent.as_ref(), &sig.name)?;
+            Some(ServedFunction { export, index })
+        })
+        .collect()
 }
 
 /// The exported functions of a component, at the root and one interface deep.

@@ -1,32 +1,18 @@
-//! Where component bytes come from: a local path, `file://`, `http://` or `https://`, each
-//! optionally pinned with `@sha256:<hex>`, which is enforced.
+//! Reading the bytes of an image: a local path or `file://`, or an `http(s)://` URL, checked
+//! against the digest it is pinned to (see `trellis_lattice::image`).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
-
-/// Components larger than this are refused (Python components are ~18 MB).
-pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    File(PathBuf),
-    Http(String),
-}
-
-/// A parsed image reference.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef {
-    pub source: Source,
-    /// Expected digest as lowercase hex, when pinned.
-    pub sha256: Option<String>,
-}
+use trellis_lattice::image::{DigestMismatch, ImageError, ImageRef, ImageSource, MAX_IMAGE_BYTES};
+use trellis_lattice::ControlError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("invalid image reference {image:?}: {reason}")]
-    BadReference { image: String, reason: String },
+    #[error(transparent)]
+    BadReference(#[from] ImageError),
+    #[error("{image} names a provider built into the host; components come from a path, file:// or http(s)://")]
+    Builtin { image: String },
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -37,83 +23,57 @@ pub enum FetchError {
     Http { url: String, reason: String },
     #[error("{image} is larger than the limit of {MAX_IMAGE_BYTES} bytes")]
     TooLarge { image: String },
-    #[error("digest mismatch for {image}: expected sha256:{expected}, got sha256:{actual}")]
-    DigestMismatch {
-        image: String,
-        expected: String,
-        actual: String,
-    },
+    #[error(transparent)]
+    DigestMismatch(#[from] DigestMismatch),
 }
 
-impl ImageRef {
-    pub fn parse(image: &str) -> Result<Self, FetchError> {
-        let bad = |reason: &str| FetchError::BadReference {
+impl FetchError {
+    /// The control error a start that failed this way answers with.
+    pub fn control_error(&self) -> ControlError {
+        match self {
+            FetchError::BadReference(_)
+            | FetchError::Builtin { .. }
+            | FetchError::TooLarge { .. } => ControlError::invalid(self.to_string()),
+            FetchError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ControlError::not_found(self.to_string())
+            }
+            FetchError::Read { .. } | FetchError::Http { .. } => {
+                ControlError::unavailable(self.to_string())
+            }
+            FetchError::DigestMismatch(_) => ControlError::refused(self.to_string()),
+        }
+    }
+}
+
+/// The bytes of a component image, their digest (hex) and the image's location.
+pub async fn fetch_component(image: &str) -> Result<(Vec<u8>, String, String), FetchError> {
+    let reference = ImageRef::parse(image)?;
+    if matches!(reference.source, ImageSource::Builtin(_)) {
+        return Err(FetchError::Builtin {
             image: image.to_string(),
-            reason: reason.to_string(),
-        };
-        let trimmed = image.trim();
-        if trimmed.is_empty() {
-            return Err(bad("empty"));
-        }
-        let (location, sha256) = match trimmed.rsplit_once("@sha256:") {
-            Some((loc, hex)) => {
-                let hex = hex.to_ascii_lowercase();
-                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(bad("the digest after @sha256: must be 64 hex characters"));
-                }
-                (loc, Some(hex))
-            }
-            None => (trimmed, None),
-        };
-        let source = if let Some(path) = location.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(bad(
-                    "file:// URLs must hold an absolute path (file:///path/to/c.wasm)",
-                ));
-            }
-            Source::File(PathBuf::from(path))
-        } else if location.starts_with("http://") || location.starts_with("https://") {
-            Source::Http(location.to_string())
-        } else if location.contains("://") {
-            let scheme = location.split("://").next().unwrap_or_default();
-            return Err(bad(&format!(
-                "unsupported scheme {scheme}:// (use a path, file://, http:// or https://)"
-            )));
-        } else {
-            Source::File(PathBuf::from(location))
-        };
-        Ok(Self { source, sha256 })
+        });
     }
-
-    /// The image as given, without the digest.
-    pub fn location(&self) -> String {
-        match &self.source {
-            Source::File(p) => p.display().to_string(),
-            Source::Http(u) => u.clone(),
-        }
-    }
-
-    /// Reads the bytes and checks the pinned digest. Returns the bytes and their digest (hex).
-    pub async fn fetch(&self) -> Result<(Vec<u8>, String), FetchError> {
-        let bytes = match &self.source {
-            Source::File(path) => read_file(path).await?,
-            Source::Http(url) => fetch_http(url).await?,
-        };
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if let Some(expected) = &self.sha256 {
-            if *expected != actual {
-                return Err(FetchError::DigestMismatch {
-                    image: self.location(),
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        Ok((bytes, actual))
-    }
+    let (bytes, digest) = fetch(&reference).await?;
+    Ok((bytes, digest, reference.location()))
 }
 
-async fn read_file(path: &PathBuf) -> Result<Vec<u8>, FetchError> {
+/// Reads the bytes of a path or URL image and checks the pinned digest. Returns the bytes
+/// and their digest (hex).
+pub async fn fetch(reference: &ImageRef) -> Result<(Vec<u8>, String), FetchError> {
+    let bytes = match &reference.source {
+        ImageSource::File(path) => read_file(path).await?,
+        ImageSource::Http(url) => fetch_http(url).await?,
+        ImageSource::Builtin(_) => {
+            return Err(FetchError::Builtin {
+                image: reference.location(),
+            })
+        }
+    };
+    let digest = reference.verify(&bytes)?;
+    Ok((bytes, digest))
+}
+
+async fn read_file(path: &Path) -> Result<Vec<u8>, FetchError> {
     let read_err = |source| FetchError::Read {
         path: path.display().to_string(),
         source,
@@ -166,43 +126,40 @@ async fn fetch_http(url: &str) -> Result<Vec<u8>, FetchError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn references() {
-        let r = ImageRef::parse("/tmp/a.wasm").unwrap();
-        assert_eq!(r.source, Source::File("/tmp/a.wasm".into()));
-        assert_eq!(r.sha256, None);
-        let hex = "ab".repeat(32);
-        let r = ImageRef::parse(&format!("file:///tmp/a.wasm@sha256:{hex}")).unwrap();
-        assert_eq!(r.source, Source::File("/tmp/a.wasm".into()));
-        assert_eq!(r.sha256.as_deref(), Some(hex.as_str()));
-        let r = ImageRef::parse("https://example.com/c.wasm").unwrap();
-        assert_eq!(r.source, Source::Http("https://example.com/c.wasm".into()));
-        for bad in [
-            "",
-            "file://relative",
-            "oci://ghcr.io/x:1",
-            "a.wasm@sha256:xyz",
-        ] {
-            assert!(ImageRef::parse(bad).is_err(), "{bad}");
-        }
-    }
-
     #[tokio::test]
-    async fn digest_is_enforced() {
+    async fn digest_is_enforced_and_errors_are_kinded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.wasm");
         std::fs::write(&path, b"hello").unwrap();
-        let good = hex::encode(Sha256::digest(b"hello"));
-        let r = ImageRef::parse(&format!("{}@sha256:{good}", path.display())).unwrap();
-        assert_eq!(r.fetch().await.unwrap().1, good);
-        let r = ImageRef::parse(&format!("{}@sha256:{}", path.display(), "0".repeat(64))).unwrap();
-        let err = r.fetch().await.unwrap_err().to_string();
-        assert!(err.contains("digest mismatch"), "{err}");
-        let r = ImageRef::parse("/definitely/not/here.wasm").unwrap();
-        let err = r.fetch().await.unwrap_err().to_string();
+        let good = trellis_lattice::image::digest(b"hello");
+        let (_, digest, location) = fetch_component(&format!("{}@sha256:{good}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(digest, good);
+        assert_eq!(location, path.display().to_string());
+        let err = fetch_component(&format!("{}@sha256:{}", path.display(), "0".repeat(64)))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+        assert_eq!(
+            err.control_error().kind,
+            trellis_lattice::ErrorKind::Refused
+        );
+        let err = fetch_component("/definitely/not/here.wasm")
+            .await
+            .unwrap_err();
         assert!(
-            err.contains("cannot read /definitely/not/here.wasm"),
+            err.to_string()
+                .contains("cannot read /definitely/not/here.wasm"),
             "{err}"
         );
+        assert_eq!(
+            err.control_error().kind,
+            trellis_lattice::ErrorKind::NotFound
+        );
+        let err = fetch_component("builtin://keyvalue-nats")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("built into the host"), "{err}");
     }
 }

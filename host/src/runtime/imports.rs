@@ -12,9 +12,9 @@ use trellis_lattice::trace::TraceContext;
 use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, Linker, ResourceType, Type};
 use wasmtime::Engine;
-use wrpc_runtime_wasmtime::{collect_component_resource_imports, link_instance, RemoteResource};
-
-use super::store::StoreState;
+use wrpc_runtime_wasmtime::{
+    collect_component_resource_imports, link_instance, RemoteResource, WrpcView,
+};
 
 /// Interface packages the host implements itself.
 const NATIVE_PACKAGES: &[&str] = &[
@@ -80,31 +80,36 @@ fn unsatisfiable(import: &str, reason: impl Into<String>) -> ImportError {
     }
 }
 
+/// For each linked instance, its resources by name: the guest's type and the host's.
+type HostResources = HashMap<Box<str>, HashMap<Box<str>, (ResourceType, ResourceType)>>;
+
 /// A linker for `component`: `base` (WASI) plus a lattice polyfill for every other imported
 /// interface. Fails for imports that no link could ever satisfy.
-pub fn linker_for(
+pub fn linker_for<T: WrpcView + 'static>(
     engine: &Engine,
     component: &Component,
-    base: &Linker<StoreState>,
-) -> Result<Linker<StoreState>, ImportError> {
+    base: &Linker<T>,
+) -> Result<Linker<T>, ImportError>
+where
+    T::Invoke: wrpc_transport::Invoke<Context = CallContext>,
+{
     let ty = component.component_type();
     let mut linker = base.clone();
 
     let mut imported_resources = BTreeMap::new();
     collect_component_resource_imports(engine, &ty, &mut imported_resources);
     // Resources of linked interfaces live with the target; the guest holds opaque handles.
-    let host_resources: HashMap<Box<str>, HashMap<Box<str>, (ResourceType, ResourceType)>> =
-        imported_resources
-            .into_iter()
-            .filter(|(instance, _)| !is_native(instance))
-            .map(|(instance, resources)| {
-                let mapped = resources
-                    .into_iter()
-                    .map(|(name, guest)| (name, (guest, ResourceType::host::<RemoteResource>())))
-                    .collect();
-                (instance, mapped)
-            })
-            .collect();
+    let host_resources: HostResources = imported_resources
+        .into_iter()
+        .filter(|(instance, _)| !is_native(instance))
+        .map(|(instance, resources)| {
+            let mapped = resources
+                .into_iter()
+                .map(|(name, guest)| (name, (guest, ResourceType::host::<RemoteResource>())))
+                .collect();
+            (instance, mapped)
+        })
+        .collect();
     let linkable_resources: Vec<ResourceType> = host_resources
         .values()
         .flat_map(|r| r.values().map(|(guest, _)| *guest))

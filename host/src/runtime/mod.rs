@@ -1,31 +1,44 @@
 //! The wasmtime runtime of a host: one engine, components loaded from images and compiled
-//! once (cached by digest), a fresh store per invocation with memory and time limits.
+//! once (cached by digest), and a fresh, limited instance per invocation.
+//!
+//! - `engine`: the engine (pooling or on-demand allocation) and the epoch ticker.
+//! - `fetch` and `cache`: image bytes, and compiled artifacts on disk and in memory.
+//! - `describe`: what a component exports and imports, as data.
+//! - `imports`: linking imports to the lattice, resolved per call by link.
+//! - `instance`: the one path that builds and runs an instance; `invoke` calls an export
+//!   through it; `failure` names what went wrong.
+//! - `state`, `limits`, `output`, `wasi_config`: what an instance's store holds.
 
 mod cache;
 mod describe;
 mod engine;
+mod failure;
 mod fetch;
 mod imports;
+mod instance;
 mod invoke;
-mod store;
+mod limits;
+mod output;
+mod state;
 mod wasi_config;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use trellis_lattice::inventory::ComponentLimits;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::component::{InstancePre, Linker};
+use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub use cache::CacheHit;
-pub use describe::ExportedFunction;
+pub use describe::{ExportedFunction, ServedFunction};
 pub use engine::{AllocatorKind, EpochTicker};
-pub use fetch::{FetchError, ImageRef};
+pub use failure::{classify, Failure};
+pub use fetch::{fetch as fetch_image, FetchError};
 pub use imports::{is_native, split_interface, ImportClient, ImportError, ImportResolver, Target};
-pub use invoke::{arm_deadline, classify, watchdog, Failure, Invocation};
-pub use store::{format_bytes, LimitExceeded, OutputCapture, StoreState};
+pub use instance::{Instance, InstanceSpec, Linking};
+pub use invoke::call_export;
+pub use limits::{format_bytes, limits, LimitExceeded};
+pub use output::OutputCapture;
+pub use state::StoreState;
 pub use wasi_config::ComponentConfig;
 
 /// Settings of a [`Runtime`].
@@ -66,13 +79,6 @@ pub struct LoadedComponent {
     _lease: cache::Lease,
 }
 
-/// An exported function the host serves, with its export index resolved once.
-#[derive(Clone)]
-pub struct ServedFunction {
-    pub export: ExportedFunction,
-    pub index: ComponentExportIndex,
-}
-
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -90,6 +96,19 @@ pub enum LoadError {
         #[source]
         source: ImportError,
     },
+}
+
+impl From<LoadError> for trellis_lattice::ControlError {
+    fn from(err: LoadError) -> Self {
+        use trellis_lattice::ControlError as E;
+        match &err {
+            LoadError::Fetch(f) => f.control_error(),
+            LoadError::NotWasm { .. }
+            | LoadError::CoreModule { .. }
+            | LoadError::Compile { .. } => E::invalid(err.to_string()),
+            LoadError::Imports { .. } => E::refused(err.to_string()),
+        }
+    }
 }
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -110,7 +129,7 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("adding WASI to the linker: {e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut base_linker)
             .map_err(|e| anyhow::anyhow!("adding wasi:http to the linker: {e}"))?;
-        wasi_config::add_to_linker(&mut base_linker)
+        wasi_config::add_to_linker(&mut base_linker, |s: &mut StoreState| &mut s.config)
             .map_err(|e| anyhow::anyhow!("adding wasi:config to the linker: {e}"))?;
         let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
@@ -141,13 +160,16 @@ impl Runtime {
         &self.ticker
     }
 
+    /// A fresh instance for one invocation (see [`instance`]).
+    pub fn instance(&self, linking: &Linking, spec: InstanceSpec) -> Instance {
+        instance::build(&self.engine, &self.ticker, linking, spec)
+    }
+
     /// Fetches, verifies, compiles (or loads from cache) and links a component.
     pub async fn load(&self, image: &str) -> Result<LoadedComponent, LoadError> {
         let began = std::time::Instant::now();
-        let reference = ImageRef::parse(image)?;
-        let (bytes, digest_hex) = reference.fetch().await?;
+        let (bytes, digest_hex, location) = fetch::fetch_component(image).await?;
         let fetched = began.elapsed();
-        let location = reference.location();
         check_header(&location, &bytes)?;
         let (component, lease, cache_hit) = self
             .cache
@@ -174,7 +196,7 @@ impl Runtime {
                     reason: format!("{e:#}"),
                 },
             })?;
-        let functions = served_functions(&self.engine, &component);
+        let functions = describe::served_functions(&self.engine, &component);
         // A component that exports an HTTP handler gets one; other instantiation errors
         // were caught above.
         let http = ProxyPre::new(pre.clone()).ok();
@@ -198,38 +220,6 @@ impl Runtime {
             _lease: lease,
         })
     }
-
-    /// A fresh store for one invocation.
-    pub fn new_store(
-        &self,
-        limits: &ComponentLimits,
-        client: ImportClient,
-        output: &OutputCapture,
-        config: ComponentConfig,
-    ) -> Store<StoreState> {
-        let wasi = WasiCtxBuilder::new()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .build();
-        let state = StoreState {
-            wasi,
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            table: Default::default(),
-            limiter: store::Limiter {
-                max_memory: limits.max_memory_bytes,
-                max_table_elements: 1_000_000,
-            },
-            rpc: store::RpcState {
-                client,
-                shared: Default::default(),
-            },
-            output: output.clone(),
-            config,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store
-    }
 }
 
 fn check_header(image: &str, bytes: &[u8]) -> Result<(), LoadError> {
@@ -251,58 +241,3 @@ fn check_header(image: &str, bytes: &[u8]) -> Result<(), LoadError> {
     }
     Ok(())
 }
-
-/// Exported functions whose values can cross the lattice; others are left unserved.
-fn served_functions(engine: &Engine, component: &Component) -> Vec<ServedFunction> {
-    describe::exported_functions(engine, component)
-        .into_iter()
-        .filter_map(|export| {
-            if let Some(what) = export.signature.unsupported() {
-                tracing::debug!(
-                    function = %export.signature.qualified_name(),
-                    what,
-                    "not serving an export whose values cannot cross the lattice"
-                );
-                return None;
-            }
-            let sig = &export.signature;
-            let parent = if sig.instance.is_empty() {
-                None
-            } else {
-                Some(component.get_export_index(None, &sig.instance)?)
-            };
-            let index = component.get_export_index(parent.as_ref(), &sig.name)?;
-            Some(ServedFunction { export, index })
-        })
-        .collect()
-}
-
-/// The default limits of a host, with per-start overrides applied and checked.
-pub fn limits(
-    defaults: &ComponentLimits,
-    memory_ceiling: u64,
-    max_memory_bytes: Option<u64>,
-    timeout_ms: Option<u64>,
-) -> Result<ComponentLimits, String> {
-    let limits = ComponentLimits {
-        max_memory_bytes: max_memory_bytes.unwrap_or(defaults.max_memory_bytes),
-        timeout_ms: timeout_ms.unwrap_or(defaults.timeout_ms),
-    };
-    if limits.max_memory_bytes > memory_ceiling {
-        return Err(format!(
-            "memory limit {} is above this host's ceiling of {} (start the host with a larger --memory-ceiling)",
-            format_bytes(limits.max_memory_bytes),
-            format_bytes(memory_ceiling)
-        ));
-    }
-    if limits.max_memory_bytes < 64 << 10 {
-        return Err("memory limit must be at least 64 KiB (one wasm page)".to_string());
-    }
-    if limits.timeout_ms == 0 {
-        return Err("execution time limit must be positive".to_string());
-    }
-    Ok(limits)
-}
-
-/// Shared handle to the runtime.
-pub type SharedRuntime = Arc<Runtime>;

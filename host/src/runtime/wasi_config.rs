@@ -1,12 +1,11 @@
 //! `wasi:config/store`, answered by the host from the named configs a component was started
 //! with (merged in order), so a component reads its settings without a link or a provider.
+//! Served from its own small context ([`ConfigCtx`]), like each WASI interface.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
-
-use super::store::StoreState;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -20,20 +19,40 @@ use bindings::wasi::config::store;
 /// A component's configuration as its instances see it.
 pub type ComponentConfig = Arc<BTreeMap<String, String>>;
 
-impl store::Host for StoreState {
+/// What `wasi:config/store` answers from: one instance's view of its component's config.
+#[derive(Clone, Default)]
+pub struct ConfigCtx(pub ComponentConfig);
+
+impl store::Host for ConfigCtx {
     fn get(&mut self, key: String) -> Result<Option<String>, store::Error> {
-        Ok(self.config.get(&key).cloned())
+        Ok(self.0.get(&key).cloned())
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, store::Error> {
-        Ok(self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-    store::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
+/// Adds `wasi:config/store` to `linker`, served from the [`ConfigCtx`] `get` returns.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ConfigCtx,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, HasSelf<ConfigCtx>>(linker, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::Host as _;
+
+    #[test]
+    fn answers_from_the_merged_config() {
+        let mut ctx = ConfigCtx(Arc::new(
+            [("a".to_string(), "1".to_string())].into_iter().collect(),
+        ));
+        assert_eq!(ctx.get("a".into()).unwrap().as_deref(), Some("1"));
+        assert_eq!(ctx.get("b".into()).unwrap(), None);
+        assert_eq!(ctx.get_all().unwrap(), vec![("a".into(), "1".into())]);
+    }
 }

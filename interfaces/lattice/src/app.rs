@@ -1,10 +1,10 @@
 //! The deployment manager's API: application requests and replies, app and scaler status,
 //! and their subjects.
 //!
-//! Every manager instance of a lattice serves `trellis.ctl.v1.{lattice}.app.{verb}` in one
-//! queue group, so any instance answers; the handlers read and write the apps bucket
-//! (`trellis_apps_{lattice}`), never one process's memory. Status changes are published as
-//! `app_status` events (`trellis.evt.{lattice}.app_status`, data [`AppStatus`]).
+//! Every manager instance of a lattice serves `Subjects::app(verb)` in one queue group, so any
+//! instance answers; the handlers read and write the apps bucket (`Subjects::apps_bucket`),
+//! never one process's memory. Status changes are published as `app_status` events
+//! (`Event::AppStatus`).
 
 use std::collections::BTreeMap;
 
@@ -12,10 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
-use crate::subject::{Subjects, CONTROL_VERSION, ROOT};
-
-/// The control noun of the manager's API.
-pub const NOUN: &str = "app";
 
 /// Verbs of the manager's API.
 pub mod verb {
@@ -43,39 +39,6 @@ pub mod verb {
     pub const ALL: &[&str] = &[
         PUT, VALIDATE, DEPLOY, ROLLBACK, UNDEPLOY, DELETE, LIST, STATUS, HISTORY, GET,
     ];
-}
-
-/// The short type of the event published when an app's status changes.
-pub const APP_STATUS_EVENT: &str = "app_status";
-
-/// The KV bucket holding a lattice's applications.
-pub fn apps_bucket(lattice: &str) -> String {
-    format!("trellis_apps_{lattice}")
-}
-
-impl Subjects {
-    /// `trellis.ctl.v1.{lattice}.app.{verb}`
-    pub fn app(&self, verb: &str) -> String {
-        format!(
-            "{ROOT}.ctl.{CONTROL_VERSION}.{}.{NOUN}.{verb}",
-            self.lattice()
-        )
-    }
-
-    /// Every app request, for the managers' subscription.
-    pub fn app_wildcard(&self) -> String {
-        self.app("*")
-    }
-
-    /// The queue group every manager instance of the lattice serves the API in.
-    pub fn app_queue_group(&self) -> String {
-        format!("{ROOT}.{}.deploy", self.lattice())
-    }
-
-    /// The subject of `app_status` events.
-    pub fn app_status_event(&self) -> String {
-        self.event(APP_STATUS_EVENT)
-    }
 }
 
 /// Store a manifest as a new version (or check it, for `validate`).
@@ -310,18 +273,6 @@ impl AppStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subjects() {
-        let s = Subjects::new("prod");
-        assert_eq!(s.app(verb::DEPLOY), "trellis.ctl.v1.prod.app.deploy");
-        assert_eq!(s.app_wildcard(), "trellis.ctl.v1.prod.app.*");
-        assert_eq!(s.app_status_event(), "trellis.evt.prod.app_status");
-        let list = s.app(verb::LIST);
-        let parsed = s.parse_control(&list).unwrap();
-        assert_eq!((parsed.noun, parsed.verb), ("app", "list"));
-        assert_eq!(apps_bucket("prod"), "trellis_apps_prod");
-    }
 
     #[test]
     fn status_json_shape() {

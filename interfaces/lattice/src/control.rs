@@ -1,12 +1,14 @@
 //! Control-interface requests and replies (JSON over NATS request/reply).
 //!
-//! Every reply is a [`Reply`]: `{ "ok": true, "data": ... }` or `{ "ok": false, "error": "..." }`.
+//! Every reply is a [`Reply`]: `{ "ok": true, "data": ... }` or
+//! `{ "ok": false, "error": "...", "kind": "not_found" }`. Servers answer through
+//! [`crate::server`], never by building one by hand.
 
 use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{ControlError, Error, ErrorKind, Result};
 use crate::labels::Labels;
 use crate::value::FunctionSignature;
 
@@ -16,36 +18,42 @@ pub struct Reply<T> {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is (absent from servers that predate kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
     pub data: Option<T>,
 }
 
 impl<T> Reply<T> {
-    pub fn ok(data: T) -> Self {
-        Self {
-            ok: true,
-            error: None,
-            data: Some(data),
+    pub(crate) fn from_result(result: std::result::Result<T, ControlError>) -> Self {
+        match result {
+            Ok(data) => Self {
+                ok: true,
+                error: None,
+                kind: None,
+                data: Some(data),
+            },
+            Err(e) => Self {
+                ok: false,
+                error: Some(e.message),
+                kind: Some(e.kind),
+                data: None,
+            },
         }
     }
 
-    pub fn error(message: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            error: Some(message.into()),
-            data: None,
-        }
-    }
-
-    /// The data of a successful reply, or the host's error.
+    /// The data of a successful reply, or the server's error.
     pub fn into_result(self) -> Result<T> {
         if self.ok {
             self.data
                 .ok_or_else(|| Error::malformed("control reply", "ok reply without data"))
         } else {
-            Err(Error::Refused(self.error.unwrap_or_else(|| {
-                "request refused without a reason".to_string()
-            })))
+            Err(Error::Control(ControlError::new(
+                self.kind.unwrap_or(ErrorKind::Refused),
+                self.error
+                    .unwrap_or_else(|| "request refused without a reason".to_string()),
+            )))
         }
     }
 }
@@ -90,14 +98,17 @@ pub struct ScaleComponent {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The result of a scale request.
+/// The result of a scale request, and the `component_scaled` event that announces it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentScaled {
     pub host_id: String,
     pub component_id: String,
     pub image: String,
     pub digest: String,
+    /// 0 when the component was stopped.
     pub replicas: u32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

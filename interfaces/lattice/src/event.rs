@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 use crate::inventory::{HostInventory, ProviderHealth};
 use crate::labels::Labels;
 
+/// The short type of the event the deployment manager publishes when an app's status changes.
+pub const APP_STATUS_EVENT: &str = "app_status";
+
 /// Prefix of the CloudEvents `type` attribute; the subject carries the short name.
 pub const TYPE_PREFIX: &str = "dev.trellis.lattice.";
 
@@ -62,17 +65,7 @@ pub struct HostStopped {
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentScaled {
-    pub host_id: String,
-    pub component_id: String,
-    pub image: String,
-    pub digest: String,
-    /// 0 when the component was stopped.
-    pub replicas: u32,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub annotations: std::collections::BTreeMap<String, String>,
-}
+pub use crate::control::ComponentScaled;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentScaleFailed {
@@ -166,8 +159,9 @@ pub enum Event {
     LinkDeleted(LinkDeleted),
     ConfigSet(ConfigSet),
     ConfigDeleted(ConfigDeleted),
-    /// Events defined by other parts of the system (links, config, applications) that this
-    /// enum does not model; kept as raw JSON.
+    /// An application's status changed (published by the deployment manager).
+    AppStatus(Box<crate::app::AppStatus>),
+    /// An event type this version does not know (from a newer peer); kept as raw JSON.
     Other {
         ty: String,
         data: serde_json::Value,
@@ -224,6 +218,7 @@ event_types! {
     LinkDeleted => "link_deleted",
     ConfigSet => "config_set",
     ConfigDeleted => "config_deleted",
+    AppStatus => "app_status",
 }
 
 impl Event {
@@ -267,6 +262,15 @@ mod tests {
         let back = CloudEvent::parse(json.as_bytes()).unwrap();
         assert_eq!(back.short_type(), "labels_changed");
         assert_eq!(back.event().unwrap(), ev);
+    }
+
+    #[test]
+    fn app_status_is_typed() {
+        let st = crate::app::AppStatus::pending("a", None, 1);
+        let ev = Event::AppStatus(Box::new(st));
+        assert_eq!(ev.event_type(), APP_STATUS_EVENT);
+        let ce = ev.to_cloud_event("mgr", "default", None).unwrap();
+        assert_eq!(ce.event().unwrap(), ev);
     }
 
     #[test]

@@ -147,6 +147,48 @@ impl Reader<'_> {
 }
 
 impl HttpRequest {
+    /// The envelope of a request whose body was read whole. The authority is the `Host`
+    /// header's (HTTP/1.1 requests carry it there, not in the URI).
+    pub fn from_parts(parts: &http::request::Parts, body: Bytes) -> Self {
+        Self {
+            method: parts.method.to_string(),
+            path_with_query: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            authority: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                .unwrap_or_default()
+                .to_string(),
+            headers: headers_of(&parts.headers),
+            body,
+        }
+    }
+
+    /// The request as `http` types again, on the host that serves it.
+    pub fn into_http(self) -> Result<http::Request<Bytes>, http::Error> {
+        let uri = http::Uri::builder()
+            .scheme("http")
+            .authority(if self.authority.is_empty() {
+                "localhost"
+            } else {
+                self.authority.as_str()
+            })
+            .path_and_query(self.path_with_query.as_str())
+            .build()?;
+        let mut builder = http::Request::builder()
+            .method(self.method.as_str())
+            .uri(uri);
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_ref());
+        }
+        builder.body(self.body)
+    }
+
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(64 + self.path_with_query.len() + self.body.len());
         put_bytes(&mut buf, self.method.as_bytes());
@@ -184,7 +226,40 @@ impl HttpRequest {
     }
 }
 
+fn headers_of(headers: &http::HeaderMap) -> Headers {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect()
+}
+
 impl HttpResponse {
+    /// The envelope of a response whose body was read whole.
+    pub fn from_parts(parts: &http::response::Parts, body: Bytes) -> Self {
+        Self {
+            status: parts.status.as_u16(),
+            headers: headers_of(&parts.headers),
+            body,
+        }
+    }
+
+    /// The response as `http` types again; headers that are not valid HTTP are left out, an
+    /// impossible status becomes 502.
+    pub fn into_http(self) -> http::Response<Bytes> {
+        let mut out = http::Response::new(self.body);
+        *out.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        for (name, value) in self.headers {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::try_from(name),
+                http::HeaderValue::from_bytes(&value),
+            ) {
+                out.headers_mut().append(n, v);
+            }
+        }
+        out
+    }
+
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(32 + self.body.len());
         let mut status = Vec::with_capacity(3);
@@ -250,6 +325,48 @@ mod tests {
         let mut extra = full.to_vec();
         extra.push(0);
         assert!(HttpRequest::decode_partial(&Bytes::from(extra)).is_err());
+    }
+
+    #[test]
+    fn converts_to_and_from_http_types() {
+        let req = http::Request::builder()
+            .method("PUT")
+            .uri("/a/b?c=1")
+            .header("host", "example.com:8080")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let env = HttpRequest::from_parts(&parts, Bytes::from_static(b"body"));
+        assert_eq!(env.authority, "example.com:8080");
+        assert_eq!(env.path_with_query, "/a/b?c=1");
+        let back = HttpRequest::decode(&env.encode())
+            .unwrap()
+            .into_http()
+            .unwrap();
+        assert_eq!(back.method(), "PUT");
+        assert_eq!(back.uri(), "http://example.com:8080/a/b?c=1");
+        assert_eq!(back.headers()["x-one"], "1");
+        assert_eq!(back.body().as_ref(), b"body");
+
+        let resp = http::Response::builder()
+            .status(201)
+            .header("x-two", "2")
+            .body(())
+            .unwrap();
+        let (parts, ()) = resp.into_parts();
+        let env = HttpResponse::from_parts(&parts, Bytes::from_static(b"ok"));
+        let back = env.into_http();
+        assert_eq!(back.status(), 201);
+        assert_eq!(back.headers()["x-two"], "2");
+        let odd = HttpResponse {
+            status: 1000,
+            headers: vec![("bad header".into(), Bytes::new())],
+            body: Bytes::new(),
+        }
+        .into_http();
+        assert_eq!(odd.status(), 502);
+        assert!(odd.headers().is_empty());
     }
 
     #[test]

@@ -12,10 +12,13 @@
 //! - [`trace`]: W3C trace context carried in NATS headers.
 //! - [`value`]: WIT value types and the JSON ↔ wRPC wire codec used by `trellis call`.
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
-//! - [`link`]: links and named config; [`store`]: where they live (JetStream KV).
+//! - [`link`]: links and named config; [`kv`]: where they live (JetStream KV) and how to
+//!   follow them.
+//! - [`image`]: image references (where components and providers come from).
 //! - [`provider`]: what hosts and capability providers exchange.
 //! - [`app`]: the deployment manager's API (applications, status).
-//! - [`client`]: the typed [`LatticeClient`].
+//! - [`client`]: the typed [`LatticeClient`], the caller's half.
+//! - [`server`]: the serving half: typed requests, one way to answer, one event publisher.
 
 pub mod app;
 pub mod client;
@@ -24,20 +27,22 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod id;
+pub mod image;
 pub mod inventory;
+pub mod kv;
 pub mod labels;
 pub mod link;
 pub mod manifest;
 pub mod provider;
 pub mod rpc;
-pub mod store;
+pub mod server;
 pub mod subject;
 pub mod trace;
 pub mod units;
 pub mod value;
 
 pub use client::{ClientConfig, LatticeClient, NatsAuth, Placement};
-pub use error::{Error, Result};
+pub use error::{ControlError, Error, ErrorKind, Result};
 pub use subject::Subjects;
 
 /// The lattice used when none is given.

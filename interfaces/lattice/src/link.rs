@@ -51,6 +51,17 @@ impl LinkKey {
             self.source_id, self.wit_namespace, self.wit_package, self.name
         )
     }
+
+    /// The identity a storage key names (`source.namespace.package.name`).
+    pub fn from_storage_key(key: &str) -> Option<Self> {
+        let mut parts = key.splitn(4, '.');
+        Some(Self {
+            source_id: parts.next()?.to_string(),
+            wit_namespace: parts.next()?.to_string(),
+            wit_package: parts.next()?.to_string(),
+            name: parts.next()?.to_string(),
+        })
+    }
 }
 
 /// A WIT namespace or package name: lower-case words joined by `-`.

@@ -3,7 +3,7 @@
 //! A provider serves its WIT interfaces with wRPC under [`crate::Subjects::rpc_prefix`] of its
 //! id, in the queue group of its id, exactly like a component; it reads the links that
 //! target it and their config from the lattice's key-value buckets
-//! ([`crate::store::LatticeStore`]); it answers health checks on
+//! ([`crate::kv::LatticeStore`]); it answers health checks on
 //! [`crate::Subjects::provider_health`]. External providers get their settings from the
 //! environment variables in [`env`]; built-in ones get the same settings in-process.
 
@@ -27,9 +27,6 @@ pub mod env {
     pub const CONFIG: &str = "TRELLIS_PROVIDER_CONFIG";
     pub const LOG: &str = "TRELLIS_LOG";
 }
-
-/// Image references of providers compiled into the host start with this.
-pub const BUILTIN_SCHEME: &str = "builtin://";
 
 /// A provider's answer to a health check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,12 @@
-//! Every NATS subject of the protocol. Nothing outside this module formats one.
+//! Every NATS subject and key-value bucket name of the protocol. Nothing outside this module
+//! formats one.
 //!
 //! - control: `trellis.ctl.v1.{lattice}.{noun}.{verb}[.{target}]`
 //! - events:  `trellis.evt.{lattice}.{type}`
 //! - wRPC:    `trellis.rpc.{lattice}.{target_id}` is the prefix under which a component or
-//!   provider serves its exports (wRPC appends `wrpc.0.0.1.{instance}.{function}`).
+//!   provider serves its exports (wRPC appends `wrpc.0.0.1.{instance}.{function}`); see
+//!   [`rpc`] for the subjects of one call.
+//! - buckets: `trellis_links_{lattice}`, `trellis_config_{lattice}`, `trellis_apps_{lattice}`.
 
 /// Root of every subject the protocol uses.
 pub const ROOT: &str = "trellis";
@@ -45,6 +48,64 @@ pub mod ctl {
     pub const START: &str = "start";
     pub const HEALTH: &str = "health";
     pub const RETARGET: &str = "retarget";
+    /// The deployment manager's API noun; its verbs are in `crate::app::verb`.
+    pub const APP: &str = "app";
+}
+
+/// The subjects of one wRPC call (wRPC 0.0.1 over NATS).
+pub mod rpc {
+    /// wRPC protocol version in invocation subjects.
+    pub const PROTOCOL: &str = "wrpc.0.0.1";
+    /// Suffix of the subject results arrive on, under the call's reply inbox.
+    pub const RESULTS: &str = ".results";
+    /// Suffix of the subject error reports arrive on, under the call's reply inbox.
+    pub const ERRORS: &str = ".err";
+
+    /// `{prefix}.wrpc.0.0.1[.{instance}].{func}`, as wRPC servers subscribe it.
+    pub fn invocation(prefix: &str, instance: &str, func: &str) -> String {
+        let mut s = String::with_capacity(prefix.len() + instance.len() + func.len() + 16);
+        if !prefix.is_empty() {
+            s.push_str(prefix);
+            s.push('.');
+        }
+        s.push_str(PROTOCOL);
+        s.push('.');
+        if !instance.is_empty() {
+            s.push_str(instance);
+            s.push('.');
+        }
+        s.push_str(func);
+        s
+    }
+
+    /// Every subject under a caller's inbox (one subscription serves all its calls).
+    pub fn inbox_wildcard(inbox: &str) -> String {
+        format!("{inbox}.>")
+    }
+
+    /// The reply subject of one call under the caller's inbox.
+    pub fn call_inbox(inbox: &str, call_id: &str) -> String {
+        format!("{inbox}.{call_id}")
+    }
+
+    /// Where further parameters of an accepted call go: under the callee's reply subject.
+    pub fn params(server_rx: &str) -> String {
+        format!("{server_rx}.params")
+    }
+
+    /// Where a caller probes whether the callee that accepted its call is still connected.
+    pub fn alive(server_rx: &str) -> String {
+        format!("{server_rx}.alive")
+    }
+
+    /// The function a wRPC subject names (what follows `wrpc.0.0.1.`).
+    pub fn function_of(subject: &str) -> &str {
+        let marker = "wrpc.0.0.1.";
+        subject
+            .find(marker)
+            .map(|i| &subject[i + marker.len()..])
+            .unwrap_or(subject)
+    }
 }
 
 impl Subjects {
@@ -213,9 +274,45 @@ impl Subjects {
         format!("{}.>", self.rpc_prefix(target_id))
     }
 
-    /// Prefix of the subjects on which a caller receives error reports (one per call).
+    /// The subject on which a caller receives the error report of the call whose reply
+    /// inbox is `inbox`.
     pub fn rpc_error_inbox(&self, inbox: &str) -> String {
-        format!("{inbox}.err")
+        format!("{inbox}{}", rpc::ERRORS)
+    }
+
+    /// The subject an invocation of `instance`/`func` of `target_id` is sent on.
+    pub fn invocation(&self, target_id: &str, instance: &str, func: &str) -> String {
+        rpc::invocation(&self.rpc_prefix(target_id), instance, func)
+    }
+
+    /// `trellis.ctl.v1.{lattice}.app.{verb}`: the deployment manager's API.
+    pub fn app(&self, verb: &str) -> String {
+        self.control(ctl::APP, verb)
+    }
+
+    /// Every app request, for the managers' subscription.
+    pub fn app_wildcard(&self) -> String {
+        self.app("*")
+    }
+
+    /// The queue group every manager instance of the lattice serves the API in.
+    pub fn app_queue_group(&self) -> String {
+        format!("{ROOT}.{}.deploy", self.lattice)
+    }
+
+    /// The key-value bucket holding the links of the lattice.
+    pub fn links_bucket(&self) -> String {
+        format!("{ROOT}_links_{}", self.lattice)
+    }
+
+    /// The key-value bucket holding the named configs of the lattice.
+    pub fn config_bucket(&self) -> String {
+        format!("{ROOT}_config_{}", self.lattice)
+    }
+
+    /// The key-value bucket holding the lattice's applications.
+    pub fn apps_bucket(&self) -> String {
+        format!("{ROOT}_apps_{}", self.lattice)
     }
 }
 
@@ -252,5 +349,33 @@ mod tests {
         assert_eq!(a.events_wildcard(), "trellis.evt.a.>");
         assert_eq!(a.event("host_started"), "trellis.evt.a.host_started");
         assert_eq!(a.rpc_prefix("greeter"), "trellis.rpc.a.greeter");
+        assert_eq!(a.links_bucket(), "trellis_links_a");
+        assert_eq!(a.apps_bucket(), "trellis_apps_a");
+    }
+
+    #[test]
+    fn rpc_subjects() {
+        let s = Subjects::new("prod");
+        assert_eq!(
+            s.invocation("kv", "wasi:keyvalue/store@0.2.0-draft", "open"),
+            "trellis.rpc.prod.kv.wrpc.0.0.1.wasi:keyvalue/store@0.2.0-draft.open"
+        );
+        assert_eq!(rpc::invocation("", "", "f"), "wrpc.0.0.1.f");
+        assert_eq!(s.rpc_error_inbox("_INBOX.x.1"), "_INBOX.x.1.err");
+        assert_eq!(
+            rpc::function_of("trellis.rpc.d.kv.wrpc.0.0.1.wasi:keyvalue/store@0.2.0-draft.open"),
+            "wasi:keyvalue/store@0.2.0-draft.open"
+        );
+        assert_eq!(rpc::function_of("odd"), "odd");
+    }
+
+    #[test]
+    fn app_subjects() {
+        let s = Subjects::new("prod");
+        assert_eq!(s.app("deploy"), "trellis.ctl.v1.prod.app.deploy");
+        assert_eq!(s.app_wildcard(), "trellis.ctl.v1.prod.app.*");
+        let list = s.app("list");
+        let parsed = s.parse_control(&list).unwrap();
+        assert_eq!((parsed.noun, parsed.verb), ("app", "list"));
     }
 }

@@ -114,26 +114,7 @@ pub async fn over_lattice(
             }
         })?
         .to_bytes();
-    let req = HttpRequest {
-        method: parts.method.to_string(),
-        path_with_query: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into()),
-        authority: parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
-            .collect(),
-        body,
-    };
+    let req = HttpRequest::from_parts(&parts, body);
     let call = async {
         let (mut tx, mut rx) = invoker
             .invoke(target, &cx, HTTP_INSTANCE, HTTP_FUNCTION, req.encode())
@@ -168,17 +149,9 @@ pub async fn over_lattice(
     };
     let resp = HttpResponse::decode(&bytes)
         .map_err(|e| DispatchError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    let mut out = Response::new(Full::new(resp.body).map_err(|e| match e {}).boxed_unsync());
-    *out.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    for (name, value) in resp.headers {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::try_from(name),
-            http::HeaderValue::from_bytes(&value),
-        ) {
-            out.headers_mut().append(n, v);
-        }
-    }
-    Ok(out)
+    Ok(resp
+        .into_http()
+        .map(|body| Full::new(body).map_err(|e| match e {}).boxed_unsync()))
 }
 
 fn clone_error(e: &CallError) -> CallError {

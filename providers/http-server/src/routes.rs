@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt as _;
-use trellis_lattice::link::{Config, Link};
-use trellis_lattice::store::{Change, LatticeStore};
+use trellis_lattice::kv::{self, Change, LatticeStore, StateChange, Update};
+use trellis_lattice::link::{Config, Link, LinkKey};
 use trellis_provider::{CancellationToken, ProviderContext};
 
 /// One route.
@@ -140,7 +139,7 @@ pub struct Routes {
     table: Arc<RwLock<Arc<RouteTable>>>,
     store: LatticeStore,
     server_id: String,
-    snapshot: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<RouteTable>)>>>,
+    snapshot: Arc<tokio::sync::Mutex<Option<FreshRead>>>,
 }
 
 impl Routes {
@@ -182,56 +181,65 @@ impl Routes {
     pub async fn follow(ctx: &ProviderContext, stop: CancellationToken) -> anyhow::Result<Self> {
         let store = LatticeStore::open(ctx.nats(), ctx.lattice()).await?;
         let server_id = ctx.provider_id().to_string();
-        let mut links: BTreeMap<_, Link> = store
-            .links()
-            .await?
-            .into_iter()
-            .map(|l| (l.key(), l))
-            .collect();
-        let mut configs = store.configs().await?;
-        let all: Vec<Link> = links.values().cloned().collect();
+        let (links, configs) = (store.links().await?, store.configs().await?);
         let routes = Self {
             table: Arc::new(RwLock::new(Arc::new(RouteTable::build(
-                &server_id, &all, &configs,
+                &server_id, &links, &configs,
             )))),
             store: store.clone(),
             server_id: server_id.clone(),
             snapshot: Arc::default(),
         };
         let shared = routes.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            while !stop.is_cancelled() {
-                let (Ok(mut link_changes), Ok(mut config_changes)) =
-                    (store.watch_links().await, store.watch_configs().await)
-                else {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                };
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        change = link_changes.next() => match change {
-                            Some(Change::Put(l)) => { links.insert(l.key(), l); }
-                            Some(Change::Deleted(k)) => { links.remove(&k); }
-                            None => break,
-                        },
-                        change = config_changes.next() => match change {
-                            Some(Change::Put((name, c))) => { configs.insert(name, c); }
-                            Some(Change::Deleted(name)) => { configs.remove(&name); }
-                            None => break,
-                        },
-                    }
-                    let all: Vec<Link> = links.values().cloned().collect();
-                    let table = RouteTable::build(&server_id, &all, &configs);
-                    if let Ok(mut t) = shared.table.write() {
-                        *t = Arc::new(table);
-                    }
-                }
+        let mut state = Followed::from_snapshot(links, configs);
+        tokio::spawn(kv::follow(store.state_followed(), stop, move |update| {
+            state.apply(update);
+            let table = RouteTable::build(&server_id, &state.links(), &state.configs);
+            if let Ok(mut t) = shared.table.write() {
+                *t = Arc::new(table);
             }
-        });
+        }));
         Ok(routes)
+    }
+}
+
+/// A table read straight from the store, and when.
+type FreshRead = (tokio::time::Instant, Arc<RouteTable>);
+
+/// The links and configs as the follower last saw them.
+struct Followed {
+    links: BTreeMap<LinkKey, Link>,
+    configs: kv::Configs,
+}
+
+impl Followed {
+    fn from_snapshot(links: Vec<Link>, configs: kv::Configs) -> Self {
+        Self {
+            links: links.into_iter().map(|l| (l.key(), l)).collect(),
+            configs,
+        }
+    }
+
+    fn links(&self) -> Vec<Link> {
+        self.links.values().cloned().collect()
+    }
+
+    fn apply(&mut self, update: Update<(Vec<Link>, kv::Configs), StateChange>) {
+        match update {
+            Update::Snapshot((links, configs)) => *self = Self::from_snapshot(links, configs),
+            Update::Change(StateChange::Link(Change::Put(l))) => {
+                self.links.insert(l.key(), l);
+            }
+            Update::Change(StateChange::Link(Change::Deleted(k))) => {
+                self.links.remove(&k);
+            }
+            Update::Change(StateChange::Config(Change::Put((name, c)))) => {
+                self.configs.insert(name, c);
+            }
+            Update::Change(StateChange::Config(Change::Deleted(name))) => {
+                self.configs.remove(&name);
+            }
+        }
     }
 }
 

@@ -123,7 +123,7 @@ impl NatsBackend {
             return Ok(store);
         }
         let js = self.js.get_or_init(|| jetstream::new(ctx.nats().clone()));
-        let store = trellis_lattice::store::open_bucket(
+        let store = trellis_lattice::kv::open_bucket(
             js,
             name,
             "wasi:keyvalue bucket (Trellis keyvalue-nats)",

@@ -76,11 +76,7 @@ impl Call {
 
 /// The function a wRPC subject names: what follows `wrpc.0.0.1.`.
 fn function_of(subject: &str) -> String {
-    let marker = format!("{}.", trellis_lattice::rpc::PROTOCOL);
-    subject
-        .find(&marker)
-        .map(|i| subject[i + marker.len()..].to_string())
-        .unwrap_or_else(|| subject.to_string())
+    trellis_lattice::subject::rpc::function_of(subject).to_string()
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -246,19 +242,5 @@ impl ProviderContext {
         self.report(&incoming, RemoteErrorKind::Internal, &message)
             .await;
         Err(err)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_names() {
-        assert_eq!(
-            function_of("trellis.rpc.default.kv.wrpc.0.0.1.wasi:keyvalue/store@0.2.0-draft.open"),
-            "wasi:keyvalue/store@0.2.0-draft.open"
-        );
-        assert_eq!(function_of("odd"), "odd");
     }
 }

@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::control::Reply;
 use trellis_lattice::provider::HealthReport;
+use trellis_lattice::server::{self, Incoming};
 
 /// A health check that takes longer than this is answered "unhealthy".
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Answers every health request on `sub` with `check()` until `shutdown`.
+/// Answers every health request in `checks` with `check()` until `shutdown`.
 pub(crate) async fn answer<F, Fut>(
-    nats: async_nats::Client,
-    mut sub: async_nats::Subscriber,
+    mut checks: futures::stream::BoxStream<'static, Incoming<()>>,
     check: F,
     shutdown: CancellationToken,
 ) where
@@ -22,14 +21,13 @@ pub(crate) async fn answer<F, Fut>(
     Fut: Future<Output = HealthReport>,
 {
     loop {
-        let msg = tokio::select! {
+        let incoming = tokio::select! {
             _ = shutdown.cancelled() => break,
-            msg = sub.next() => match msg {
-                Some(msg) => msg,
+            next = checks.next() => match next {
+                Some(incoming) => incoming,
                 None => break,
             },
         };
-        let Some(reply) = msg.reply else { continue };
         let report = tokio::time::timeout(HEALTH_TIMEOUT, check())
             .await
             .unwrap_or_else(|_| {
@@ -37,16 +35,6 @@ pub(crate) async fn answer<F, Fut>(
                     "the health check did not finish within {HEALTH_TIMEOUT:?}"
                 ))
             });
-        let body = match serde_json::to_vec(&Reply::ok(report)) {
-            Ok(body) => body,
-            Err(err) => {
-                tracing::warn!(%err, "cannot encode a health report");
-                continue;
-            }
-        };
-        if let Err(err) = nats.publish(reply, body.into()).await {
-            tracing::debug!(%err, "cannot answer a health check");
-        }
+        incoming.respond(server::answer(Ok(report))).await;
     }
-    let _ = sub.unsubscribe().await;
 }

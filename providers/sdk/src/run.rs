@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::store::LatticeStore;
+use trellis_lattice::kv::LatticeStore;
+use trellis_lattice::server::{self, Listen};
 
 use crate::context::ProviderContext;
 use crate::env::ProviderEnv;
@@ -105,13 +106,10 @@ pub async fn run_with<P: Provider>(
     ));
 
     let health_subject = subjects.provider_health(&env.host_id, &provider_id);
-    let health = env
-        .nats
-        .subscribe(health_subject.clone())
-        .await
-        .map_err(|e| Error::nats(format!("subscribing {health_subject}"), e))?;
+    // A health check carries nothing to parse.
+    let health =
+        server::requests(&env.nats, [Listen::subject(health_subject)], |_, _| Ok(())).await?;
     tokio::spawn(crate::health::answer(
-        env.nats.clone(),
         health,
         {
             let provider = Arc::clone(&provider);

@@ -11,11 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::control::Reply;
+use trellis_lattice::kv::LatticeStore;
 use trellis_lattice::link::{Config, Link};
 use trellis_lattice::provider::HealthReport;
 pub use trellis_lattice::rpc::CallError;
 use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker, InvokerConfig};
-use trellis_lattice::store::LatticeStore;
 use trellis_lattice::trace::TraceContext;
 use trellis_lattice::{NatsAuth, Subjects};
 

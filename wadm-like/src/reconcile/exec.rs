@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use trellis_lattice::control::{ScaleComponent, StartProvider};
 use trellis_lattice::{LatticeClient, Placement};
 
-use super::Input;
+use super::input::Input;
 use crate::scaler::Command;
 
 /// First retry delay after a failure; doubles per failure up to [`BACKOFF_CAP`].

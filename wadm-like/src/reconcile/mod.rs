@@ -8,7 +8,9 @@
 //! task (one job per app at a time) and writes the app's status when it changed.
 
 mod exec;
+mod input;
 mod planning;
+mod settings;
 mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,19 +22,20 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::app::{AppStatus, APP_STATUS_EVENT};
+use trellis_lattice::app::AppStatus;
 use trellis_lattice::control::Empty;
-use trellis_lattice::event::{CloudEvent, Event};
+use trellis_lattice::event::{CloudEvent, Event, APP_STATUS_EVENT};
 use trellis_lattice::inventory::HostInventory;
-use trellis_lattice::link::Config;
+use trellis_lattice::server::EventPublisher;
 use trellis_lattice::{Error as LatticeError, LatticeClient};
 
 pub use exec::execute;
+pub use settings::Settings;
 
-use crate::lease::LeaseTiming;
+use crate::records::{AppRecord, AppStore};
 use crate::scaler::Command;
-use crate::store::{AppRecord, AppStore};
-use crate::view::{LatticeView, Snapshot};
+use crate::view::LatticeView;
+use input::{snapshot, Input, Probe};
 use planning::Finish;
 
 /// Passes are at most this close together, so a burst of events makes one pass.
@@ -42,59 +45,11 @@ const TICK: Duration = Duration::from_millis(50);
 /// A status that only changed in its counts is written at most this often.
 const STATUS_THROTTLE: Duration = Duration::from_millis(250);
 
-/// Timing of a manager.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    /// How often the whole lattice is read again (inventories, links, config).
-    pub full_pass: Duration,
-    pub lease: LeaseTiming,
-    /// Commands in flight at once, over all apps.
-    pub max_commands: usize,
-    /// The longest a new leader listens to heartbeats before it acts.
-    pub max_warmup: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            full_pass: Duration::from_secs(10),
-            lease: LeaseTiming::default(),
-            max_commands: 32,
-            max_warmup: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What the loop reacts to.
-pub(crate) enum Input {
-    Event(Box<CloudEvent>),
-    Record(String, Option<Box<AppRecord>>),
-    Snapshot(Snapshot),
-    SnapshotFailed(String),
-    Config(String, Option<Config>),
-    Probe(String, Probe),
-    Done {
-        command: Command,
-        result: Result<(), String>,
-    },
-    JobDone {
-        app: String,
-    },
-    StoreDone {
-        app: String,
-    },
-}
-
-pub(crate) enum Probe {
-    Alive(Box<HostInventory>),
-    Gone,
-    NoAnswer,
-}
-
 struct Reconciler {
     client: Arc<LatticeClient>,
     store: AppStore,
     instance: String,
+    events: EventPublisher,
     settings: Settings,
     tx: mpsc::Sender<Input>,
     tasks: JoinSet<()>,
@@ -158,10 +113,16 @@ pub(crate) async fn run(
         }
     });
 
+    let events = EventPublisher::new(
+        client.nats().clone(),
+        client.subjects().clone(),
+        instance.clone(),
+    );
     let mut r = Reconciler {
         client,
         store,
         instance,
+        events,
         settings,
         tx,
         tasks,
@@ -471,13 +432,12 @@ impl Reconciler {
         }
         self.written.insert(st.name.clone(), (st.clone(), now));
         let store = self.store.clone();
-        let client = Arc::clone(&self.client);
-        let instance = self.instance.clone();
+        let events = self.events.clone();
         self.tasks.spawn(async move {
             if let Err(err) = store.put_status(&st).await {
                 tracing::warn!(%err, app = %st.name, "cannot store app status");
             }
-            publish_status(&client, &instance, &st).await;
+            events.publish(Event::AppStatus(Box::new(st)), None).await;
         });
     }
 
@@ -495,40 +455,5 @@ impl Reconciler {
             }
             let _ = tx.send(Input::StoreDone { app }).await;
         });
-    }
-}
-
-async fn snapshot(client: &LatticeClient) -> trellis_lattice::Result<Snapshot> {
-    let (inventories, links, configs) =
-        tokio::join!(client.inventories(), client.links(), client.named_configs());
-    Ok(Snapshot {
-        started: None,
-        inventories: inventories?,
-        links: Some(links?),
-        configs: Some(configs?),
-    })
-}
-
-/// Publishes an `app_status` event.
-pub(crate) async fn publish_status(client: &LatticeClient, instance: &str, st: &AppStatus) {
-    let Ok(data) = serde_json::to_value(st) else {
-        return;
-    };
-    let event = Event::Other {
-        ty: APP_STATUS_EVENT.to_string(),
-        data,
-    };
-    let Ok(ce) = event.to_cloud_event(instance, client.lattice(), None) else {
-        return;
-    };
-    let Ok(payload) = serde_json::to_vec(&ce) else {
-        return;
-    };
-    if let Err(err) = client
-        .nats()
-        .publish(client.subjects().app_status_event(), payload.into())
-        .await
-    {
-        tracing::debug!(%err, "cannot publish app status");
     }
 }

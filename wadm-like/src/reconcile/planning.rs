@@ -7,8 +7,8 @@ use trellis_lattice::app::{AppState, AppStatus};
 use super::exec::Backoff;
 use super::status;
 use crate::model::Observed;
+use crate::records::{AppRecord, AppStore};
 use crate::scaler::{self, Command};
-use crate::store::{AppRecord, AppStore};
 
 /// What the loop should record once an app reached a state.
 pub(super) enum Finish {
@@ -128,7 +128,7 @@ pub(super) async fn record(
     store: &AppStore,
     app: &str,
     finish: Finish,
-) -> crate::store::Result<()> {
+) -> crate::records::Result<()> {
     match finish {
         Finish::Previous { generation } => store
             .update_record(app, |r| {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use trellis_lattice::link::Config;
 use trellis_lattice::manifest::Manifest;
 
-use super::{Command, Ctx, ScalerOutput, ScalerState, ScalerStatus};
+use trellis_lattice::app::{ScalerState, ScalerStatus};
+
+use super::command::Command;
+use super::context::{Ctx, ScalerOutput};
 use crate::model::Observed;
 
 const KIND: &str = "config";

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use trellis_lattice::manifest::{ComponentKind, ComponentSpec, DaemonScaler};
 
+use super::context::{Ctx, ScalerOutput};
 use super::workload::Workload;
-use super::{Ctx, ScalerOutput};
 
 const KIND: &str = "daemonscaler";
 

@@ -7,7 +7,10 @@ use trellis_lattice::link::{Link, LinkKey};
 use trellis_lattice::manifest::{ComponentSpec, ConfigSite, Manifest};
 
 use super::workload::Workload;
-use super::{Command, Ctx, ScalerOutput, ScalerState, ScalerStatus};
+use trellis_lattice::app::{ScalerState, ScalerStatus};
+
+use super::command::Command;
+use super::context::{Ctx, ScalerOutput};
 use crate::model::Observed;
 
 const KIND: &str = "link";

@@ -13,7 +13,9 @@
 //! What the app manages is marked with annotations ([`managed_annotations`]); anything else
 //! (unannotated or another app's) is never changed, even when it has the id the app wants.
 
+pub mod command;
 mod config;
+mod context;
 mod daemon;
 mod link;
 mod spread;
@@ -27,77 +29,13 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use trellis_lattice::link::{Config, Link, LinkKey};
-use trellis_lattice::manifest::{
-    annotations as ann, ComponentKind, ComponentSpec, Manifest, Trait,
-};
+use trellis_lattice::link::LinkKey;
+use trellis_lattice::manifest::{Manifest, Trait};
+
+pub use command::{is_managed_by, managed_annotations, Command};
+use context::{Ctx, ScalerOutput};
 
 use crate::model::Observed;
-use crate::placement::Placer;
-
-/// One change to the lattice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Command {
-    /// Run `replicas` of a component on a host (absolute, so repeating it is harmless);
-    /// 0 stops it. A new image replaces the running one in place without a gap.
-    ScaleComponent {
-        host_id: String,
-        component_id: String,
-        image: String,
-        replicas: u32,
-        /// Named configs the component reads (`properties.config`).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        config: Vec<String>,
-        annotations: BTreeMap<String, String>,
-    },
-    StartProvider {
-        host_id: String,
-        provider_id: String,
-        image: String,
-        config: Vec<String>,
-        annotations: BTreeMap<String, String>,
-    },
-    StopProvider {
-        host_id: String,
-        provider_id: String,
-    },
-    PutConfig {
-        name: String,
-        values: Config,
-    },
-    /// Put a link; one with the same identity is retargeted atomically.
-    PutLink(Link),
-    DeleteLink(LinkKey),
-    DeleteConfig {
-        name: String,
-    },
-}
-
-impl Command {
-    /// Execution order: config before what reads it; new copies and targets before links
-    /// point at them; links moved before old copies stop; removals last.
-    pub fn phase(&self) -> u8 {
-        match self {
-            Command::PutConfig { .. } => 0,
-            Command::StartProvider { .. } => 1,
-            Command::ScaleComponent { replicas, .. } if *replicas > 0 => 1,
-            Command::PutLink(_) => 2,
-            Command::ScaleComponent { .. } | Command::StopProvider { .. } => 3,
-            Command::DeleteLink(_) => 4,
-            Command::DeleteConfig { .. } => 5,
-        }
-    }
-
-    /// Whether the command starts or grows something (as opposed to removing).
-    pub fn is_start(&self) -> bool {
-        match self {
-            Command::StartProvider { .. } => true,
-            Command::ScaleComponent { replicas, .. } => *replicas > 0,
-            _ => false,
-        }
-    }
-}
 
 pub use trellis_lattice::app::{AppState, ScalerState, ScalerStatus};
 
@@ -108,58 +46,6 @@ pub struct Plan {
     pub commands: Vec<Command>,
     pub scalers: Vec<ScalerStatus>,
     pub state: AppState,
-}
-
-/// The annotations put on every component and provider the app starts.
-pub fn managed_annotations(
-    manifest: &Manifest,
-    component: &ComponentSpec,
-) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::from([
-        (
-            ann::MANAGED_BY.to_string(),
-            ann::MANAGED_BY_VALUE.to_string(),
-        ),
-        (ann::APP.to_string(), manifest.name().to_string()),
-        (ann::COMPONENT.to_string(), component.name.clone()),
-    ]);
-    if let Some(v) = manifest.version() {
-        a.insert(ann::APP_VERSION.to_string(), v.to_string());
-    }
-    a
-}
-
-/// Whether the app named `app` manages a resource with these annotations.
-pub fn is_managed_by(annotations: &BTreeMap<String, String>, app: &str) -> bool {
-    annotations.get(ann::MANAGED_BY).map(String::as_str) == Some(ann::MANAGED_BY_VALUE)
-        && annotations.get(ann::APP).map(String::as_str) == Some(app)
-}
-
-/// What one scaler wants done and how it stands.
-pub(crate) struct ScalerOutput {
-    pub commands: Vec<Command>,
-    pub status: ScalerStatus,
-}
-
-/// Shared inputs of every scaler.
-pub(crate) struct Ctx<'a> {
-    pub manifest: &'a Manifest,
-    pub observed: &'a Observed,
-    pub placer: Placer<'a>,
-}
-
-impl<'a> Ctx<'a> {
-    fn new(manifest: &'a Manifest, observed: &'a Observed) -> Self {
-        Self {
-            manifest,
-            observed,
-            placer: Placer::new(manifest, observed),
-        }
-    }
-
-    fn app(&self) -> &str {
-        self.manifest.name()
-    }
 }
 
 /// The next commands to make the lattice match `manifest`, and the status of every scaler.
@@ -249,12 +135,4 @@ pub fn plan_undeploy(manifest: &Manifest, observed: &Observed) -> Vec<Command> {
             .map(|name| Command::DeleteConfig { name }),
     );
     commands
-}
-
-/// Providers run once per host, components with replicas.
-fn per_host_cap(kind: ComponentKind) -> Option<u32> {
-    match kind {
-        ComponentKind::Capability => Some(1),
-        ComponentKind::Component => None,
-    }
 }

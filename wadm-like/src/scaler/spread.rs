@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use trellis_lattice::manifest::{ComponentSpec, SpreadScaler};
 
+use super::context::{per_host_cap, Ctx, ScalerOutput};
 use super::workload::Workload;
-use super::{per_host_cap, Ctx, ScalerOutput};
 
 const KIND: &str = "spreadscaler";
 

@@ -9,7 +9,7 @@ use super::{plan, Command, Plan};
 use crate::model::{Observed, ObservedHost};
 
 pub fn manifest(yaml: &str) -> Manifest {
-    crate::validate::parse("test.yaml", yaml)
+    trellis_validate::parse("test.yaml", yaml)
         .unwrap_or_else(|e| panic!("invalid test manifest:\n{e}"))
 }
 

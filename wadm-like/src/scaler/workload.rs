@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use trellis_lattice::inventory::ProviderHealth;
 use trellis_lattice::manifest::{annotations as ann, ComponentKind, ComponentSpec, ConfigSite};
 
-use super::{
-    is_managed_by, managed_annotations, Command, Ctx, ScalerOutput, ScalerState, ScalerStatus,
-};
+use trellis_lattice::app::{ScalerState, ScalerStatus};
+
+use super::command::{is_managed_by, managed_annotations, Command};
+use super::context::{Ctx, ScalerOutput};
 
 /// The copies of one workload this app runs, per host.
 pub(super) struct Workload<'a> {

@@ -8,7 +8,7 @@ use crate::app::{
     verb, AppChanged, AppHistory, AppManifest, AppName, AppPut, AppStatus, AppSummary,
     AppValidated, DeployApp, GetApp, ListApps, PutApp,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id;
 
 use super::LatticeClient;
@@ -27,10 +27,13 @@ impl LatticeClient {
         self.request(self.subjects.app(verb), body, timeout)
             .await
             .map_err(|e| match e {
-                Error::NoResponders(_) => Error::Refused(format!(
-                    "no deployment manager answers in lattice `{}` (start one with `trellis-deploy` or `trellis up`)",
-                    self.lattice()
-                )),
+                Error::NoResponders(_) => Error::control(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "no deployment manager answers in lattice `{}` (start one with `trellis-deploy` or `trellis up`)",
+                        self.lattice()
+                    ),
+                ),
                 other => other,
             })
     }

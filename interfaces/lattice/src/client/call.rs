@@ -12,7 +12,8 @@ use crate::value::{decode_results, encode_params};
 use super::LatticeClient;
 
 impl LatticeClient {
-    /// The signatures of a running component's exports, from any host that runs it.
+    /// The signatures of a running component's exports, from any host that runs it (cached
+    /// until a call finds the types changed or the client scales the component).
     pub async fn describe(&self, component_id: &str) -> Result<ComponentDescription> {
         id::validate_component_id(component_id)?;
         if let Some(d) = self
@@ -23,26 +24,31 @@ impl LatticeClient {
         {
             return Ok(d);
         }
-        let desc: ComponentDescription = self
-            .request(
-                self.subjects.component_describe(component_id),
-                &DescribeComponent {
-                    component_id: component_id.to_string(),
-                },
-                self.config.request_timeout,
-            )
-            .await
-            .map_err(|e| match e {
-                Error::NoResponders(_) => Error::Call(CallError::NoResponders {
-                    target: component_id.to_string(),
-                    lattice: self.lattice().to_string(),
-                }),
-                other => other,
-            })?;
+        let desc = self.describe_uncached(component_id).await?;
         if let Ok(mut d) = self.descriptions.lock() {
             d.insert(component_id.to_string(), desc.clone());
         }
         Ok(desc)
+    }
+
+    /// [`Self::describe`], asked of a host now.
+    pub async fn describe_uncached(&self, component_id: &str) -> Result<ComponentDescription> {
+        id::validate_component_id(component_id)?;
+        self.request(
+            self.subjects.component_describe(component_id),
+            &DescribeComponent {
+                component_id: component_id.to_string(),
+            },
+            self.config.request_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            Error::NoResponders(_) => Error::Call(CallError::NoResponders {
+                target: component_id.to_string(),
+                lattice: self.lattice().to_string(),
+            }),
+            other => other,
+        })
     }
 
     /// Calls `function` of `component_id` with JSON arguments and returns the result as JSON:

@@ -4,7 +4,7 @@ use crate::control::{
     AuctionOffer, ComponentAuction, ComponentScaled, DeleteLabel, Empty, PutLabel, ScaleComponent,
     StopHost,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id;
 use crate::inventory::{HostInventory, HostSummary};
 use crate::labels::{self, Labels};
@@ -184,15 +184,19 @@ fn no_match(lattice: &str, constraints: &Labels) -> Error {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Error::Refused(format!("no host in lattice `{lattice}` matches {wanted}"))
+    Error::control(
+        ErrorKind::NotFound,
+        format!("no host in lattice `{lattice}` matches {wanted}"),
+    )
 }
 
 pub(super) fn unknown_host(err: Error, host_id: &str) -> Error {
     match err {
-        Error::NoResponders(_) => Error::invalid(
-            "host",
-            host_id,
-            "no such host answers in this lattice (see `trellis get hosts`)",
+        Error::NoResponders(_) => Error::control(
+            ErrorKind::NotFound,
+            format!(
+                "invalid host {host_id:?}: no such host answers in this lattice (see `trellis get hosts`)"
+            ),
         ),
         other => other,
     }

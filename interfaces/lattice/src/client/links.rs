@@ -6,18 +6,21 @@ use crate::control::{
     ComponentAuction, DeleteConfig, DeleteLink, Empty, ProviderStartedReply, PutConfig, PutLink,
     RetargetLink, StartProvider, StopProvider,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id;
+use crate::kv::LatticeStore;
 use crate::link::{Config, Link, LinkKey};
-use crate::store::LatticeStore;
 
 use super::{LatticeClient, Placement};
 
 fn no_host(err: Error, lattice: &str) -> Error {
     match err {
-        Error::NoResponders(_) => Error::Refused(format!(
-            "no host in lattice `{lattice}` answers; links and config are written through a host (start one with `trellis up` or `trellis-host`)"
-        )),
+        Error::NoResponders(_) => Error::control(
+            ErrorKind::Unavailable,
+            format!(
+                "no host in lattice `{lattice}` answers; links and config are written through a host (start one with `trellis up` or `trellis-host`)"
+            ),
+        ),
         other => other,
     }
 }
@@ -32,7 +35,7 @@ impl LatticeClient {
 
     pub async fn links(&self) -> Result<Vec<Link>> {
         let mut links = self.store().await?.links().await?;
-        links.sort_by(|a, b| a.key().cmp(&b.key()));
+        links.sort_by_key(|a| a.key());
         Ok(links)
     }
 

@@ -57,7 +57,7 @@ pub struct LatticeClient {
     config: ClientConfig,
     invoker: tokio::sync::OnceCell<Invoker>,
     descriptions: std::sync::Mutex<HashMap<String, crate::control::ComponentDescription>>,
-    store: tokio::sync::OnceCell<crate::store::LatticeStore>,
+    store: tokio::sync::OnceCell<crate::kv::LatticeStore>,
 }
 
 impl LatticeClient {

@@ -6,8 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::transport::{invocation_subject, CallReader, CallWriter, Demux};
-use super::{call_headers, CallContext, CallError};
+use super::call::{call_headers, CallContext};
+use super::error::CallError;
+use super::transport::{CallReader, CallWriter, Demux};
+use crate::error::{Error, Result};
 use crate::subject::Subjects;
 
 /// Timeouts of an [`Invoker`].
@@ -53,8 +55,8 @@ impl Invoker {
         nats: async_nats::Client,
         subjects: Subjects,
         config: InvokerConfig,
-    ) -> crate::Result<Self> {
-        let demux = Demux::new(&nats).await.map_err(crate::Error::nats)?;
+    ) -> Result<Self> {
+        let demux = Demux::new(&nats).await.map_err(Error::nats)?;
         Ok(Self {
             nats,
             subjects,
@@ -83,7 +85,7 @@ impl Invoker {
         params: Bytes,
     ) -> Result<Invocation, CallError> {
         let deadline = Instant::now() + self.config.timeout;
-        let subject = invocation_subject(&self.subjects.rpc_prefix(target), instance, func);
+        let subject = self.subjects.invocation(target, instance, func);
         let first_len = params.len().min(
             self.nats
                 .server_info()
@@ -95,7 +97,7 @@ impl Invoker {
         let mut backoff = Duration::from_millis(10);
         loop {
             let mut reg = self.demux.register();
-            let headers = call_headers(cx, &reg.call_id, &format!("{}.err", reg.rx));
+            let headers = call_headers(cx, &reg.call_id, &self.subjects.rpc_error_inbox(&reg.rx));
             self.nats
                 .publish_with_reply_and_headers(
                     subject.clone(),

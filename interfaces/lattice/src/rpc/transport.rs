@@ -3,10 +3,11 @@
 //! lacks: a callee's error report arrives in order with the results, and a callee that
 //! dies after accepting a call is noticed within a second instead of at the timeout.
 //!
-//! Wire protocol (wRPC 0.0.1 over NATS): the caller publishes the first chunk of parameters
-//! on `{prefix}.wrpc.0.0.1.{instance}.{func}` with reply subject `rx`; the callee accepts by
-//! publishing to `rx` with its own reply subject `srv`; further parameters go to
-//! `srv.params`, results come on `rx.results`; an empty message closes a direction.
+//! Wire protocol (wRPC 0.0.1 over NATS, subjects in `crate::subject::rpc`): the caller
+//! publishes the first chunk of parameters on the invocation subject with reply subject `rx`;
+//! the callee accepts by publishing to `rx` with its own reply subject `srv`; further
+//! parameters go to `srv.params`, results come on `rx.results`; an empty message closes a
+//! direction.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -21,32 +22,13 @@ use futures::{FutureExt as _, Sink as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
-use super::{CallError, ErrorReport};
-
-/// wRPC protocol version in invocation subjects.
-pub const PROTOCOL: &str = "wrpc.0.0.1";
+use super::error::{CallError, ErrorReport};
+use crate::subject::rpc;
 
 /// How long a callee may be silent after accepting before the caller checks it is alive.
 const PROBE_AFTER: Duration = Duration::from_millis(500);
 /// How long a liveness probe waits for "no responders" before concluding the callee lives.
 const PROBE_WAIT: Duration = Duration::from_millis(300);
-
-/// `{prefix}.wrpc.0.0.1[.{instance}].{func}`, as wRPC servers subscribe it.
-pub fn invocation_subject(prefix: &str, instance: &str, func: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + instance.len() + func.len() + 16);
-    if !prefix.is_empty() {
-        s.push_str(prefix);
-        s.push('.');
-    }
-    s.push_str(PROTOCOL);
-    s.push('.');
-    if !instance.is_empty() {
-        s.push_str(instance);
-        s.push('.');
-    }
-    s.push_str(func);
-    s
-}
 
 type Calls = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<async_nats::Message>>>>;
 
@@ -77,7 +59,7 @@ impl Drop for Registration {
 impl Demux {
     pub(crate) async fn new(nats: &async_nats::Client) -> Result<Self, async_nats::SubscribeError> {
         let inbox = nats.new_inbox();
-        let mut sub = nats.subscribe(format!("{inbox}.>")).await?;
+        let mut sub = nats.subscribe(rpc::inbox_wildcard(&inbox)).await?;
         let calls: Calls = Arc::default();
         let prefix_len = inbox.len() + 1;
         let task = tokio::spawn({
@@ -103,7 +85,7 @@ impl Demux {
             calls.insert(call_id.clone(), tx);
         }
         Registration {
-            rx: format!("{}.{call_id}", self.inbox),
+            rx: rpc::call_inbox(&self.inbox, &call_id),
             call_id,
             messages: rx,
             calls: Arc::clone(&self.calls),
@@ -133,7 +115,7 @@ impl CallWriter {
         let max_payload = nats.server_info().max_payload.max(1024);
         Self {
             nats,
-            subject: Subject::from(format!("{server_rx}.params")),
+            subject: Subject::from(rpc::params(server_rx)),
             pending,
             max_payload,
             shutdown: false,
@@ -290,7 +272,7 @@ impl CallReader {
     /// request there gets "no responders" once its connection is gone.
     fn start_probe(&mut self) {
         let nats = self.nats.clone();
-        let subject = format!("{}.alive", self.server_rx);
+        let subject = rpc::alive(&self.server_rx);
         self.probe = Some(tokio::spawn(async move {
             let req = async_nats::Request::new().timeout(Some(PROBE_WAIT));
             match nats.send_request(subject, req).await {
@@ -349,14 +331,14 @@ impl AsyncRead for CallReader {
                 }
             };
             let subject = msg.subject.as_str();
-            if subject.ends_with(".err") {
+            if subject.ends_with(rpc::ERRORS) {
                 match serde_json::from_slice::<ErrorReport>(&msg.payload) {
                     Ok(report) => this.report = Some(report),
                     Err(err) => tracing::debug!(%err, "ignoring a malformed error report"),
                 }
                 continue;
             }
-            if !subject.ends_with(".results") {
+            if !subject.ends_with(rpc::RESULTS) {
                 // A late or repeated handshake; nothing to read.
                 continue;
             }

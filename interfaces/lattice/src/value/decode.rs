@@ -170,7 +170,7 @@ fn decode(input: &mut &[u8], ty: &ValueType, path: &str) -> Result<Json, ValueEr
             json!({ key: v })
         }
         ValueType::Flags { names } => {
-            let n = names.len().div_ceil(8).max(1).min(8);
+            let n = names.len().div_ceil(8).clamp(1, 8);
             let bytes = take(input, n, path, ty)?;
             let mut a = [0u8; 8];
             a[..n].copy_from_slice(bytes);

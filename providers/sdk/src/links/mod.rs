@@ -6,13 +6,12 @@ mod state;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use trellis_lattice::kv::{self, Change, LatticeStore, StateChange, Update};
 use trellis_lattice::link::{Config, LinkKey, DEFAULT_LINK_NAME};
 use trellis_lattice::rpc::IncomingCall;
-use trellis_lattice::store::{Change, LatticeStore};
 
 pub use state::{merge_configs, LinkEvent, LinkInfo, LinkState};
 
@@ -117,6 +116,8 @@ impl Links {
                 events: tx,
             }),
         };
+        // The links are there before the provider serves; the follower then keeps them current
+        // (its first snapshot finds nothing new).
         links.resync().await?;
         let missing = links.read(LinkState::missing_own_config);
         if !missing.is_empty() {
@@ -126,7 +127,12 @@ impl Links {
                 "the provider's own config names configs that do not exist (yet)"
             );
         }
-        tokio::spawn(links.clone().follow(shutdown));
+        let follower = links.clone();
+        tokio::spawn(kv::follow(
+            links.inner.store.state_followed(),
+            shutdown,
+            move |update| follower.apply(update),
+        ));
         Ok((links, rx))
     }
 
@@ -254,55 +260,24 @@ impl Links {
         Ok(())
     }
 
-    /// Follows link and config changes, watching again (after a fresh snapshot) whenever a
-    /// watch ends, e.g. across a NATS restart.
-    async fn follow(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let err = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                err = self.watch_once(&mut backoff) => err,
-            };
-            tracing::warn!(
-                provider_id = self.provider_id(),
-                %err,
-                "lost the watch of links and config; watching again"
-            );
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+    /// Applies what the follower saw.
+    fn apply(&self, update: Update<(Vec<trellis_lattice::link::Link>, kv::Configs), StateChange>) {
+        let now = Instant::now();
+        match update {
+            Update::Snapshot((links, configs)) => {
+                self.update(|s| s.replace_all(links, configs, now))
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    async fn watch_once(&self, backoff: &mut Duration) -> crate::Error {
-        let links = match self.inner.store.watch_links().await {
-            Ok(w) => w,
-            Err(e) => return e.into(),
-        };
-        let configs = match self.inner.store.watch_configs().await {
-            Ok(w) => w,
-            Err(e) => return e.into(),
-        };
-        if let Err(e) = self.resync().await {
-            return e;
-        }
-        *backoff = Duration::from_millis(100);
-        let mut links = std::pin::pin!(links);
-        let mut configs = std::pin::pin!(configs);
-        loop {
-            tokio::select! {
-                change = links.next() => match change {
-                    Some(Change::Put(link)) => self.update(|s| s.put_link(link, Instant::now())),
-                    Some(Change::Deleted(key)) => self.update(|s| s.delete_link(&key, Instant::now())),
-                    None => return crate::Error::nats("watching links", "the watch ended"),
-                },
-                change = configs.next() => match change {
-                    Some(Change::Put((name, config))) => self.update(|s| s.put_config(name, config)),
-                    Some(Change::Deleted(name)) => self.update(|s| s.delete_config(&name)),
-                    None => return crate::Error::nats("watching configs", "the watch ended"),
-                },
+            Update::Change(StateChange::Link(Change::Put(link))) => {
+                self.update(|s| s.put_link(link, now))
+            }
+            Update::Change(StateChange::Link(Change::Deleted(key))) => {
+                self.update(|s| s.delete_link(&key, now))
+            }
+            Update::Change(StateChange::Config(Change::Put((name, config)))) => {
+                self.update(|s| s.put_config(name, config))
+            }
+            Update::Change(StateChange::Config(Change::Deleted(name))) => {
+                self.update(|s| s.delete_config(&name))
             }
         }
     }

@@ -1,0 +1,179 @@
+//! One component running on this host: its loaded code, limits, replicas (a semaphore of
+//! instance slots with a bounded wait queue), config, and how its instances are built.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
+use trellis_lattice::link::Config;
+use trellis_lattice::trace::TraceContext;
+
+use crate::runtime::{ComponentConfig, Instance, InstanceSpec, Linking, LoadedComponent, Runtime};
+
+/// Invocations that may wait for a free instance before new ones are turned away.
+const MAX_QUEUED: usize = 1024;
+
+/// One component running on this host.
+pub struct RunningComponent {
+    pub id: Arc<str>,
+    pub loaded: LoadedComponent,
+    pub(super) limits: RwLock<ComponentLimits>,
+    pub(super) replicas: AtomicU32,
+    /// One permit per replica: the most instances that run at once.
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) queued: AtomicUsize,
+    pub(super) annotations: RwLock<BTreeMap<String, String>>,
+    /// The named configs it reads through `wasi:config/store`, and their merged values.
+    pub(super) config: RwLock<(Vec<String>, ComponentConfig)>,
+    pub(super) started_at: DateTime<Utc>,
+    pub(super) cancel: CancellationToken,
+    pub(super) tracker: TaskTracker,
+    /// What its instances are built with.
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) linking: Linking,
+}
+
+impl RunningComponent {
+    pub fn limits(&self) -> ComponentLimits {
+        self.limits.read().map(|l| *l).unwrap_or(ComponentLimits {
+            max_memory_bytes: 64 << 20,
+            timeout_ms: 10_000,
+        })
+    }
+
+    /// The configuration new instances see.
+    pub fn config(&self) -> ComponentConfig {
+        self.config
+            .read()
+            .map(|c| Arc::clone(&c.1))
+            .unwrap_or_default()
+    }
+
+    /// Whether it reads the named config `name`.
+    pub fn uses_config(&self, name: &str) -> bool {
+        self.config
+            .read()
+            .is_ok_and(|c| c.0.iter().any(|n| n == name))
+    }
+
+    /// Merges its named configs again from `configs` (a name that is gone contributes
+    /// nothing), after one of them changed.
+    pub fn remerge_config(&self, configs: &BTreeMap<String, Config>) {
+        if let Ok(mut c) = self.config.write() {
+            let mut merged = Config::new();
+            for name in &c.0 {
+                if let Some(values) = configs.get(name) {
+                    merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+            c.1 = Arc::new(merged);
+        }
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Acquire)
+    }
+
+    pub fn info(&self) -> ComponentInfo {
+        ComponentInfo {
+            id: self.id.to_string(),
+            image: self.loaded.image.clone(),
+            digest: self.loaded.digest.clone(),
+            replicas: self.replicas(),
+            limits: self.limits(),
+            annotations: self
+                .annotations
+                .read()
+                .map(|a| a.clone())
+                .unwrap_or_default(),
+            imports: self.loaded.imports.clone(),
+            exports: self.loaded.exports.clone(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// Waits for a free instance slot (one of `replicas`), or says why there is none.
+    pub async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let permit = if queued >= MAX_QUEUED {
+            None
+        } else {
+            Arc::clone(&self.permits).acquire_owned().await.ok()
+        };
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        permit.ok_or_else(|| {
+            if self.cancel.is_cancelled() {
+                format!("component {} is stopping", self.id)
+            } else {
+                format!(
+                    "component {} is busy ({MAX_QUEUED} invocations already wait for one of its {} instance(s))",
+                    self.id,
+                    self.replicas()
+                )
+            }
+        })
+    }
+
+    /// Work that must finish before the component counts as stopped.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// A fresh instance for one invocation in the trace `trace`.
+    pub fn instance(&self, trace: TraceContext) -> Instance {
+        self.runtime.instance(
+            &self.linking,
+            InstanceSpec {
+                component_id: Arc::clone(&self.id),
+                limits: self.limits(),
+                config: self.config(),
+                trace,
+            },
+        )
+    }
+
+    /// Whether it is being stopped.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    pub(super) fn set_replicas(&self, n: u32) {
+        let old = self.replicas.swap(n, Ordering::AcqRel);
+        if n > old {
+            self.permits.add_permits((n - old) as usize);
+        } else if n < old {
+            let mut excess = (old - n) as usize;
+            excess -= self.permits.forget_permits(excess);
+            if excess > 0 {
+                // Instances still running hold the rest; retire their permits as they finish.
+                let permits = Arc::clone(&self.permits);
+                tokio::spawn(async move {
+                    if let Ok(p) = permits.acquire_many_owned(excess as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+    }
+
+    /// Stops taking invocations and waits (up to `timeout`) for those in flight, including
+    /// those accepted and still waiting for an instance: a replaced copy drains instead of
+    /// refusing them. Whatever still waits at the timeout is refused.
+    pub async fn stop(&self, timeout: Duration) {
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.permits.close();
+            tracing::warn!(component_id = %self.id, "invocations still running after the stop timeout; abandoning them");
+        }
+    }
+}

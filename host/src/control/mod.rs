@@ -1,0 +1,113 @@
+//! The control interface: control requests on the host's subjects (and the lattice-wide link
+//! and config requests of the hosts' queue group), one task each so a slow request
+//! (compiling a component) never holds up a ping.
+//!
+//! - `router`: each request to the part that carries it out; `state`: link and config
+//!   requests; `parts`: the narrow traits the router sees the host's parts through.
+
+pub mod parts;
+pub mod router;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use trellis_lattice::server::{self, ControlRequest, Listen};
+use trellis_lattice::{ClientConfig, LatticeClient, Subjects};
+
+use parts::{ComponentControl, ImportsLookup};
+pub use router::Router;
+
+/// Subscribes the host's control subjects and serves them with `router` until `shutdown`.
+pub async fn serve(
+    router: Arc<Router>,
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+    host_id: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut listen = vec![
+        Listen::subject(subjects.host_control_wildcard(host_id)),
+        Listen::subject(subjects.host_ping()),
+        Listen::subject(subjects.component_auction()),
+    ];
+    listen.extend(
+        subjects
+            .store_requests()
+            .into_iter()
+            .map(|s| Listen::queue(s, subjects.any_host_group())),
+    );
+    let mut requests = server::control_requests(nats, subjects, listen).await?;
+    let subjects = subjects.clone();
+    tokio::spawn(async move {
+        loop {
+            let incoming = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = requests.next() => match next {
+                    Some(incoming) => incoming,
+                    None => break,
+                },
+            };
+            let router = Arc::clone(&router);
+            let name = ControlRequest::name_of(&subjects, &incoming.subject);
+            let span = tracing::info_span!("control", request = name.unwrap_or("unknown"), trace_id = %incoming.trace.trace_id_hex());
+            tokio::spawn(
+                async move {
+                    let trace = incoming.trace;
+                    let request = incoming.request.clone();
+                    if let Some(answer) = router.handle(request, name, &trace).await {
+                        incoming.respond(answer).await;
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    });
+    Ok(())
+}
+
+/// What a link's source imports: from this host when it runs the component, else from any
+/// host that does (asked over the lattice, never cached: a component may have been replaced).
+pub struct LatticeImports {
+    components: Arc<dyn ComponentControl>,
+    client: LatticeClient,
+}
+
+impl LatticeImports {
+    pub fn new(
+        components: Arc<dyn ComponentControl>,
+        nats: async_nats::Client,
+        lattice: &str,
+    ) -> anyhow::Result<Self> {
+        let config = ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            ..ClientConfig::default()
+        };
+        Ok(Self {
+            components,
+            client: LatticeClient::with_config(nats, lattice, config)?,
+        })
+    }
+}
+
+impl ImportsLookup for LatticeImports {
+    fn imports_of<'a>(&'a self, component_id: &'a str) -> BoxFuture<'a, Option<Vec<String>>> {
+        async move {
+            if let Some(imports) = self.components.imports_of(component_id) {
+                return Some(imports);
+            }
+            self.client
+                .describe_uncached(component_id)
+                .await
+                .ok()
+                .map(|d| d.imports)
+        }
+        .boxed()
+    }
+}

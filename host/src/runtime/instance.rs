@@ -1,0 +1,141 @@
+//! The one way an instance is built and run, for wRPC invocations and HTTP requests alike: a
+//! fresh `Store` with the component's limits, config and import client; the epoch deadline
+//! (which also yields to the executor every tick) plus a watchdog for time spent in host
+//! calls; the epoch ticking while it runs; and the output it printed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use trellis_lattice::inventory::ComponentLimits;
+use trellis_lattice::rpc::Invoker;
+use trellis_lattice::trace::TraceContext;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::engine::{EpochTicker, TickGuard};
+use super::failure::Failure;
+use super::imports::{ImportClient, ImportResolver};
+use super::limits::{LimitExceeded, Limiter};
+use super::output::OutputCapture;
+use super::state::{RpcState, StoreState};
+use super::wasi_config::{ComponentConfig, ConfigCtx};
+
+/// Slack on top of the time limit for the outer watchdog, which only matters while the guest
+/// waits in a host call (the epoch check covers guest code).
+const WATCHDOG_SLACK: Duration = Duration::from_millis(50);
+
+/// How a component's linked imports reach the lattice: the host's invoker, and the links that
+/// say which target serves each import.
+#[derive(Clone)]
+pub struct Linking {
+    pub invoker: Arc<Invoker>,
+    pub resolver: Arc<dyn ImportResolver>,
+}
+
+/// What one instance is made for.
+pub struct InstanceSpec {
+    /// The component (the source of its calls through imports).
+    pub component_id: Arc<str>,
+    pub limits: ComponentLimits,
+    pub config: ComponentConfig,
+    /// The span of the invocation the instance serves.
+    pub trace: TraceContext,
+}
+
+/// A fresh store, armed with its limits, waiting to run one invocation.
+pub struct Instance {
+    store: Store<StoreState>,
+    output: OutputCapture,
+    limit: Duration,
+    ticking: TickGuard,
+}
+
+/// Builds an instance's store (see [`super::Runtime::instance`]).
+pub(super) fn build(
+    engine: &Engine,
+    ticker: &EpochTicker,
+    linking: &Linking,
+    spec: InstanceSpec,
+) -> Instance {
+    let ticking = ticker.enter();
+    let output = OutputCapture::default();
+    let wasi = WasiCtxBuilder::new()
+        .stdout(output.clone())
+        .stderr(output.clone())
+        .build();
+    let client = ImportClient::new(
+        Arc::clone(&linking.invoker),
+        Arc::clone(&linking.resolver),
+        spec.component_id,
+        spec.trace,
+    );
+    let state = StoreState {
+        wasi,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        table: Default::default(),
+        limiter: Limiter {
+            max_memory: spec.limits.max_memory_bytes,
+            max_table_elements: 1_000_000,
+        },
+        rpc: RpcState {
+            client,
+            shared: Default::default(),
+        },
+        output: output.clone(),
+        config: ConfigCtx(spec.config),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let limit = Duration::from_millis(spec.limits.timeout_ms);
+    arm_deadline(&mut store, limit);
+    Instance {
+        store,
+        output,
+        limit,
+        ticking,
+    }
+}
+
+impl Instance {
+    /// The store, to set up what the call needs before it runs (an HTTP request, say).
+    pub fn store_mut(&mut self) -> &mut Store<StoreState> {
+        &mut self.store
+    }
+
+    /// Runs `call` (instantiate and call) on the store within the time limit. Returns its
+    /// result and what the guest printed.
+    pub async fn run<T, F, Fut>(self, call: F) -> (Result<T, Failure>, String)
+    where
+        F: FnOnce(Store<StoreState>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let Instance {
+            store,
+            output,
+            limit,
+            ticking,
+        } = self;
+        let result = match tokio::time::timeout(limit + WATCHDOG_SLACK, call(store)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::time_limit(limit)),
+        };
+        drop(ticking);
+        (result, output.take())
+    }
+}
+
+/// Enforces `limit` of wall-clock time on the store's guest code, checked every epoch tick;
+/// each tick also yields, so a busy guest shares its thread with other work.
+fn arm_deadline(store: &mut Store<StoreState>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(LimitExceeded::Time { limit }))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}

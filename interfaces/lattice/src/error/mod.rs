@@ -1,0 +1,109 @@
+//! Errors of the protocol crate, and the typed error every control reply carries
+//! ([`control`]).
+
+pub mod control;
+
+use std::time::Duration;
+
+pub use control::{ControlError, ErrorKind};
+
+use crate::rpc::error::CallError;
+
+/// What went wrong talking to the lattice.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// User input that cannot be used: names the input, the value and the problem.
+    #[error("invalid {what} {value:?}: {reason}")]
+    Invalid {
+        what: String,
+        value: String,
+        reason: String,
+    },
+    /// A host or manager answered with `ok: false`.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Nobody answered within the time allowed.
+    #[error("timed out after {} waiting for {what}", humantime::format_duration(*after))]
+    Timeout { what: String, after: Duration },
+    /// Nobody subscribes to the subject at all.
+    #[error("no responders: {0}")]
+    NoResponders(String),
+    /// A message that does not parse as the type the protocol says.
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: String, reason: String },
+    /// A remote invocation failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The NATS connection failed.
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+impl Error {
+    pub fn invalid(what: &str, value: &str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn malformed(what: &str, reason: impl std::fmt::Display) -> Self {
+        Error::Malformed {
+            what: what.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn nats(err: impl std::fmt::Display) -> Self {
+        Error::Nats(err.to_string())
+    }
+
+    /// A refusal of the given kind, as a server would answer it.
+    pub fn control(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Control(ControlError::new(kind, message))
+    }
+
+    /// The kind a caller branches on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid { .. } | Error::Malformed { .. } => ErrorKind::Invalid,
+            Error::Control(c) => c.kind,
+            Error::Timeout { .. } | Error::NoResponders(_) | Error::Nats(_) => {
+                ErrorKind::Unavailable
+            }
+            Error::Call(c) => c.kind(),
+        }
+    }
+}
+
+impl From<Error> for ControlError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Control(c) => c,
+            other => ControlError::new(other.kind(), other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_survive_conversion() {
+        let e = Error::invalid("component id", "a.b", "no dots");
+        assert_eq!(ControlError::from(e).kind, ErrorKind::Invalid);
+        let e = Error::control(ErrorKind::NotFound, "no such link");
+        let c = ControlError::from(e);
+        assert_eq!(c, ControlError::not_found("no such link"));
+        assert_eq!(
+            ControlError::from(Error::nats("down")).kind,
+            ErrorKind::Unavailable
+        );
+        let json = serde_json::to_value(ErrorKind::NotFound).unwrap();
+        assert_eq!(json, "not_found");
+    }
+}
