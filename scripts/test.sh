@@ -8,8 +8,14 @@ cd "$root"
 
 "$root/scripts/setup.sh"
 
+echo "==> structure (file length, import circles, subjects and replies built by hand)" >&2
+python3 "$root/scripts/check-structure.py"
+
 echo "==> cargo build (workspace, all targets)" >&2
 cargo build --workspace --all-targets --locked
+
+echo "==> cargo clippy (warnings are errors)" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
     echo "==> cargo nextest run" >&2

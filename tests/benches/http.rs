@@ -11,6 +11,8 @@
 //! (`cargo install wasmtime-cli --version 45.0.3 --locked`).
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench http`.
 //! `TRELLIS_BENCH_SECONDS` sets the length of each wrk run (default 10).
+//! `TRELLIS_BENCH_BASELINE_HOST=/path/to/trellis-host` adds an earlier build of the host to
+//! the throughput rows, interleaved with the others (before/after comparisons in one run).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -263,14 +265,38 @@ async fn main() -> anyhow::Result<()> {
     let wasmtime_pid = _wasmtime.0.id();
     let host_pid = host.pid().unwrap_or(0);
 
+    // An earlier build of the host, in a lattice of its own, when asked for.
+    let baseline = match std::env::var_os("TRELLIS_BENCH_BASELINE_HOST") {
+        Some(binary) => {
+            let h = HostProcess::start_binary(Path::new(&binary), &nats.url(), "baseline", &[], &[])
+                .await;
+            let c = nats.client("baseline").await;
+            c.scale_component(h.id(), &hello("hello", 256)).await?;
+            let url = start_http_server(&c, h.id(), "web", &[]).await;
+            route(&c, "web", "all", "hello", None, None).await;
+            let url = format!("{url}/");
+            wait_for_http(&url);
+            let pid = h.pid().unwrap_or(0);
+            println!("baseline host: {}", Path::new(&binary).display());
+            Some((h, url, pid))
+        }
+        None => None,
+    };
+
     for connections in [32u32, 150] {
         let rounds = if connections == 32 { 5 } else { 1 };
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut before) = (Vec::new(), Vec::new(), Vec::new());
         wrk(&trellis_url, connections, 2, host_pid);
         wrk(&wasmtime_url, connections, 2, wasmtime_pid);
+        if let Some((_, url, pid)) = &baseline {
+            wrk(url, connections, 2, *pid);
+        }
         for _ in 0..rounds {
             ours.push(wrk(&trellis_url, connections, seconds, host_pid));
             theirs.push(wrk(&wasmtime_url, connections, seconds, wasmtime_pid));
+            if let Some((_, url, pid)) = &baseline {
+                before.push(wrk(url, connections, seconds, *pid));
+            }
         }
         println!("hello-http, {connections} connections:");
         let a = report("  trellis (built-in server, same host)", &ours);
@@ -283,8 +309,17 @@ async fn main() -> anyhow::Result<()> {
             a.rps / b.rps.max(1.0),
             a.cpu_us_per_req / b.cpu_us_per_req.max(0.001)
         );
+        if !before.is_empty() {
+            let c = report("  baseline build of the host", &before);
+            println!(
+                "  ratio this build/baseline: throughput {:.2}x, server CPU per request {:.2}x",
+                a.rps / c.rps.max(1.0),
+                a.cpu_us_per_req / c.cpu_us_per_req.max(0.001)
+            );
+        }
     }
     drop(_wasmtime);
+    drop(baseline);
 
     // The lattice hop: the server on this host, the component only on another.
     let worker = HostProcess::start(&nats.url(), "http", &[], &[]).await;

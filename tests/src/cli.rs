@@ -11,6 +11,8 @@ pub struct Cli {
 #[derive(Debug)]
 pub struct CliOutput {
     pub success: bool,
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -68,6 +70,7 @@ impl Cli {
             .expect("running trellis");
         CliOutput {
             success: out.status.success(),
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }

@@ -25,12 +25,31 @@ impl HostProcess {
         labels: &[(&str, &str)],
         extra: &[&str],
     ) -> Self {
+        Self::start_binary(
+            &crate::paths::bin("trellis-host"),
+            nats_url,
+            lattice,
+            labels,
+            extra,
+        )
+        .await
+    }
+
+    /// [`Self::start`] with another `trellis-host` executable (an earlier build, for a
+    /// benchmark's baseline).
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        nats_url: &str,
+        lattice: &str,
+        labels: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let key = nkeys::KeyPair::new_server();
         let id = key.public_key();
         let dir = tempfile::tempdir().expect("temp dir for a host");
         let log = dir.path().join("host.log");
         let file = std::fs::File::create(&log).expect("host log");
-        let mut cmd = Command::new(crate::paths::bin("trellis-host"));
+        let mut cmd = Command::new(binary);
         cmd.args(["--nats-url", nats_url, "--lattice", lattice])
             .args(["--log", "info,trellis_host=debug"])
             .env("TRELLIS_HOST_SEED", key.seed().expect("seed"))

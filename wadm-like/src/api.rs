@@ -43,18 +43,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listen = Listen::queue(subjects.app_wildcard(), subjects.app_queue_group());
-    let mut requests = server::control_requests(&nats, &subjects, [listen]).await?;
+    let requests = server::control_requests(&nats, &subjects, [listen]).await?;
+    let mut requests = server::until_cancelled(requests, shutdown);
     nats.flush().await.ok();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
     let api = Arc::new(Api { store });
-    loop {
-        let incoming = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = requests.next() => match next {
-                Some(incoming) => incoming,
-                None => break,
-            },
-        };
+    while let Some(incoming) = requests.next().await {
         if !incoming.wants_reply() {
             continue;
         }

@@ -43,17 +43,11 @@ pub async fn serve(
             .into_iter()
             .map(|s| Listen::queue(s, subjects.any_host_group())),
     );
-    let mut requests = server::control_requests(nats, subjects, listen).await?;
+    let requests = server::control_requests(nats, subjects, listen).await?;
+    let mut requests = server::until_cancelled(requests, shutdown);
     let subjects = subjects.clone();
     tokio::spawn(async move {
-        loop {
-            let incoming = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                next = requests.next() => match next {
-                    Some(incoming) => incoming,
-                    None => break,
-                },
-            };
+        while let Some(incoming) = requests.next().await {
             let router = Arc::clone(&router);
             let name = ControlRequest::name_of(&subjects, &incoming.subject);
             let span = tracing::info_span!("control", request = name.unwrap_or("unknown"), trace_id = %incoming.trace.trace_id_hex());

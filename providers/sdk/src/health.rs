@@ -13,21 +13,15 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Answers every health request in `checks` with `check()` until `shutdown`.
 pub(crate) async fn answer<F, Fut>(
-    mut checks: futures::stream::BoxStream<'static, Incoming<()>>,
+    checks: futures::stream::BoxStream<'static, Incoming<()>>,
     check: F,
     shutdown: CancellationToken,
 ) where
     F: Fn() -> Fut,
     Fut: Future<Output = HealthReport>,
 {
-    loop {
-        let incoming = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = checks.next() => match next {
-                Some(incoming) => incoming,
-                None => break,
-            },
-        };
+    let mut checks = server::until_cancelled(checks, shutdown);
+    while let Some(incoming) = checks.next().await {
         let report = tokio::time::timeout(HEALTH_TIMEOUT, check())
             .await
             .unwrap_or_else(|_| {

@@ -50,15 +50,9 @@ pub fn parse_and_check_imports(
     text: &str,
     base_dir: &Path,
 ) -> Result<Manifest, ValidationErrors> {
-    let manifest = parse(source_name, text)?;
-    let errors = check_imports(&manifest, |c| {
-        imports::read_imports(&image::absolutize(&c.properties.image, base_dir))
-    });
-    if errors.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(ValidationErrors::new(source_name, errors))
-    }
+    parse_then_check(source_name, text, |image| {
+        imports::read_imports(&image::absolutize(image, base_dir))
+    })
 }
 
 /// Everything [`parse`] checks plus [`check_imports`] on images given by absolute path or
@@ -68,18 +62,22 @@ pub fn parse_and_check_absolute_images(
     source_name: &str,
     text: &str,
 ) -> Result<Manifest, ValidationErrors> {
-    let manifest = parse(source_name, text)?;
-    let errors = check_imports(&manifest, |c| {
+    parse_then_check(source_name, text, |image| {
         let absolute = matches!(
-            image::ImageRef::parse(&c.properties.image),
+            image::ImageRef::parse(image),
             Ok(image::ImageRef { source: image::ImageSource::File(ref p), .. }) if p.is_absolute()
         );
-        if absolute {
-            imports::read_imports(&c.properties.image)
-        } else {
-            None
-        }
-    });
+        absolute.then(|| imports::read_imports(image)).flatten()
+    })
+}
+
+fn parse_then_check(
+    source_name: &str,
+    text: &str,
+    imports_of_image: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<Manifest, ValidationErrors> {
+    let manifest = parse(source_name, text)?;
+    let errors = check_imports(&manifest, |c| imports_of_image(&c.properties.image));
     if errors.is_empty() {
         Ok(manifest)
     } else {

@@ -192,27 +192,6 @@ impl LatticeStore {
         Ok(true)
     }
 
-    /// Merges named configs in order (later names win); missing names are an error that
-    /// names them.
-    pub async fn merged_config(&self, names: &[String]) -> Result<Config> {
-        let mut merged = Config::new();
-        let mut missing = Vec::new();
-        for name in names {
-            match self.config(name).await? {
-                Some(c) => merged.extend(c),
-                None => missing.push(name.as_str()),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(Error::invalid(
-                "config",
-                &missing.join(", "),
-                "no such named config (create it with `trellis config put NAME key=value...`)",
-            ));
-        }
-        Ok(merged)
-    }
-
     /// Every link change from now on (not the current links: read those with
     /// [`Self::links`] after starting the watch). The stream ends at the first error, which
     /// for a follower means: read a fresh snapshot.

@@ -111,6 +111,15 @@ impl Listen {
     }
 }
 
+/// The requests of `stream` until `shutdown`: a server's loop is then
+/// `while let Some(request) = requests.next().await`.
+pub fn until_cancelled<R: Send + 'static>(
+    stream: BoxStream<'static, Incoming<R>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> BoxStream<'static, Incoming<R>> {
+    stream.take_until(shutdown.cancelled_owned()).boxed()
+}
+
 /// Control requests arriving on `listen`, parsed. Dropping the stream unsubscribes.
 pub async fn control_requests(
     nats: &async_nats::Client,
