@@ -79,6 +79,15 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_MAX_EXECUTION_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
     pub max_execution_time: Duration,
 
+    /// The longest execution time limit a component may ask for.
+    #[arg(long, env = "TRELLIS_MAX_EXECUTION_TIME_CEILING", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub max_execution_time_ceiling: Duration,
+
+    /// Guest memory all instances of this host may hold together (e.g. 4GiB); default: half
+    /// of the machine's memory (or of the cgroup's limit, when smaller).
+    #[arg(long, env = "TRELLIS_MEMORY_BUDGET", value_parser = parse_bytes)]
+    pub memory_budget: Option<u64>,
+
     /// How long a call through a linked import may take before it fails.
     #[arg(long, env = "TRELLIS_RPC_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub rpc_timeout: Duration,
@@ -105,6 +114,10 @@ pub struct HostArgs {
     /// third faster (a shorter cold start) and run somewhat slower.
     #[arg(long, env = "TRELLIS_FAST_COMPILE")]
     pub fast_compile: bool,
+
+    /// How long fetching a component or provider image may take before the start fails.
+    #[arg(long, env = "TRELLIS_FETCH_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub fetch_timeout: Duration,
 
     /// Where compiled components are cached.
     #[arg(long, env = "TRELLIS_CACHE_DIR")]
@@ -139,12 +152,15 @@ pub struct HostConfig {
     pub max_memory: u64,
     pub memory_ceiling: u64,
     pub max_execution_time: Duration,
+    pub max_execution_time_ceiling: Duration,
+    pub memory_budget: u64,
     pub rpc_timeout: Duration,
     pub provider_health_interval: Duration,
     pub pool_instances: u32,
     pub pool_keep_resident: u64,
     pub memory_cow: bool,
     pub fast_compile: bool,
+    pub fetch_timeout: Duration,
     pub cache_dir: PathBuf,
     pub shutdown_timeout: Duration,
 }
@@ -163,12 +179,15 @@ impl HostConfig {
             max_memory: 64 << 20,
             memory_ceiling: 1 << 30,
             max_execution_time: Duration::from_secs(10),
+            max_execution_time_ceiling: Duration::from_secs(600),
+            memory_budget: default_memory_budget(),
             rpc_timeout: Duration::from_secs(10),
             provider_health_interval: Duration::from_secs(5),
             pool_instances: 1000,
             pool_keep_resident: 128 << 10,
             memory_cow: true,
             fast_compile: false,
+            fetch_timeout: crate::runtime::DEFAULT_FETCH_TIMEOUT,
             cache_dir: default_cache_dir(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -194,14 +213,24 @@ impl HostConfig {
         }
         let seed = match (&args.seed, &args.seed_file) {
             (Some(seed), _) => Some(seed.trim().to_string()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading seed file {}", path.display()))?
-                    .trim()
-                    .to_string(),
-            ),
+            (None, Some(path)) => Some(crate::identity::seed_from_file(path)?),
             (None, None) => None,
         };
+        if args.max_execution_time > args.max_execution_time_ceiling {
+            anyhow::bail!(
+                "--max-execution-time ({}) is longer than --max-execution-time-ceiling ({})",
+                humantime::format_duration(args.max_execution_time),
+                humantime::format_duration(args.max_execution_time_ceiling)
+            );
+        }
+        let memory_budget = args.memory_budget.unwrap_or_else(default_memory_budget);
+        if args.max_memory > memory_budget {
+            anyhow::bail!(
+                "--max-memory ({}) is larger than the memory budget ({}); give a larger --memory-budget",
+                args.max_memory,
+                memory_budget
+            );
+        }
         if args.max_memory > args.memory_ceiling {
             anyhow::bail!(
                 "--max-memory ({}) is larger than --memory-ceiling ({})",
@@ -227,16 +256,30 @@ impl HostConfig {
             max_memory: args.max_memory,
             memory_ceiling: args.memory_ceiling,
             max_execution_time: args.max_execution_time,
+            max_execution_time_ceiling: args.max_execution_time_ceiling,
+            memory_budget,
             rpc_timeout: args.rpc_timeout,
             provider_health_interval: args.provider_health_interval,
             pool_instances: args.pool_instances,
             pool_keep_resident: args.pool_keep_resident,
             memory_cow: args.memory_cow,
             fast_compile: args.fast_compile,
+            fetch_timeout: args.fetch_timeout,
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,
         })
     }
+}
+
+/// Half of the machine's memory, or of the cgroup's limit when that is smaller: what guest
+/// instances may hold together unless told otherwise.
+pub fn default_memory_budget() -> u64 {
+    let machine = crate::labels::memory_bytes().unwrap_or(2 << 30);
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    machine.min(cgroup) / 2
 }
 
 /// `$TRELLIS_CACHE_DIR`, else `$XDG_CACHE_HOME/trellis`, else `~/.cache/trellis`, else a

@@ -1,4 +1,5 @@
-//! The heartbeat: the full inventory, every interval, and at once after a reconnect.
+//! The heartbeat: the inventory (its first page when it is too large for one message), every
+//! interval, and at once after a reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +27,15 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = now.notified() => ticker.reset(),
         }
-        let inventory = host.inventory();
-        events
-            .publish(Event::HostHeartbeat(Box::new(inventory)), None)
-            .await;
+        // Too much to say in one message: the first page, which tells the manager to read
+        // the rest with `host.get`. Never silence.
+        match host.inventory_page(0) {
+            Ok(inventory) => {
+                events
+                    .publish(Event::HostHeartbeat(Box::new(inventory)), None)
+                    .await
+            }
+            Err(err) => tracing::error!(%err, "cannot build the heartbeat"),
+        }
     }
 }

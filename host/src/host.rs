@@ -25,7 +25,8 @@ use crate::labels::HostLabels;
 use crate::lattice_kv::{LatticeKv, StateStore};
 use crate::links::LinkTable;
 use crate::providers::{Providers, ProvidersContext};
-use crate::runtime::{ImportResolver, Linking, Runtime, RuntimeConfig};
+use crate::runtime::{HostLimits, ImportResolver, Linking, Runtime, RuntimeConfig};
+
 use crate::session::{self, SessionEvent};
 
 /// A started host.
@@ -49,6 +50,8 @@ impl Host {
             keep_resident: config.pool_keep_resident,
             memory_cow: config.memory_cow,
             fast_compile: config.fast_compile,
+            fetch_timeout: config.fetch_timeout,
+            memory_budget: config.memory_budget,
         })?);
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
@@ -82,9 +85,14 @@ impl Host {
             nats_shared: Arc::new(nats.clone()),
             subjects: subjects.clone(),
             state: Arc::clone(&state),
-            defaults: ComponentLimits {
-                max_memory_bytes: config.max_memory,
-                timeout_ms: config.max_execution_time.as_millis() as u64,
+            limits: HostLimits {
+                defaults: ComponentLimits {
+                    max_memory_bytes: config.max_memory,
+                    timeout_ms: config.max_execution_time.as_millis() as u64,
+                },
+                memory_ceiling: config.memory_ceiling,
+                time_ceiling: config.max_execution_time_ceiling,
+                memory_budget: config.memory_budget,
             },
             shutdown_timeout: config.shutdown_timeout,
         }));
@@ -95,6 +103,7 @@ impl Host {
             nats_url: config.nats_url.clone(),
             nats_auth: config.nats_auth.clone(),
             cache_dir: config.cache_dir.clone(),
+            fetch_timeout: config.fetch_timeout,
             health_interval: config.provider_health_interval,
             shutdown_timeout: config.shutdown_timeout,
             state: Arc::clone(&state),
@@ -114,6 +123,7 @@ impl Host {
             started: Instant::now(),
             shutdown: shutdown.clone(),
             stop_timeout: Mutex::new(None),
+            nats: nats.clone(),
         });
 
         load_links(&kv, &links).await;

@@ -48,6 +48,44 @@ const NOUNS: &[&str] = &[
     "zephyr",
 ];
 
+/// The seed in `path`, generated (a new server key, in a file only this user can read) when
+/// the file does not exist yet.
+pub fn seed_from_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::anyhow!("reading seed file {shown}: {e}"))
+        }
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("creating {} for the seed file: {e}", dir.display()))?;
+    }
+    let seed = KeyPair::new_server()
+        .seed()
+        .map_err(|e| anyhow::anyhow!("generating a host key: {e}"))?;
+    // create_new: two hosts started at once with one file do not overwrite each other's key.
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(format!("{seed}\n").as_bytes())
+                .map_err(|e| anyhow::anyhow!("writing seed file {shown}: {e}"))?;
+            tracing::info!(path = %shown, "generated a host key");
+            Ok(seed)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => seed_from_file(path),
+        Err(e) => Err(anyhow::anyhow!("creating seed file {shown}: {e}")),
+    }
+}
+
 /// `adjective-noun-NNNN`, e.g. `misty-river-4821`.
 pub fn generate_name() -> String {
     let mut rng = rand::thread_rng();
@@ -62,6 +100,22 @@ pub fn generate_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_seed_file_is_generated_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/host.seed");
+        let first = seed_from_file(&path).unwrap();
+        assert!(first.starts_with("SN"), "{first}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            seed_from_file(&path).unwrap(),
+            first,
+            "kept across restarts"
+        );
+    }
 
     #[test]
     fn generated_and_loaded_keys() {

@@ -29,6 +29,8 @@ pub struct HostInfo {
     pub shutdown: CancellationToken,
     /// How long a requested stop lets in-flight work finish, when the request said.
     pub stop_timeout: Mutex<Option<Duration>>,
+    /// The connection, for what its server accepts.
+    pub nats: async_nats::Client,
 }
 
 impl HostControl for HostInfo {
@@ -54,9 +56,16 @@ impl HostControl for HostInfo {
             resources: HostResources {
                 rss_bytes: crate::labels::rss_bytes(),
                 active_invocations: self.runtime.ticker().active() as u64,
+                memory_budget_bytes: self.runtime.memory_budget().limit(),
+                memory_in_use_bytes: self.runtime.memory_budget().in_use(),
             },
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+            page: None,
         }
+    }
+
+    fn max_message_bytes(&self) -> usize {
+        self.nats.server_info().max_payload
     }
 
     fn request_stop(&self, timeout_ms: Option<u64>) {

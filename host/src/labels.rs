@@ -4,6 +4,7 @@
 use std::sync::RwLock;
 
 use trellis_lattice::labels::{self, Labels};
+use trellis_lattice::limits::MAX_USER_LABELS;
 use trellis_lattice::ControlError;
 
 /// The host's labels now.
@@ -27,6 +28,12 @@ impl HostLabels {
     pub fn put(&self, key: &str, value: &str) -> Result<Labels, ControlError> {
         labels::validate_user_label(key, value).map_err(ControlError::from)?;
         let mut all = self.labels.write().unwrap_or_else(|p| p.into_inner());
+        let user = all.keys().filter(|k| !labels::is_builtin(k)).count();
+        if !all.contains_key(key) && user >= MAX_USER_LABELS {
+            return Err(ControlError::refused(format!(
+                "this host already has {user} labels, the most it takes (delete one first)"
+            )));
+        }
         all.insert(key.to_string(), value.to_string());
         Ok(all.clone())
     }
@@ -76,10 +83,15 @@ fn hostname() -> String {
 }
 
 fn memory_mb() -> Option<u64> {
+    memory_bytes().map(|b| b >> 20)
+}
+
+/// The machine's memory, in bytes.
+pub fn memory_bytes() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    Some(kib * 1024)
 }
 
 fn has_gpio() -> bool {
@@ -132,6 +144,13 @@ mod tests {
         assert_eq!(err.kind, trellis_lattice::ErrorKind::NotFound);
         assert!(l.delete("trellis.os").is_err());
         assert!(l.get().contains_key("trellis.os"));
+        for i in 0..MAX_USER_LABELS {
+            l.put(&format!("k{i}"), "v").unwrap();
+        }
+        let err = l.put("one-more", "v").unwrap_err();
+        assert_eq!(err.kind, trellis_lattice::ErrorKind::Refused);
+        l.put("k0", "changed")
+            .expect("changing an existing label is fine");
     }
 
     #[test]

@@ -268,8 +268,9 @@ async fn main() -> anyhow::Result<()> {
     // An earlier build of the host, in a lattice of its own, when asked for.
     let baseline = match std::env::var_os("TRELLIS_BENCH_BASELINE_HOST") {
         Some(binary) => {
-            let h = HostProcess::start_binary(Path::new(&binary), &nats.url(), "baseline", &[], &[])
-                .await;
+            let h =
+                HostProcess::start_binary(Path::new(&binary), &nats.url(), "baseline", &[], &[])
+                    .await;
             let c = nats.client("baseline").await;
             c.scale_component(h.id(), &hello("hello", 256)).await?;
             let url = start_http_server(&c, h.id(), "web", &[]).await;

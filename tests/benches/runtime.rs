@@ -94,6 +94,8 @@ async fn main() -> anyhow::Result<()> {
         keep_resident: 128 << 10,
         memory_cow: true,
         fast_compile: false,
+        fetch_timeout: trellis_host::runtime::DEFAULT_FETCH_TIMEOUT,
+        memory_budget: 4 << 30,
     })?;
     let image = trellis_tests::component_ref("greeter");
     let loaded = runtime.load(&image).await?;
@@ -142,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
                 limits,
                 config: Default::default(),
                 trace: TraceContext::new_root(),
+                interrupt: Default::default(),
             },
         );
         let (result, _) = call_export(

@@ -21,6 +21,7 @@
 //! - [`manager`]: one running instance ([`Manager`]).
 
 pub mod api;
+pub mod claims;
 pub mod lease;
 pub mod manager;
 pub mod model;

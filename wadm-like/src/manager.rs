@@ -38,6 +38,7 @@ impl Manager {
             nats.clone(),
             client.subjects().clone(),
             store.clone(),
+            Arc::clone(&client),
             shutdown.clone(),
         ));
         tasks.push(("api", log_exit("api", api)));

@@ -19,6 +19,88 @@ pub struct Observed {
     pub links: Vec<Link>,
     /// Named config by name.
     pub configs: BTreeMap<String, Config>,
+    /// Which app created which config and link (what it may change and delete).
+    #[serde(skip)]
+    pub owners: BTreeMap<Claim, String>,
+}
+
+/// A config or link an app created and owns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    Config(String),
+    Link(LinkKey),
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Claim::Config(name) => write!(f, "config {name}"),
+            Claim::Link(k) => write!(
+                f,
+                "link {} {}:{} ({})",
+                k.source_id, k.wit_namespace, k.wit_package, k.name
+            ),
+        }
+    }
+}
+
+impl Claim {
+    /// The command that creates or changes what this claim names, if `command` is one.
+    pub fn of(command: &Command) -> Option<Claim> {
+        match command {
+            Command::PutConfig { name, .. } | Command::DeleteConfig { name } => {
+                Some(Claim::Config(name.clone()))
+            }
+            Command::PutLink(link) => Some(Claim::Link(link.key())),
+            Command::DeleteLink(key) => Some(Claim::Link(key.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl Observed {
+    /// Carries out a command of `app`: what it put it now owns, what it deleted nobody does.
+    pub fn apply_for(&mut self, app: &str, command: &Command) {
+        self.apply(command);
+        if let Some(claim) = Claim::of(command) {
+            match command {
+                Command::DeleteConfig { .. } | Command::DeleteLink(_) => {
+                    self.owners.remove(&claim);
+                }
+                _ => {
+                    self.owners.insert(claim, app.to_string());
+                }
+            }
+        }
+    }
+
+    /// Whether `app` may put (or delete) what `claim` names: it owns it, or it does not
+    /// exist yet and nobody claims it.
+    pub fn may_change(&self, claim: &Claim, app: &str) -> Result<(), String> {
+        match self.owners.get(claim) {
+            Some(owner) if owner == app => Ok(()),
+            Some(owner) => Err(format!(
+                "{claim} belongs to application {owner}; give this one another name"
+            )),
+            None if self.exists(claim) => Err(format!(
+                "{claim} exists and was not created by application {app} (it was put by hand or before ownership was recorded); give this one another name, or delete it first"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `app` owns what `claim` names.
+    pub fn owns(&self, claim: &Claim, app: &str) -> bool {
+        self.owners.get(claim).is_some_and(|o| o == app)
+    }
+
+    fn exists(&self, claim: &Claim) -> bool {
+        match claim {
+            Claim::Config(name) => self.configs.contains_key(name),
+            Claim::Link(key) => self.link(key).is_some(),
+        }
+    }
 }
 
 /// One host.
@@ -236,6 +318,7 @@ mod tests {
             }],
             resources: Default::default(),
             heartbeat_interval_ms: 5000,
+            page: None,
         };
         let observed = Observed::from_inventories([&inv]);
         let host = &observed.hosts["NHOST"];

@@ -15,7 +15,7 @@ use trellis_lattice::event::Event;
 use trellis_lattice::inventory::HostInventory;
 use trellis_lattice::link::{Config, Link};
 
-use crate::model::{Observed, ObservedComponent, ObservedHost, ObservedProvider};
+use crate::model::{Claim, Observed, ObservedComponent, ObservedHost, ObservedProvider};
 use crate::scaler::Command;
 
 /// Heartbeat interval assumed for a host until its first heartbeat says otherwise.
@@ -52,6 +52,7 @@ pub struct Snapshot {
     pub inventories: Vec<HostInventory>,
     pub links: Option<Vec<Link>>,
     pub configs: Option<BTreeMap<String, Config>>,
+    pub owners: Option<BTreeMap<Claim, String>>,
 }
 
 #[derive(Default)]
@@ -87,9 +88,10 @@ impl LatticeView {
         self.liveness.values().map(|l| l.interval).max()
     }
 
-    /// A command succeeded: the model follows at once, and keeps it over older host state.
-    pub fn applied(&mut self, command: Command) {
-        self.observed.apply(&command);
+    /// A command of `app` succeeded: the model follows at once, and keeps it over older host
+    /// state; what the app put it now owns, what it deleted nobody does.
+    pub fn applied(&mut self, app: &str, command: Command) {
+        self.observed.apply_for(app, &command);
         let now = Instant::now();
         self.recent
             .retain(|(at, _)| now.duration_since(*at) < OVERLAY_WINDOW);
@@ -125,9 +127,14 @@ impl LatticeView {
     }
 
     /// Takes in a host's full inventory (heartbeat, probe answer); true when the model changed.
+    /// One page of a larger inventory only says the host is alive: the caller reads the
+    /// whole (see `HostInventory::is_partial`).
     pub fn inventory(&mut self, inv: &HostInventory) -> bool {
         let interval = Duration::from_millis(inv.heartbeat_interval_ms.max(1));
         self.seen(&inv.host_id, Some(interval));
+        if inv.is_partial() {
+            return false;
+        }
         let before = self.observed.hosts.get(&inv.host_id).cloned();
         self.observed.add_host(ObservedHost::from(inv));
         self.overlay(Some(&inv.host_id), false);
@@ -153,6 +160,9 @@ impl LatticeView {
         }
         if let Some(configs) = snap.configs {
             self.observed.configs = configs;
+        }
+        if let Some(owners) = snap.owners {
+            self.observed.owners = owners;
         }
         self.overlay(None, true);
         before != self.observed
@@ -352,6 +362,7 @@ mod tests {
             providers: vec![],
             resources: Default::default(),
             heartbeat_interval_ms: 500,
+            page: None,
         }
     }
 
@@ -359,14 +370,17 @@ mod tests {
     async fn a_stale_heartbeat_does_not_undo_a_command() {
         let mut v = LatticeView::default();
         v.inventory(&inv("H", &[]));
-        v.applied(Command::ScaleComponent {
-            host_id: "H".into(),
-            component_id: "c".into(),
-            image: "file:///c.wasm".into(),
-            replicas: 2,
-            config: Vec::new(),
-            annotations: Default::default(),
-        });
+        v.applied(
+            "app",
+            Command::ScaleComponent {
+                host_id: "H".into(),
+                component_id: "c".into(),
+                image: "file:///c.wasm".into(),
+                replicas: 2,
+                config: Vec::new(),
+                annotations: Default::default(),
+            },
+        );
         // A heartbeat taken before the command finished.
         v.inventory(&inv("H", &[]));
         assert_eq!(v.observed().hosts["H"].components["c"].replicas, 2);

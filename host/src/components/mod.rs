@@ -6,6 +6,7 @@
 pub mod config;
 pub mod running;
 mod serve;
+mod turns;
 mod writer;
 
 use std::collections::HashMap;
@@ -24,10 +25,11 @@ use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::{ControlError, Subjects};
 
 pub use running::RunningComponent;
+use turns::Turns;
 
 use crate::control::parts::ComponentControl;
 use crate::lattice_kv::StateStore;
-use crate::runtime::{self, ComponentConfig, Linking, Runtime};
+use crate::runtime::{ComponentConfig, HostLimits, Linking, Runtime};
 
 /// What the components part needs from the rest of the host.
 pub struct ComponentsContext {
@@ -40,7 +42,8 @@ pub struct ComponentsContext {
     pub subjects: Subjects,
     /// Where named config is read at start.
     pub state: Arc<dyn StateStore>,
-    pub defaults: ComponentLimits,
+    /// What a start may ask for.
+    pub limits: HostLimits,
     pub shutdown_timeout: Duration,
 }
 
@@ -49,7 +52,7 @@ pub struct Components {
     ctx: ComponentsContext,
     running: RwLock<HashMap<String, Arc<RunningComponent>>>,
     /// Scale requests for one id run one at a time.
-    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    turns: Turns,
 }
 
 impl Components {
@@ -57,7 +60,7 @@ impl Components {
         Self {
             ctx,
             running: RwLock::default(),
-            locks: Default::default(),
+            turns: Turns::default(),
         }
     }
 
@@ -75,11 +78,6 @@ impl Components {
         all
     }
 
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(locks.entry(id.to_string()).or_default())
-    }
-
     fn insert(&self, comp: Arc<RunningComponent>) -> Option<Arc<RunningComponent>> {
         let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
         running.insert(comp.id.to_string(), comp)
@@ -95,6 +93,7 @@ impl Components {
         let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
         for (_, c) in running.drain() {
             c.cancel.cancel();
+            c.interrupt.cancel();
             c.permits.close();
         }
     }
@@ -112,8 +111,7 @@ impl Components {
     pub async fn scale(&self, req: &ScaleComponent) -> Result<ComponentScaled, ControlError> {
         trellis_lattice::id::validate_component_id(&req.component_id)
             .map_err(ControlError::from)?;
-        let lock = self.lock_for(&req.component_id);
-        let _serialized = lock.lock().await;
+        let turn = self.turns.take(req).await?;
         let existing = self.get(&req.component_id);
 
         if req.replicas == 0 {
@@ -128,12 +126,10 @@ impl Components {
             return Ok(self.scaled(&req.component_id, image, digest, 0));
         }
 
-        let limits = runtime::limits(
-            &self.ctx.defaults,
-            self.ctx.runtime.memory_ceiling(),
-            req.max_memory_bytes,
-            req.timeout_ms,
-        )?;
+        let limits = self
+            .ctx
+            .limits
+            .for_start(req.max_memory_bytes, req.timeout_ms)?;
 
         if let Some(c) = &existing {
             if req.image.is_empty() || req.image == c.loaded.image {
@@ -152,8 +148,22 @@ impl Components {
             )));
         }
 
-        let config = self.component_config(&req.config).await?;
-        let loaded = self.ctx.runtime.load(&req.image).await?;
+        let starting = turn.starting(&req.image);
+        let load = async {
+            let config = self.component_config(&req.config).await?;
+            let loaded = self.ctx.runtime.load(&req.image).await?;
+            Ok::<_, ControlError>((config, loaded))
+        };
+        let (config, loaded) = tokio::select! {
+            loaded = load => loaded?,
+            _ = starting.superseded() => {
+                return Err(ControlError::conflict(format!(
+                    "the start of {} from {} was superseded by a later request",
+                    req.component_id, req.image
+                )))
+            }
+        };
+        drop(starting);
         tracing::info!(
             component_id = %req.component_id,
             image = %req.image,
@@ -173,6 +183,7 @@ impl Components {
             config: RwLock::new((req.config.clone(), config)),
             started_at: Utc::now(),
             cancel: CancellationToken::new(),
+            interrupt: CancellationToken::new(),
             tracker: TaskTracker::new(),
             runtime: Arc::clone(&self.ctx.runtime),
             linking: self.ctx.linking.clone(),

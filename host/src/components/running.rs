@@ -18,6 +18,8 @@ use crate::runtime::{ComponentConfig, Instance, InstanceSpec, Linking, LoadedCom
 
 /// Invocations that may wait for a free instance before new ones are turned away.
 const MAX_QUEUED: usize = 1024;
+/// How long interrupted invocations get to unwind.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
 /// One component running on this host.
 pub struct RunningComponent {
@@ -33,6 +35,8 @@ pub struct RunningComponent {
     pub(super) config: RwLock<(Vec<String>, ComponentConfig)>,
     pub(super) started_at: DateTime<Utc>,
     pub(super) cancel: CancellationToken,
+    /// Ends running invocations at once (after the stop timeout).
+    pub(super) interrupt: CancellationToken,
     pub(super) tracker: TaskTracker,
     /// What its instances are built with.
     pub(super) runtime: Arc<Runtime>,
@@ -134,6 +138,7 @@ impl RunningComponent {
                 limits: self.limits(),
                 config: self.config(),
                 trace,
+                interrupt: self.interrupt.clone(),
             },
         )
     }
@@ -170,10 +175,22 @@ impl RunningComponent {
         self.tracker.close();
         if tokio::time::timeout(timeout, self.tracker.wait())
             .await
-            .is_err()
+            .is_ok()
         {
-            self.permits.close();
-            tracing::warn!(component_id = %self.id, "invocations still running after the stop timeout; abandoning them");
+            return;
+        }
+        // Whatever still runs is ended now (a spinning guest at its next epoch tick), so a
+        // stopped component holds no CPU and no memory past its stop timeout.
+        self.permits.close();
+        self.interrupt.cancel();
+        let running = self.tracker.len();
+        if tokio::time::timeout(INTERRUPT_GRACE, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            tracing::warn!(component_id = %self.id, interrupted = running, "invocations still running at the stop timeout were interrupted");
+        } else {
+            tracing::error!(component_id = %self.id, "invocations did not end even when interrupted; abandoning them");
         }
     }
 }

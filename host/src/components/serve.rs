@@ -154,7 +154,7 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
         call_export(comp.instance(trace), &comp.loaded.pre, function, rx, writer).await;
     let function_name = function.export.signature.qualified_name();
     if !output.is_empty() {
-        tracing::info!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), output = %output, "component output");
+        tracing::info!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), output = ?output, "component output");
     }
     if let Err(failure) = result {
         tracing::warn!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), error = %failure.message, "invocation failed");

@@ -8,6 +8,9 @@ use trellis_lattice::control::{
 use trellis_lattice::inventory::HostInventory;
 use trellis_lattice::ControlError;
 
+/// Room left in a message for what wraps an inventory (a reply or an event's envelope).
+const ENVELOPE_BYTES: usize = 4096;
+
 /// The components of the host.
 pub trait ComponentControl: Send + Sync {
     /// Starts, rescales, replaces or stops (`replicas: 0`) a component; answers once done.
@@ -36,6 +39,16 @@ pub trait HostControl: Send + Sync {
     fn host_id(&self) -> &str;
     fn friendly_name(&self) -> &str;
     fn inventory(&self) -> HostInventory;
+    /// The largest message the NATS server accepts.
+    fn max_message_bytes(&self) -> usize;
+    /// Page `index` of the inventory, each page small enough for one message with the
+    /// envelope around it (the whole inventory when it fits).
+    fn inventory_page(&self, index: u32) -> Result<HostInventory, ControlError> {
+        let room = self.max_message_bytes().saturating_sub(ENVELOPE_BYTES);
+        self.inventory()
+            .paged(index, room)
+            .ok_or_else(|| ControlError::not_found(format!("the inventory has no page {index}")))
+    }
     /// Begins an orderly stop; in-flight invocations get `timeout_ms` (or the host's default).
     fn request_stop(&self, timeout_ms: Option<u64>);
 }

@@ -55,29 +55,25 @@ impl Router {
         })
     }
 
-    /// A request whose body did not parse: answered with why. A malformed scale request
-    /// is a failed scale like any other, and announced as one; a malformed auction gets no
-    /// offer.
+    /// A request whose body did not parse: answered with why (an auction too: a host stays
+    /// silent only when its labels do not match). A malformed scale request is a failed scale
+    /// like any other, and announced as one.
     async fn malformed(
         &self,
         err: ControlError,
         name: Option<&str>,
         trace: &TraceContext,
     ) -> Option<Answer> {
-        match name {
-            Some("component.auction") => return None,
-            Some("component.scale") => {
-                let event = Event::ComponentScaleFailed(ComponentScaleFailed {
-                    host_id: self.host.host_id().to_string(),
-                    component_id: String::new(),
-                    image: String::new(),
-                    replicas: 0,
-                    reason: err.message.clone(),
-                    annotations: BTreeMap::new(),
-                });
-                self.events.publish(event, Some(trace)).await;
-            }
-            _ => {}
+        if name == Some("component.scale") {
+            let event = Event::ComponentScaleFailed(ComponentScaleFailed {
+                host_id: self.host.host_id().to_string(),
+                component_id: String::new(),
+                image: String::new(),
+                replicas: 0,
+                reason: err.message.clone(),
+                annotations: BTreeMap::new(),
+            });
+            self.events.publish(event, Some(trace)).await;
         }
         Some(Err(err))
     }
@@ -85,7 +81,7 @@ impl Router {
     async fn host_request(&self, req: HostRequest, trace: &TraceContext) -> Option<Answer> {
         Some(match req {
             HostRequest::Ping => answer(Ok::<_, ControlError>(self.host.inventory().summary())),
-            HostRequest::Get => answer(Ok::<_, ControlError>(self.host.inventory())),
+            HostRequest::Get(req) => answer(self.host.inventory_page(req.page)),
             HostRequest::Stop(req) => {
                 tracing::info!("stop requested over the control interface");
                 self.host.request_stop(req.timeout_ms);

@@ -80,7 +80,7 @@ where
             })
             .await;
         if !printed.is_empty() {
-            tracing::info!(component_id = %id, trace_id = %trace.trace_id_hex(), output = %printed, "component output");
+            tracing::info!(component_id = %id, trace_id = %trace.trace_id_hex(), output = ?printed, "component output");
         }
         result.map_err(|e| (e, printed))
     });

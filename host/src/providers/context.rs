@@ -20,6 +20,8 @@ pub struct ProvidersContext {
     pub nats_auth: NatsAuth,
     /// Where fetched executables are kept.
     pub cache_dir: PathBuf,
+    /// How long fetching an executable may take.
+    pub fetch_timeout: Duration,
     pub health_interval: Duration,
     pub shutdown_timeout: Duration,
     /// Where a start checks that the provider's named configs exist.

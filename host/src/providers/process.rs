@@ -29,23 +29,20 @@ pub async fn prepare(
     ctx: &ProvidersContext,
     reference: &ImageRef,
 ) -> Result<PathBuf, ControlError> {
-    let (bytes, digest) = fetch_image(reference)
+    let (bytes, digest) = fetch_image(reference, ctx.fetch_timeout)
         .await
         .map_err(|e| e.control_error())?;
-    if bytes.starts_with(b"\0asm") {
-        return Err(ControlError::invalid(format!(
-            "{} is WebAssembly; providers are executables (start components with `trellis component start`)",
-            reference.location()
-        )));
-    }
+    check_executable(&reference.location(), &bytes)?;
     let dir = ctx.cache_dir.join("providers");
     let path = dir.join(&digest);
     if !path.exists() {
         let tmp = dir.join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        // Only the host's user may read, change or run the cached copy.
         let write = async {
             tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).await?;
             tokio::fs::write(&tmp, &bytes).await?;
-            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await?;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).await?;
             tokio::fs::rename(&tmp, &path).await
         };
         write.await.map_err(|e| {
@@ -56,6 +53,23 @@ pub async fn prepare(
         })?;
     }
     Ok(path)
+}
+
+/// Only real executables are started: an ELF binary or a script with a `#!` line. Anything
+/// else would be handed to `/bin/sh` by the C library's exec fallback. The message names the
+/// problem, never what the file holds.
+fn check_executable(image: &str, bytes: &[u8]) -> Result<(), ControlError> {
+    if bytes.starts_with(b"\0asm") {
+        return Err(ControlError::invalid(format!(
+            "{image} is WebAssembly; providers are executables (start components with `trellis component start`)"
+        )));
+    }
+    if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!") {
+        return Ok(());
+    }
+    Err(ControlError::invalid(format!(
+        "{image} is not an executable (neither an ELF binary nor a script starting with #!)"
+    )))
 }
 
 fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Command {
@@ -231,5 +245,21 @@ pub async fn supervise(
         }
         attempt += 1;
         health_changed(&ctx, &prov, ProviderHealth::Starting, None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_executables_and_no_contents_in_the_error() {
+        assert!(check_executable("/bin/x", b"\x7fELF\x02\x01").is_ok());
+        assert!(check_executable("/bin/x", b"#!/bin/sh\necho").is_ok());
+        let err = check_executable("/etc/shadow", b"root:$6$secret:19000::").unwrap_err();
+        assert_eq!(err.kind, trellis_lattice::ErrorKind::Invalid);
+        assert!(err.message.contains("not an executable"), "{err}");
+        assert!(!err.message.contains("root"), "{err}");
+        assert!(check_executable("/c.wasm", b"\0asm\x0d\0\x01\0").is_err());
     }
 }

@@ -136,7 +136,9 @@ fn load_or_compile(
 }
 
 fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let serialized = component
         .serialize()
         .map_err(|e| anyhow::anyhow!("serialize: {e}"))?;
@@ -147,7 +149,18 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
             .unwrap_or("artifact"),
         uuid::Uuid::new_v4().simple()
     ));
-    std::fs::write(&tmp, serialized)?;
+    // Loading an artifact runs it as native code: only the host's user may write (or read)
+    // one.
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&serialized)?;
+    }
     std::fs::rename(&tmp, path)?;
     Ok(())
 }

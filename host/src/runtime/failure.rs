@@ -18,6 +18,13 @@ impl Failure {
             message: LimitExceeded::Time { limit }.to_string(),
         }
     }
+
+    pub fn stopped() -> Self {
+        Self {
+            kind: RemoteErrorKind::Unavailable,
+            message: LimitExceeded::Stopped.to_string(),
+        }
+    }
 }
 
 /// Names the limit or trap behind a wasmtime error.
@@ -28,10 +35,12 @@ pub fn classify(err: &wasmtime::Error, what: &str) -> Failure {
     if let Some(limit) = limit {
         let kind = match limit {
             LimitExceeded::Time { .. } => RemoteErrorKind::TimeLimit,
-            LimitExceeded::Memory { .. } | LimitExceeded::Table { .. } => {
-                RemoteErrorKind::MemoryLimit
-            }
+            LimitExceeded::Memory { .. }
+            | LimitExceeded::Budget { .. }
+            | LimitExceeded::Table { .. } => RemoteErrorKind::MemoryLimit,
+            LimitExceeded::Stopped => RemoteErrorKind::Unavailable,
         };
+
         return Failure {
             kind,
             message: format!("stopped: {limit}"),

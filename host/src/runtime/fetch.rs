@@ -1,11 +1,14 @@
 //! Reading the bytes of an image: a local path or `file://`, or an `http(s)://` URL, checked
 //! against the digest it is pinned to (see `trellis_lattice::image`).
 
-use std::path::Path;
 use std::time::Duration;
 
+use trellis_lattice::image::local::{self, LocalReadError};
 use trellis_lattice::image::{DigestMismatch, ImageError, ImageRef, ImageSource, MAX_IMAGE_BYTES};
 use trellis_lattice::ControlError;
+
+/// How long a fetch may take unless the host is told otherwise (`--fetch-timeout`).
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -13,12 +16,8 @@ pub enum FetchError {
     BadReference(#[from] ImageError),
     #[error("{image} names a provider built into the host; components come from a path, file:// or http(s)://")]
     Builtin { image: String },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Local(#[from] LocalReadError),
     #[error("cannot fetch {url}: {reason}")]
     Http { url: String, reason: String },
     #[error("{image} is larger than the limit of {MAX_IMAGE_BYTES} bytes")]
@@ -33,36 +32,46 @@ impl FetchError {
         match self {
             FetchError::BadReference(_)
             | FetchError::Builtin { .. }
-            | FetchError::TooLarge { .. } => ControlError::invalid(self.to_string()),
-            FetchError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                ControlError::not_found(self.to_string())
+            | FetchError::TooLarge { .. }
+            | FetchError::Local(LocalReadError::NotRegular { .. })
+            | FetchError::Local(LocalReadError::TooLarge { .. }) => {
+                ControlError::invalid(self.to_string())
             }
-            FetchError::Read { .. } | FetchError::Http { .. } => {
+            FetchError::Local(e) if e.is_not_found() => ControlError::not_found(self.to_string()),
+            FetchError::Local(_) | FetchError::Http { .. } => {
                 ControlError::unavailable(self.to_string())
             }
+
             FetchError::DigestMismatch(_) => ControlError::refused(self.to_string()),
         }
     }
 }
 
-/// The bytes of a component image, their digest (hex) and the image's location.
-pub async fn fetch_component(image: &str) -> Result<(Vec<u8>, String, String), FetchError> {
+/// The bytes of a component image, their digest (hex) and the image's location, within
+/// `deadline`.
+pub async fn fetch_component(
+    image: &str,
+    deadline: Duration,
+) -> Result<(Vec<u8>, String, String), FetchError> {
     let reference = ImageRef::parse(image)?;
     if matches!(reference.source, ImageSource::Builtin(_)) {
         return Err(FetchError::Builtin {
             image: image.to_string(),
         });
     }
-    let (bytes, digest) = fetch(&reference).await?;
+    let (bytes, digest) = fetch(&reference, deadline).await?;
     Ok((bytes, digest, reference.location()))
 }
 
-/// Reads the bytes of a path or URL image and checks the pinned digest. Returns the bytes
-/// and their digest (hex).
-pub async fn fetch(reference: &ImageRef) -> Result<(Vec<u8>, String), FetchError> {
+/// Reads the bytes of a path or URL image within `deadline` and checks the pinned digest.
+/// Returns the bytes and their digest (hex).
+pub async fn fetch(
+    reference: &ImageRef,
+    deadline: Duration,
+) -> Result<(Vec<u8>, String), FetchError> {
     let bytes = match &reference.source {
-        ImageSource::File(path) => read_file(path).await?,
-        ImageSource::Http(url) => fetch_http(url).await?,
+        ImageSource::File(path) => local::read(path.clone(), MAX_IMAGE_BYTES, deadline).await?,
+        ImageSource::Http(url) => fetch_http(url, deadline).await?,
         ImageSource::Builtin(_) => {
             return Err(FetchError::Builtin {
                 image: reference.location(),
@@ -73,28 +82,14 @@ pub async fn fetch(reference: &ImageRef) -> Result<(Vec<u8>, String), FetchError
     Ok((bytes, digest))
 }
 
-async fn read_file(path: &Path) -> Result<Vec<u8>, FetchError> {
-    let read_err = |source| FetchError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let meta = tokio::fs::metadata(path).await.map_err(read_err)?;
-    if meta.len() > MAX_IMAGE_BYTES {
-        return Err(FetchError::TooLarge {
-            image: path.display().to_string(),
-        });
-    }
-    tokio::fs::read(path).await.map_err(read_err)
-}
-
-async fn fetch_http(url: &str) -> Result<Vec<u8>, FetchError> {
+async fn fetch_http(url: &str, deadline: Duration) -> Result<Vec<u8>, FetchError> {
     let http = |reason: String| FetchError::Http {
         url: url.to_string(),
         reason,
     };
     let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(120))
+        .connect_timeout(deadline.min(Duration::from_secs(10)))
+        .timeout(deadline)
         .build()
         .map_err(|e| http(e.to_string()))?;
     let mut resp = client
@@ -132,20 +127,23 @@ mod tests {
         let path = dir.path().join("x.wasm");
         std::fs::write(&path, b"hello").unwrap();
         let good = trellis_lattice::image::digest(b"hello");
-        let (_, digest, location) = fetch_component(&format!("{}@sha256:{good}", path.display()))
-            .await
-            .unwrap();
+        let wait = DEFAULT_FETCH_TIMEOUT;
+        let pinned = format!("{}@sha256:{good}", path.display());
+        let (_, digest, location) = fetch_component(&pinned, wait).await.unwrap();
         assert_eq!(digest, good);
         assert_eq!(location, path.display().to_string());
-        let err = fetch_component(&format!("{}@sha256:{}", path.display(), "0".repeat(64)))
-            .await
-            .unwrap_err();
+        let err = fetch_component(
+            &format!("{}@sha256:{}", path.display(), "0".repeat(64)),
+            wait,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("digest mismatch"), "{err}");
         assert_eq!(
             err.control_error().kind,
             trellis_lattice::ErrorKind::Refused
         );
-        let err = fetch_component("/definitely/not/here.wasm")
+        let err = fetch_component("/definitely/not/here.wasm", wait)
             .await
             .unwrap_err();
         assert!(
@@ -157,9 +155,15 @@ mod tests {
             err.control_error().kind,
             trellis_lattice::ErrorKind::NotFound
         );
-        let err = fetch_component("builtin://keyvalue-nats")
+        let err = fetch_component("builtin://keyvalue-nats", wait)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("built into the host"), "{err}");
+        let err = fetch_component("/dev/zero", wait).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert_eq!(
+            err.control_error().kind,
+            trellis_lattice::ErrorKind::Invalid
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::rpc::Invoker;
 use trellis_lattice::trace::TraceContext;
@@ -17,7 +18,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::engine::{EpochTicker, TickGuard};
 use super::failure::Failure;
 use super::imports::{ImportClient, ImportResolver};
-use super::limits::{LimitExceeded, Limiter};
+use super::limits::{LimitExceeded, Limiter, MemoryBudget};
 use super::output::OutputCapture;
 use super::state::{RpcState, StoreState};
 use super::wasi_config::{ComponentConfig, ConfigCtx};
@@ -42,6 +43,8 @@ pub struct InstanceSpec {
     pub config: ComponentConfig,
     /// The span of the invocation the instance serves.
     pub trace: TraceContext,
+    /// Fires when the component is stopped and its invocations must end now.
+    pub interrupt: CancellationToken,
 }
 
 /// A fresh store, armed with its limits, waiting to run one invocation.
@@ -50,12 +53,14 @@ pub struct Instance {
     output: OutputCapture,
     limit: Duration,
     ticking: TickGuard,
+    interrupt: CancellationToken,
 }
 
 /// Builds an instance's store (see [`super::Runtime::instance`]).
 pub(super) fn build(
     engine: &Engine,
     ticker: &EpochTicker,
+    budget: &Arc<MemoryBudget>,
     linking: &Linking,
     spec: InstanceSpec,
 ) -> Instance {
@@ -75,10 +80,7 @@ pub(super) fn build(
         wasi,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
         table: Default::default(),
-        limiter: Limiter {
-            max_memory: spec.limits.max_memory_bytes,
-            max_table_elements: 1_000_000,
-        },
+        limiter: Limiter::new(spec.limits.max_memory_bytes, 1_000_000, Arc::clone(budget)),
         rpc: RpcState {
             client,
             shared: Default::default(),
@@ -89,12 +91,13 @@ pub(super) fn build(
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     let limit = Duration::from_millis(spec.limits.timeout_ms);
-    arm_deadline(&mut store, limit);
+    arm_deadline(&mut store, limit, spec.interrupt.clone());
     Instance {
         store,
         output,
         limit,
         ticking,
+        interrupt: spec.interrupt,
     }
 }
 
@@ -116,23 +119,32 @@ impl Instance {
             output,
             limit,
             ticking,
+            interrupt,
         } = self;
-        let result = match tokio::time::timeout(limit + WATCHDOG_SLACK, call(store)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::time_limit(limit)),
+        // The guest yields every epoch tick, so a stop is noticed here even while it spins;
+        // dropping the call ends it.
+        let result = tokio::select! {
+            r = tokio::time::timeout(limit + WATCHDOG_SLACK, call(store)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(Failure::time_limit(limit)),
+            },
+            _ = interrupt.cancelled() => Err(Failure::stopped()),
         };
         drop(ticking);
         (result, output.take())
     }
 }
 
-/// Enforces `limit` of wall-clock time on the store's guest code, checked every epoch tick;
-/// each tick also yields, so a busy guest shares its thread with other work.
-fn arm_deadline(store: &mut Store<StoreState>, limit: Duration) {
+/// Enforces `limit` of wall-clock time on the store's guest code, checked every epoch tick,
+/// and ends it at once when the component is stopped; each tick also yields, so a busy guest
+/// shares its thread with other work.
+fn arm_deadline(store: &mut Store<StoreState>, limit: Duration, interrupt: CancellationToken) {
     let deadline = Instant::now() + limit;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        if interrupt.is_cancelled() {
+            Err(wasmtime::Error::new(LimitExceeded::Stopped))
+        } else if Instant::now() >= deadline {
             Err(wasmtime::Error::new(LimitExceeded::Time { limit }))
         } else {
             Ok(UpdateDeadline::Yield(1))

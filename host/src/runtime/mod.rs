@@ -23,6 +23,7 @@ mod state;
 mod wasi_config;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::Engine;
@@ -32,11 +33,11 @@ pub use cache::CacheHit;
 pub use describe::{ExportedFunction, ServedFunction};
 pub use engine::{AllocatorKind, EpochTicker};
 pub use failure::{classify, Failure};
-pub use fetch::{fetch as fetch_image, FetchError};
+pub use fetch::{fetch as fetch_image, FetchError, DEFAULT_FETCH_TIMEOUT};
 pub use imports::{is_native, split_interface, ImportClient, ImportError, ImportResolver, Target};
 pub use instance::{Instance, InstanceSpec, Linking};
 pub use invoke::call_export;
-pub use limits::{format_bytes, limits, LimitExceeded};
+pub use limits::{format_bytes, HostLimits, LimitExceeded, MemoryBudget};
 pub use output::OutputCapture;
 pub use state::StoreState;
 pub use wasi_config::ComponentConfig;
@@ -53,6 +54,10 @@ pub struct RuntimeConfig {
     pub memory_cow: bool,
     /// Single-pass register allocation: faster compiles, slower code.
     pub fast_compile: bool,
+    /// How long fetching an image may take.
+    pub fetch_timeout: std::time::Duration,
+    /// Bytes of guest memory all instances may hold together.
+    pub memory_budget: u64,
 }
 
 pub struct Runtime {
@@ -62,6 +67,8 @@ pub struct Runtime {
     cache: cache::ArtifactCache,
     ticker: EpochTicker,
     memory_ceiling: u64,
+    fetch_timeout: std::time::Duration,
+    budget: Arc<MemoryBudget>,
 }
 
 /// A component ready to instantiate.
@@ -84,8 +91,8 @@ pub struct LoadedComponent {
 pub enum LoadError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("{image} is not a WebAssembly file (it starts with {found})")]
-    NotWasm { image: String, found: String },
+    #[error("{image} is not a WebAssembly component ({why})")]
+    NotWasm { image: String, why: &'static str },
     #[error("{image} is a core WebAssembly module, not a component; wrap it with `wasm-tools component new`")]
     CoreModule { image: String },
     #[error("{image} failed to compile: {reason}")]
@@ -141,6 +148,8 @@ impl Runtime {
             cache,
             ticker,
             memory_ceiling: config.memory_ceiling,
+            fetch_timeout: config.fetch_timeout,
+            budget: MemoryBudget::new(config.memory_budget),
         })
     }
 
@@ -160,15 +169,21 @@ impl Runtime {
         &self.ticker
     }
 
+    /// The memory all instances share.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
     /// A fresh instance for one invocation (see [`instance`]).
     pub fn instance(&self, linking: &Linking, spec: InstanceSpec) -> Instance {
-        instance::build(&self.engine, &self.ticker, linking, spec)
+        instance::build(&self.engine, &self.ticker, &self.budget, linking, spec)
     }
 
     /// Fetches, verifies, compiles (or loads from cache) and links a component.
     pub async fn load(&self, image: &str) -> Result<LoadedComponent, LoadError> {
         let began = std::time::Instant::now();
-        let (bytes, digest_hex, location) = fetch::fetch_component(image).await?;
+        let (bytes, digest_hex, location) =
+            fetch::fetch_component(image, self.fetch_timeout).await?;
         let fetched = began.elapsed();
         check_header(&location, &bytes)?;
         let (component, lease, cache_hit) = self
@@ -223,14 +238,14 @@ impl Runtime {
 }
 
 fn check_header(image: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    // What the file holds is not repeated back: it may be anything (a secret, say).
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
-        let head = &bytes[..bytes.len().min(8)];
         return Err(LoadError::NotWasm {
             image: image.to_string(),
-            found: if head.is_empty() {
-                "nothing: the file is empty".to_string()
+            why: if bytes.is_empty() {
+                "the file is empty"
             } else {
-                format!("bytes {head:02x?}")
+                "it does not start with the WebAssembly magic number"
             },
         });
     }

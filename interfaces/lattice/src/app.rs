@@ -43,6 +43,7 @@ pub mod verb {
 
 /// Store a manifest as a new version (or check it, for `validate`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutApp {
     /// The name errors are reported under (the file name).
     pub source_name: String,
@@ -70,6 +71,7 @@ pub struct AppValidated {
 /// Deploy a version (the latest stored when absent); for a rollback, the version deployed
 /// before the current one when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeployApp {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,12 +80,14 @@ pub struct DeployApp {
 
 /// An app named in a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppName {
     pub name: String,
 }
 
 /// A stored manifest: the deployed version (or the latest) when no version is given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetApp {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,7 @@ pub struct GetApp {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListApps {}
 
 /// The answer to deploy, rollback, undeploy and delete: the change was recorded; the

@@ -67,6 +67,7 @@ impl<T: DeserializeOwned> Reply<T> {
 
 /// An empty `data` for replies that carry nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Empty {}
 
 /// Parses a control request payload, naming the request type in the error.
@@ -76,6 +77,7 @@ pub fn parse_request<T: DeserializeOwned>(what: &str, payload: &[u8]) -> Result<
 
 /// Start, rescale or stop (`replicas: 0`) a component on one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScaleComponent {
     pub component_id: String,
     /// Where the component comes from: a path, `file://`, `http://` or `https://` URL,
@@ -112,18 +114,33 @@ pub struct ComponentScaled {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutLabel {
     pub key: String,
     pub value: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteLabel {
     pub key: String,
 }
 
+/// A host's inventory, or one page of it (see `HostInventory::paged`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetHost {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub page: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Stop a host. In-flight invocations get up to `timeout_ms` to finish.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StopHost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -131,6 +148,7 @@ pub struct StopHost {
 
 /// Which hosts could take this component?
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ComponentAuction {
     pub component_id: String,
     #[serde(default)]
@@ -153,6 +171,7 @@ pub struct AuctionOffer {
 
 /// Ask a host running `component_id` for the signatures of its exports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DescribeComponent {
     pub component_id: String,
 }
@@ -211,6 +230,7 @@ impl ComponentDescription {
 
 /// Start a capability provider on one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StartProvider {
     pub provider_id: String,
     /// `builtin://NAME`, or an executable: a path, `file://`, `http(s)://` URL, optionally
@@ -231,18 +251,21 @@ pub struct ProviderStartedReply {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StopProvider {
     pub provider_id: String,
 }
 
 /// Put a link; an existing link with the same identity is replaced (retargeted) at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutLink {
     pub link: crate::link::Link,
 }
 
 /// Point an existing link at another target, optionally with other target config.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetargetLink {
     pub key: crate::link::LinkKey,
     pub target_id: String,
@@ -251,17 +274,20 @@ pub struct RetargetLink {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteLink {
     pub key: crate::link::LinkKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutConfig {
     pub name: String,
     pub values: crate::link::Config,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteConfig {
     pub name: String,
 }

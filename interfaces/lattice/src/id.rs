@@ -4,8 +4,7 @@
 //! subject token.
 
 use crate::error::{Error, Result};
-
-const MAX_LEN: usize = 128;
+use crate::limits::MAX_ID_LEN as MAX_LEN;
 
 /// Checks that `value` can be one subject token. `what` names the input in the error
 /// ("component id", "lattice name", ...).

@@ -31,6 +31,7 @@ pub mod image;
 pub mod inventory;
 pub mod kv;
 pub mod labels;
+pub mod limits;
 pub mod link;
 pub mod manifest;
 pub mod provider;

@@ -18,6 +18,7 @@ fn default_name() -> String {
 /// `target_id`. One link per (source, namespace, package, name); putting a link with the
 /// same identity and another target retargets it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     pub source_id: String,
     pub target_id: String,
@@ -36,6 +37,7 @@ pub struct Link {
 
 /// The identity of a link.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkKey {
     pub source_id: String,
     pub wit_namespace: String,
@@ -67,6 +69,7 @@ impl LinkKey {
 /// A WIT namespace or package name: lower-case words joined by `-`.
 pub fn validate_wit_name(what: &str, value: &str) -> Result<()> {
     let ok = !value.is_empty()
+        && value.len() <= crate::limits::MAX_WIT_NAME_LEN
         && value.split('-').all(|w| {
             !w.is_empty()
                 && w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -79,7 +82,7 @@ pub fn validate_wit_name(what: &str, value: &str) -> Result<()> {
         Err(Error::invalid(
             what,
             value,
-            "must be lower-case kebab-case words (e.g. keyvalue, incoming-handler)",
+            "must be lower-case kebab-case words (e.g. keyvalue, incoming-handler), at most 64 characters",
         ))
     }
 }
@@ -133,12 +136,23 @@ impl Link {
                 "names no interfaces",
             ));
         }
+        crate::limits::check_count(
+            "interfaces of a link",
+            self.interfaces.len(),
+            crate::limits::MAX_LINK_INTERFACES,
+        )?;
         for i in &self.interfaces {
             validate_wit_name("WIT interface", i)?;
         }
+        crate::limits::check_count(
+            "configs of a link",
+            self.source_config.len() + self.target_config.len(),
+            crate::limits::MAX_CONFIG_NAMES,
+        )?;
         for c in self.source_config.iter().chain(&self.target_config) {
             validate_config_name(c)?;
         }
+
         Ok(())
     }
 }

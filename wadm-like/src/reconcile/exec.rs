@@ -12,6 +12,9 @@ use trellis_lattice::control::{ScaleComponent, StartProvider};
 use trellis_lattice::{LatticeClient, Placement};
 
 use super::input::Input;
+use crate::claims::{self, Taken};
+use crate::model::Claim;
+use crate::records::AppStore;
 use crate::scaler::Command;
 
 /// First retry delay after a failure; doubles per failure up to [`BACKOFF_CAP`].
@@ -75,11 +78,69 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
     result.map_err(|e| e.to_string())
 }
 
+/// Runs `command` for `app`, taking the claim on what it creates first (and refusing to
+/// touch what another app or a user created), and giving up the claim on what it deleted.
+async fn execute_owned(
+    client: &LatticeClient,
+    store: &AppStore,
+    app: &str,
+    command: &Command,
+) -> Result<(), String> {
+    let Some(claim) = Claim::of(command) else {
+        return execute(client, command).await;
+    };
+    let deleting = matches!(
+        command,
+        Command::DeleteConfig { .. } | Command::DeleteLink(_)
+    );
+    if !deleting {
+        match claims::take(store, &claim, app).await {
+            Ok(Taken::Held) => {}
+            Ok(Taken::New) => {
+                // A user may have put it since the plan: then it is theirs, not the app's.
+                if exists(client, &claim).await? {
+                    claims::give_up(store, &claim, app)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return Err(format!(
+                        "{claim} exists and was not created by application {app}; not changing it"
+                    ));
+                }
+            }
+            Ok(Taken::Owner(owner)) => {
+                return Err(format!(
+                    "{claim} belongs to application {owner}; not changing it"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    execute(client, command).await?;
+    if deleting {
+        claims::give_up(store, &claim, app)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn exists(client: &LatticeClient, claim: &Claim) -> Result<bool, String> {
+    let found = match claim {
+        Claim::Config(name) => client.named_config(name).await.map(|c| c.is_some()),
+        Claim::Link(key) => match client.store().await {
+            Ok(store) => store.link(key).await.map(|l| l.is_some()),
+            Err(e) => Err(e),
+        },
+    };
+    found.map_err(|e| e.to_string())
+}
+
 /// Runs one app's commands phase by phase (each phase's commands at once, bounded by
 /// `limit`), reporting each result. A failing phase ends the job: later phases (links to
 /// what did not start, stops of what it should replace) wait for the next pass.
 pub async fn run_job(
     client: Arc<LatticeClient>,
+    store: AppStore,
     app: String,
     commands: Vec<Command>,
     tx: mpsc::Sender<Input>,
@@ -94,19 +155,26 @@ pub async fn run_job(
         let results: Vec<bool> = futures::stream::iter(now.iter().cloned())
             .map(|command| {
                 let client = Arc::clone(&client);
+                let store = store.clone();
                 let tx = tx.clone();
                 let limit = Arc::clone(&limit);
                 let app = app.clone();
                 async move {
                     let _permit = limit.acquire_owned().await.ok();
-                    let result = execute(&client, &command).await;
+                    let result = execute_owned(&client, &store, &app, &command).await;
                     let ok = result.is_ok();
                     if let Err(reason) = &result {
                         tracing::warn!(app, ?command, reason, "command failed");
                     } else {
                         tracing::debug!(app, ?command, "command done");
                     }
-                    let _ = tx.send(Input::Done { command, result }).await;
+                    let _ = tx
+                        .send(Input::Done {
+                            app: app.clone(),
+                            command,
+                            result,
+                        })
+                        .await;
                     ok
                 }
             })

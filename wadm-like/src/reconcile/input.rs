@@ -5,7 +5,8 @@ use trellis_lattice::inventory::HostInventory;
 use trellis_lattice::link::Config;
 use trellis_lattice::LatticeClient;
 
-use crate::records::AppRecord;
+use crate::claims;
+use crate::records::{AppRecord, AppStore};
 use crate::scaler::Command;
 use crate::view::Snapshot;
 
@@ -18,6 +19,7 @@ pub enum Input {
     Config(String, Option<Config>),
     Probe(String, Probe),
     Done {
+        app: String,
         command: Command,
         result: Result<(), String>,
     },
@@ -35,14 +37,19 @@ pub enum Probe {
     NoAnswer,
 }
 
-/// Inventories, links and configs, read at once.
-pub async fn snapshot(client: &LatticeClient) -> trellis_lattice::Result<Snapshot> {
-    let (inventories, links, configs) =
-        tokio::join!(client.inventories(), client.links(), client.named_configs());
+/// Inventories, links, configs and who owns which, read at once.
+pub async fn snapshot(client: &LatticeClient, store: &AppStore) -> anyhow::Result<Snapshot> {
+    let (inventories, links, configs, owners) = tokio::join!(
+        client.inventories(),
+        client.links(),
+        client.named_configs(),
+        claims::all(store)
+    );
     Ok(Snapshot {
         started: None,
         inventories: inventories?,
         links: Some(links?),
         configs: Some(configs?),
+        owners: Some(owners?),
     })
 }

@@ -63,6 +63,8 @@ struct Reconciler {
     refreshing: bool,
     last_refresh: Instant,
     jobs: HashSet<String>,
+    /// Hosts whose paged inventory is being read.
+    reading: HashSet<String>,
     storing: HashSet<String>,
     backoff: exec::Backoff,
     written: HashMap<String, (AppStatus, Instant)>,
@@ -135,6 +137,7 @@ pub(crate) async fn run(
         refreshing: false,
         last_refresh: Instant::now(),
         jobs: HashSet::new(),
+        reading: HashSet::new(),
         storing: HashSet::new(),
         backoff: exec::Backoff::default(),
         written: HashMap::new(),
@@ -214,10 +217,11 @@ impl Reconciler {
         self.refreshing = true;
         self.last_refresh = Instant::now();
         let client = Arc::clone(&self.client);
+        let store = self.store.clone();
         let tx = self.tx.clone();
         self.tasks.spawn(async move {
             let started = Instant::now();
-            let input = match snapshot(&client).await {
+            let input = match snapshot(&client, &store).await {
                 Ok(mut snap) => {
                     snap.started = Some(started);
                     Input::Snapshot(snap)
@@ -259,23 +263,30 @@ impl Reconciler {
             Input::Config(name, value) => {
                 self.dirty |= self.view.config(&name, value);
             }
-            Input::Probe(host, probe) => match probe {
-                Probe::Alive(inv) => {
-                    self.dirty |= self.view.inventory(&inv);
-                }
-                Probe::Gone => {
-                    if self.view.remove_host(&host) {
-                        tracing::info!(host_id = %host, "host is gone (it no longer answers)");
-                        self.dirty = true;
+            Input::Probe(host, probe) => {
+                self.reading.remove(&host);
+                match probe {
+                    Probe::Alive(inv) => {
+                        self.dirty |= self.view.inventory(&inv);
                     }
+                    Probe::Gone => {
+                        if self.view.remove_host(&host) {
+                            tracing::info!(host_id = %host, "host is gone (it no longer answers)");
+                            self.dirty = true;
+                        }
+                    }
+                    Probe::NoAnswer => self.view.probe_unanswered(&host),
                 }
-                Probe::NoAnswer => self.view.probe_unanswered(&host),
-            },
-            Input::Done { command, result } => {
+            }
+            Input::Done {
+                app,
+                command,
+                result,
+            } => {
                 match result {
                     Ok(()) => {
                         self.backoff.succeeded(&command);
-                        self.view.applied(command);
+                        self.view.applied(&app, command);
                     }
                     Err(reason) => self.backoff.failed(command, reason),
                 }
@@ -311,9 +322,30 @@ impl Reconciler {
             Event::HostStarted(h) => {
                 tracing::info!(host_id = %h.host_id, "host joined");
             }
+            Event::HostHeartbeat(inv) if inv.is_partial() => self.read_inventory(&inv.host_id),
             _ => {}
         }
         self.dirty |= self.view.event(&ev.source, &event);
+    }
+
+    /// Reads the whole inventory of a host whose heartbeat was one page of it.
+    fn read_inventory(&mut self, host: &str) {
+        if !self.reading.insert(host.to_string()) {
+            return;
+        }
+        let client = Arc::clone(&self.client);
+        let tx = self.tx.clone();
+        let host = host.to_string();
+        self.tasks.spawn(async move {
+            let probe = match client.inventory(&host).await {
+                Ok(inv) => Probe::Alive(Box::new(inv)),
+                Err(err) => {
+                    tracing::warn!(host_id = %host, %err, "cannot read the host's inventory; its workloads are left as last seen");
+                    Probe::NoAnswer
+                }
+            };
+            let _ = tx.send(Input::Probe(host, probe)).await;
+        });
     }
 
     fn read_config(&mut self, name: &str) {
@@ -401,6 +433,7 @@ impl Reconciler {
         self.jobs.insert(app.to_string());
         self.tasks.spawn(exec::run_job(
             Arc::clone(&self.client),
+            self.store.clone(),
             app.to_string(),
             commands,
             self.tx.clone(),

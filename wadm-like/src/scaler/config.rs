@@ -11,7 +11,7 @@ use trellis_lattice::app::{ScalerState, ScalerStatus};
 
 use super::command::Command;
 use super::context::{Ctx, ScalerOutput};
-use crate::model::Observed;
+use crate::model::{Claim, Observed};
 
 const KIND: &str = "config";
 
@@ -33,6 +33,17 @@ pub(super) fn scale(ctx: &Ctx<'_>) -> Vec<ScalerOutput> {
     let owned = owned(ctx.manifest);
     let mut out = Vec::new();
     for (name, (values, component)) in &owned {
+        // Never overwrite a config a user or another app created.
+        if let Err(reason) = ctx
+            .observed
+            .may_change(&Claim::Config(name.clone()), ctx.app())
+        {
+            out.push(ScalerOutput {
+                commands: vec![],
+                status: status(name, component, ScalerState::Failed, Some(reason), false),
+            });
+            continue;
+        }
         let current = ctx.observed.configs.get(name) == Some(values);
         out.push(ScalerOutput {
             commands: if current {
@@ -99,7 +110,8 @@ fn status(
     }
 }
 
-/// Inline config `previous` owned that `manifest` does not, and that still exists.
+/// Inline config `previous` owned that `manifest` does not, and that still exists and
+/// belongs to the app.
 pub(super) fn removed(
     manifest: &Manifest,
     previous: &Manifest,
@@ -109,6 +121,7 @@ pub(super) fn removed(
     owned(previous)
         .into_keys()
         .filter(|name| !now.contains_key(name) && observed.configs.contains_key(name))
+        .filter(|name| observed.owns(&Claim::Config(name.clone()), manifest.name()))
         .map(|name| Command::DeleteConfig { name })
         .collect()
 }

@@ -11,7 +11,7 @@ use trellis_lattice::app::{ScalerState, ScalerStatus};
 
 use super::command::Command;
 use super::context::{Ctx, ScalerOutput};
-use crate::model::Observed;
+use crate::model::{Claim, Observed};
 
 const KIND: &str = "link";
 
@@ -74,6 +74,13 @@ fn one(ctx: &Ctx<'_>, source: &ComponentSpec, link: Link) -> ScalerOutput {
         actual,
         placements: Default::default(),
     };
+    // Never change a link a user or another app created.
+    if let Err(reason) = ctx.observed.may_change(&Claim::Link(link.key()), ctx.app()) {
+        return ScalerOutput {
+            commands: vec![],
+            status: status(ScalerState::Failed, Some(reason), 0),
+        };
+    }
     let observed = ctx.observed.link(&link.key());
     if observed.is_some_and(|o| same(o, &link)) {
         return ScalerOutput {
@@ -147,6 +154,7 @@ pub(super) fn removed(
     before
         .difference(&now)
         .filter(|k| observed.link(k).is_some())
+        .filter(|k| observed.owns(&Claim::Link((*k).clone()), manifest.name()))
         .map(|k| Command::DeleteLink(k.clone()))
         .collect()
 }

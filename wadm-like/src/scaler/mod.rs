@@ -35,7 +35,7 @@ use trellis_lattice::manifest::{Manifest, Trait};
 pub use command::{is_managed_by, managed_annotations, Command};
 use context::{Ctx, ScalerOutput};
 
-use crate::model::Observed;
+use crate::model::{Claim, Observed};
 
 pub use trellis_lattice::app::{AppState, ScalerState, ScalerStatus};
 
@@ -126,13 +126,29 @@ pub fn plan_undeploy(manifest: &Manifest, observed: &Observed) -> Vec<Command> {
             .links
             .iter()
             .filter(|l| keys.contains(&l.key()))
+            .filter(|l| observed.owns(&Claim::Link(l.key()), app))
             .map(|l| Command::DeleteLink(l.key())),
     );
+    // Only what the app created: a config a user put by hand outlives the app.
     commands.extend(
         config::owned(manifest)
             .into_keys()
             .filter(|name| observed.configs.contains_key(name))
+            .filter(|name| observed.owns(&Claim::Config(name.clone()), app))
             .map(|name| Command::DeleteConfig { name }),
     );
     commands
+}
+
+/// What a manifest would create and own: its inline configs and its links.
+pub fn claims(manifest: &Manifest) -> Vec<Claim> {
+    config::owned(manifest)
+        .into_keys()
+        .map(Claim::Config)
+        .chain(
+            link::declared(manifest)
+                .iter()
+                .map(|l| Claim::Link(l.key())),
+        )
+        .collect()
 }

@@ -31,10 +31,10 @@ pub fn lattice(hosts: Vec<ObservedHost>) -> Observed {
     o
 }
 
-/// Carries out commands as hosts and the lattice store would.
-pub fn apply(observed: &mut Observed, commands: &[Command]) {
+/// Carries out `app`'s commands as hosts and the lattice store would.
+pub fn apply(observed: &mut Observed, app: &str, commands: &[Command]) {
     for c in commands {
-        observed.apply(c);
+        observed.apply_for(app, c);
     }
 }
 
@@ -50,7 +50,7 @@ pub fn converge(
         if p.commands.is_empty() {
             return (p, pass);
         }
-        apply(observed, &p.commands);
+        apply(observed, manifest.name(), &p.commands);
     }
     panic!(
         "no convergence after 10 passes; last plan: {:#?}",

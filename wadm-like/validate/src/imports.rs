@@ -1,21 +1,91 @@
-//! What a component image imports, read from local images (paths and `file://`) to check that
-//! links name interfaces their source really imports. Nothing is fetched over the network:
-//! an `http(s)://` or `builtin://` image is simply not checked.
+//! What a local image holds, read to check a manifest before it reaches a lattice: that the
+//! file is a regular file within the size limit, that it matches its pinned digest, that a
+//! component is a component, and what it imports (links must name interfaces their source
+//! really imports). Nothing is fetched over the network: an `http(s)://` or `builtin://`
+//! image, or a file this machine does not have, is not checked (the host reads it).
 
+use trellis_lattice::image::local::{self, LocalReadError};
 use trellis_lattice::image::{ImageRef, ImageSource, MAX_IMAGE_BYTES};
 use wasmparser::{Encoding, Parser, Payload};
 
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// What reading an image found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inspection {
+    /// Not a local file here: nothing to say.
+    Unchecked,
+    /// The image cannot be used; the reason names the problem, never the file's contents.
+    Problem(String),
+    /// A usable image; a component's imports.
+    Usable { imports: Option<Vec<String>> },
+}
+
+/// Reads a local image (path or `file://`) and says what it found. `component` tells a
+/// WebAssembly component (whose imports are listed) from a provider's executable.
+pub fn inspect(image: &str, component: bool) -> Inspection {
+    let Ok(reference) = ImageRef::parse(image) else {
+        // The reference itself is checked (and reported) where the manifest is walked.
+        return Inspection::Unchecked;
+    };
+    let ImageSource::File(path) = &reference.source else {
+        return Inspection::Unchecked;
+    };
+    let bytes = match local::read_blocking(path, MAX_IMAGE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(err @ (LocalReadError::NotRegular { .. } | LocalReadError::TooLarge { .. })) => {
+            return Inspection::Problem(err.to_string())
+        }
+        Err(err) => {
+            tracing::debug!(image, %err, "cannot read the image to check it");
+            return Inspection::Unchecked;
+        }
+    };
+    if let Err(mismatch) = reference.verify(&bytes) {
+        return Inspection::Problem(mismatch.to_string());
+    }
+    if !component {
+        return Inspection::Usable { imports: None };
+    }
+    match component_imports(&bytes) {
+        Ok(imports) => Inspection::Usable {
+            imports: Some(imports),
+        },
+        Err(reason) => Inspection::Problem(format!("{} {reason}", path.display())),
+    }
+}
+
+/// The imports of a local component image, when it can be read and is a component.
+pub fn read_imports(image: &str) -> Option<Vec<String>> {
+    match inspect(image, true) {
+        Inspection::Usable { imports } => imports,
+        _ => None,
+    }
+}
+
 /// The names a WebAssembly component imports at its top level
 /// (`wasi:keyvalue/atomics@0.2.0-draft`, ...), in the order it declares them. Imports of
-/// modules and components nested inside it are internal wiring and are not listed.
+/// modules and components nested inside it are internal wiring and are not listed. Errors
+/// say what is wrong and where, never what the bytes are.
 pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        return Err(
+            "is not a WebAssembly file (it does not start with the WebAssembly magic number)"
+                .into(),
+        );
+    }
+    let malformed = |e: wasmparser::BinaryReaderError| {
+        format!(
+            "is not a valid WebAssembly component (malformed at byte {})",
+            e.offset()
+        )
+    };
     let mut imports = Vec::new();
     // Nesting depth: every nested module or component section is followed by its own payloads
     // and an `End`.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
-        match payload {
+        match payload.map_err(malformed)? {
             Payload::Version {
                 encoding: Encoding::Module,
                 ..
@@ -31,36 +101,13 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, String> {
             }
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
-                    let import =
-                        import.map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
-                    imports.push(import.name.0.to_string());
+                    imports.push(import.map_err(malformed)?.name.0.to_string());
                 }
             }
             _ => {}
         }
     }
     Ok(imports)
-}
-
-/// The imports of a local image (path or `file://`), or `None` when the image is remote,
-/// built in, unreadable, too large or not a component: the check is best effort, and the
-/// host reports the real error when it loads the image.
-pub fn read_imports(image: &str) -> Option<Vec<String>> {
-    let ImageSource::File(path) = ImageRef::parse(image).ok()?.source else {
-        return None;
-    };
-    let size = std::fs::metadata(&path).ok()?.len();
-    if size > MAX_IMAGE_BYTES {
-        return None;
-    }
-    let bytes = std::fs::read(&path).ok()?;
-    match component_imports(&bytes) {
-        Ok(imports) => Some(imports),
-        Err(reason) => {
-            tracing::debug!(image, reason, "cannot list the imports of the image");
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -99,9 +146,16 @@ mod tests {
         assert!(component_imports(&module)
             .unwrap_err()
             .contains("core WebAssembly module"));
-        assert!(component_imports(b"not wasm")
-            .unwrap_err()
-            .contains("not a valid"));
+        let err = component_imports(b"root:$6$secret:19000:0:99999:7:::").unwrap_err();
+        assert!(err.contains("not a WebAssembly file"), "{err}");
+        assert!(
+            !err.contains("root") && !err.contains("72"),
+            "no content echoed: {err}"
+        );
+        let mut truncated = wat::parse_str(WAT).unwrap();
+        truncated.truncate(20);
+        let err = component_imports(&truncated).unwrap_err();
+        assert!(err.contains("malformed at byte"), "{err}");
     }
 
     #[test]

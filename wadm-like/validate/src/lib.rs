@@ -13,15 +13,19 @@ mod cross;
 mod errors;
 mod fields;
 pub mod imports;
+mod syntax;
 mod traits;
 
 use std::path::Path;
 
 use serde_json::Value;
-use trellis_lattice::manifest::{ComponentSpec, Manifest, Metadata, Spec, API_VERSION, KIND};
+use trellis_lattice::manifest::{Manifest, Metadata, Spec, API_VERSION, KIND};
 
 pub use errors::{ValidationError, ValidationErrors};
 use fields::{Errors, Obj};
+pub use imports::Inspection;
+use syntax::parse_syntax;
+pub use syntax::{read_file, text_of};
 use trellis_lattice::image;
 
 /// Longest accepted version annotation.
@@ -32,6 +36,17 @@ const MAX_VERSION_LEN: usize = 64;
 pub fn parse(source_name: &str, text: &str) -> Result<Manifest, ValidationErrors> {
     let fail = |errs: Errors| ValidationErrors::new(source_name, errs.0);
     let mut errs = Errors::default();
+    if text.len() > trellis_lattice::limits::MAX_MANIFEST_BYTES {
+        errs.add(
+            "",
+            format!(
+                "the manifest is {} bytes; at most {} are accepted (it must fit in one NATS message)",
+                text.len(),
+                trellis_lattice::limits::MAX_MANIFEST_BYTES
+            ),
+        );
+        return Err(fail(errs));
+    }
     let Some(doc) = parse_syntax(source_name, text, &mut errs) else {
         return Err(fail(errs));
     };
@@ -42,42 +57,46 @@ pub fn parse(source_name: &str, text: &str) -> Result<Manifest, ValidationErrors
     }
 }
 
-/// Everything [`parse`] checks plus [`check_imports`] on the images that can be read locally
+/// Everything [`parse`] checks plus [`check_images`] on the images that can be read locally
 /// (paths and `file://`); relative image paths are read relative to `base_dir`, the
 /// manifest's folder.
-pub fn parse_and_check_imports(
+pub fn parse_and_check_images(
     source_name: &str,
     text: &str,
     base_dir: &Path,
 ) -> Result<Manifest, ValidationErrors> {
-    parse_then_check(source_name, text, |image| {
-        imports::read_imports(&image::absolutize(image, base_dir))
+    parse_then_check(source_name, text, |image, component| {
+        imports::inspect(&image::absolutize(image, base_dir), component)
     })
 }
 
-/// Everything [`parse`] checks plus [`check_imports`] on images given by absolute path or
+/// Everything [`parse`] checks plus [`check_images`] on images given by absolute path or
 /// `file://` URL only: what a server can check, where relative paths would be read from its
 /// own working directory rather than the author's.
 pub fn parse_and_check_absolute_images(
     source_name: &str,
     text: &str,
 ) -> Result<Manifest, ValidationErrors> {
-    parse_then_check(source_name, text, |image| {
+    parse_then_check(source_name, text, |image, component| {
         let absolute = matches!(
             image::ImageRef::parse(image),
             Ok(image::ImageRef { source: image::ImageSource::File(ref p), .. }) if p.is_absolute()
         );
-        absolute.then(|| imports::read_imports(image)).flatten()
+        if absolute {
+            imports::inspect(image, component)
+        } else {
+            Inspection::Unchecked
+        }
     })
 }
 
 fn parse_then_check(
     source_name: &str,
     text: &str,
-    imports_of_image: impl Fn(&str) -> Option<Vec<String>>,
+    inspect: impl Fn(&str, bool) -> Inspection,
 ) -> Result<Manifest, ValidationErrors> {
     let manifest = parse(source_name, text)?;
-    let errors = check_imports(&manifest, |c| imports_of_image(&c.properties.image));
+    let errors = check_images(&manifest, inspect);
     if errors.is_empty() {
         Ok(manifest)
     } else {
@@ -85,22 +104,28 @@ fn parse_then_check(
     }
 }
 
-/// Reports links whose interfaces their source component does not import. `imports_of`
-/// returns a component's imports when they can be known (see [`imports::read_imports`]);
-/// capability providers are not WebAssembly and are not checked.
-pub fn check_imports(
+/// Reports images that cannot be used (not a regular file, too large, not matching their
+/// pinned digest, not a component) and links whose interfaces their source component does
+/// not import. `inspect(image, is_component)` reads an image (see [`imports::inspect`]).
+pub fn check_images(
     manifest: &Manifest,
-    imports_of: impl Fn(&ComponentSpec) -> Option<Vec<String>>,
+    inspect: impl Fn(&str, bool) -> Inspection,
 ) -> Vec<ValidationError> {
     let mut errs = Vec::new();
     for (i, c) in manifest.spec.components.iter().enumerate() {
-        if c.kind != trellis_lattice::manifest::ComponentKind::Component
-            || c.links().next().is_none()
-        {
-            continue;
-        }
-        let Some(imports) = imports_of(c) else {
-            continue;
+        let component = c.kind == trellis_lattice::manifest::ComponentKind::Component;
+        let imports = match inspect(&c.properties.image, component) {
+            Inspection::Unchecked | Inspection::Usable { imports: None } => continue,
+            Inspection::Problem(problem) => {
+                errs.push(ValidationError {
+                    path: format!("spec.components[{i}].properties.image"),
+                    message: problem,
+                });
+                continue;
+            }
+            Inspection::Usable {
+                imports: Some(imports),
+            } => imports,
         };
         let unversioned: Vec<&str> = imports
             .iter()
@@ -128,101 +153,6 @@ pub fn check_imports(
         }
     }
     errs
-}
-
-/// YAML or JSON text to a JSON value, reporting syntax errors with line and column.
-fn parse_syntax(source_name: &str, text: &str, errs: &mut Errors) -> Option<Value> {
-    if text.trim().is_empty() {
-        errs.add("", "the manifest is empty");
-        return None;
-    }
-    if source_name.ends_with(".json") || text.trim_start().starts_with('{') {
-        return match serde_json::from_str(text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                errs.add("", format!("invalid JSON: {e}"));
-                None
-            }
-        };
-    }
-    let mut yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            errs.add("", format!("invalid YAML: {e}"));
-            return None;
-        }
-    };
-    if let Err(e) = yaml.apply_merge() {
-        errs.add("", format!("invalid YAML merge key (<<): {e}"));
-        return None;
-    }
-    if yaml.is_null() {
-        errs.add("", "the manifest is empty");
-        return None;
-    }
-    let before = errs.len();
-    let v = yaml_to_json(yaml, "", errs);
-    (errs.len() == before).then_some(v)
-}
-
-/// Converts YAML to JSON: mapping keys must be scalars (taken as text), tags are refused.
-fn yaml_to_json(v: serde_yaml::Value, path: &str, errs: &mut Errors) -> Value {
-    use serde_yaml::Value as Y;
-    match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_u64() {
-                Value::from(i)
-            } else if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f).map_or_else(
-                    || {
-                        errs.add(path, format!("unsupported number {n}"));
-                        Value::Null
-                    },
-                    Value::Number,
-                )
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| yaml_to_json(item, &fields::index(path, i), errs))
-                .collect(),
-        ),
-        Y::Mapping(map) => {
-            let mut out = serde_json::Map::new();
-            for (k, v) in map {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Bool(b) => b.to_string(),
-                    Y::Number(n) => n.to_string(),
-                    other => {
-                        errs.add(
-                            path,
-                            format!("mapping keys must be plain text, found {other:?}"),
-                        );
-                        continue;
-                    }
-                };
-                let value = yaml_to_json(v, &fields::key(path, &key), errs);
-                out.insert(key, value);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(t) => {
-            errs.add(
-                path,
-                format!("YAML tags such as {} are not supported", t.tag),
-            );
-            Value::Null
-        }
-    }
 }
 
 /// The top level: `apiVersion`, `kind`, `metadata`, `spec`.
@@ -383,25 +313,40 @@ spec:
     }
 
     #[test]
-    fn import_check_uses_known_imports_only() {
+    fn image_checks_report_problems_and_unimported_links() {
         let m = parse("counter.yaml", COUNTER).unwrap();
-        let imports = |c: &ComponentSpec| match c.name.as_str() {
-            "counter" => Some(vec!["wasi:keyvalue/store@0.2.0-draft".to_string()]),
-            _ => None,
+        let counter_image = m.spec.components[0].properties.image.clone();
+        let imports = |image: &str, _: bool| {
+            if image == counter_image {
+                Inspection::Usable {
+                    imports: Some(vec!["wasi:keyvalue/store@0.2.0-draft".to_string()]),
+                }
+            } else {
+                Inspection::Unchecked
+            }
         };
-        let errs = check_imports(&m, imports);
+        let errs = check_images(&m, imports);
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].to_string(),
             "spec.components[0].traits[1]: interface wasi:keyvalue/atomics is not imported by component counter \
              (it imports: wasi:keyvalue/store@0.2.0-draft)"
         );
-        assert!(check_imports(&m, |_| None).is_empty());
-        let none = check_imports(&m, |_| Some(vec![]));
+        assert!(check_images(&m, |_, _| Inspection::Unchecked).is_empty());
+        let none = check_images(&m, |_, _| Inspection::Usable {
+            imports: Some(vec![]),
+        });
         assert!(
             none[0].message.ends_with("(it imports nothing)"),
             "{}",
             none[0]
+        );
+        let bad = check_images(&m, |_, _| {
+            Inspection::Problem("/dev/zero is a character device, not a regular file".into())
+        });
+        assert_eq!(
+            bad[0].to_string(),
+            "spec.components[0].properties.image: /dev/zero is a character device, not a regular file"
         );
     }
 }

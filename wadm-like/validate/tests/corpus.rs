@@ -35,7 +35,7 @@ fn files(dir: &str) -> Vec<PathBuf> {
 fn validate_file(path: &Path) -> Result<trellis_lattice::manifest::Manifest, ValidationErrors> {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let text = std::fs::read_to_string(path).unwrap();
-    validate::parse_and_check_imports(&name, &text, path.parent().unwrap())
+    validate::parse_and_check_images(&name, &text, path.parent().unwrap())
 }
 
 enum Expectation {

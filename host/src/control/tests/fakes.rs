@@ -50,12 +50,14 @@ impl HostControl for FakeHost {
             started_at: Utc::now(),
             components: vec![],
             providers: vec![],
-            resources: HostResources {
-                rss_bytes: 0,
-                active_invocations: 0,
-            },
+            resources: HostResources::default(),
             heartbeat_interval_ms: 5000,
+            page: None,
         }
+    }
+
+    fn max_message_bytes(&self) -> usize {
+        1 << 20
     }
 
     fn request_stop(&self, timeout_ms: Option<u64>) {

@@ -131,7 +131,12 @@ async fn auctions_offer_only_when_the_labels_match() {
         )
         .await;
     assert!(none.is_none(), "a host that does not match stays silent");
-    assert!(b.send(&s.component_auction(), "{bad").await.is_none());
+    let bad = b.ask(&s.component_auction(), "{bad").await;
+    assert_eq!(
+        kind(&bad),
+        ErrorKind::Invalid,
+        "a malformed auction is answered"
+    );
 }
 
 #[tokio::test]

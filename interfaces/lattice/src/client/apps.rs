@@ -14,7 +14,7 @@ use crate::id;
 use super::LatticeClient;
 
 impl LatticeClient {
-    async fn app_request<Req: Serialize, Resp: DeserializeOwned>(
+    async fn app_request<Req: Serialize + crate::server::checks::Check, Resp: DeserializeOwned>(
         &self,
         verb: &str,
         body: &Req,

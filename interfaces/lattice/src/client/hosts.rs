@@ -1,8 +1,8 @@
 //! Hosts, labels, inventory, components: the control interface.
 
 use crate::control::{
-    AuctionOffer, ComponentAuction, ComponentScaled, DeleteLabel, Empty, PutLabel, ScaleComponent,
-    StopHost,
+    AuctionOffer, ComponentAuction, ComponentScaled, DeleteLabel, Empty, GetHost, PutLabel,
+    ScaleComponent, StopHost,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::id;
@@ -56,11 +56,24 @@ impl LatticeClient {
         }
     }
 
-    /// The full inventory of one host.
+    /// The full inventory of one host (read page by page when it does not fit in one message).
     pub async fn inventory(&self, host_id: &str) -> Result<HostInventory> {
+        let first = self.inventory_page(host_id, 0).await?;
+        let Some(page) = first.page.filter(|p| p.count > 1) else {
+            return Ok(first);
+        };
+        let mut pages = vec![first];
+        for index in 1..page.count {
+            pages.push(self.inventory_page(host_id, index).await?);
+        }
+        HostInventory::merge(pages).ok_or_else(|| Error::malformed("inventory", "no pages"))
+    }
+
+    /// One page of a host's inventory.
+    pub async fn inventory_page(&self, host_id: &str, page: u32) -> Result<HostInventory> {
         self.request(
             self.subjects.host_get(host_id),
-            &Empty {},
+            &GetHost { page },
             self.config.request_timeout,
         )
         .await

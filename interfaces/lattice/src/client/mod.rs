@@ -21,6 +21,8 @@ use crate::control::Reply;
 use crate::error::{Error, Result};
 use crate::event::CloudEvent;
 use crate::rpc::{Invoker, InvokerConfig};
+use crate::server::checks::Check;
+
 use crate::subject::Subjects;
 use crate::trace::TraceContext;
 
@@ -98,14 +100,30 @@ impl LatticeClient {
         &self.config
     }
 
+    /// A request's payload, checked by the rules servers apply and against the size the
+    /// NATS server accepts, before anything is sent.
+    fn payload<Req: Serialize + Check>(&self, body: &Req) -> Result<Vec<u8>> {
+        body.check()?;
+        let payload = serde_json::to_vec(body).map_err(|e| Error::malformed("request", e))?;
+        let max = self.nats.server_info().max_payload;
+        if max > 0 && payload.len() > max {
+            return Err(Error::invalid(
+                "request",
+                &format!("{} bytes", payload.len()),
+                format!("is larger than the {max} bytes the NATS server accepts in one message"),
+            ));
+        }
+        Ok(payload)
+    }
+
     /// Sends a control request and parses the reply's data.
-    pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
+    pub async fn request<Req: Serialize + Check, Resp: DeserializeOwned>(
         &self,
         subject: String,
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp> {
-        let payload = serde_json::to_vec(body).map_err(|e| Error::malformed("request", e))?;
+        let payload = self.payload(body)?;
         let what = subject.clone();
         let headers = TraceContext::new_root().headers();
         let request = async_nats::Request::new()
@@ -129,12 +147,12 @@ impl LatticeClient {
 
     /// Publishes a request to every subscriber and collects the replies that arrive within the
     /// collect window.
-    pub async fn collect<Req: Serialize, Resp: DeserializeOwned>(
+    pub async fn collect<Req: Serialize + Check, Resp: DeserializeOwned>(
         &self,
         subject: String,
         body: &Req,
     ) -> Result<Vec<Resp>> {
-        let payload = serde_json::to_vec(body).map_err(|e| Error::malformed("request", e))?;
+        let payload = self.payload(body)?;
         let inbox = self.nats.new_inbox();
         let mut sub = self
             .nats

@@ -40,10 +40,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Invalid input: `what` names it, `value` is shown (cut short when long: a hostile
+    /// value is not repeated back whole), `reason` says what is wrong.
     pub fn invalid(what: &str, value: &str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what: what.to_string(),
-            value: value.to_string(),
+            value: shorten(value),
             reason: reason.into(),
         }
     }
@@ -105,5 +107,31 @@ mod tests {
         );
         let json = serde_json::to_value(ErrorKind::NotFound).unwrap();
         assert_eq!(json, "not_found");
+    }
+}
+
+/// Characters of an invalid value shown in an error.
+const SHOWN: usize = 64;
+
+/// `value`, or its beginning and how long it was.
+fn shorten(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= SHOWN {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(SHOWN).collect();
+    format!("{head}… ({count} characters)")
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_not_repeated_whole() {
+        let e = Error::invalid("component id", &"x".repeat(10_000), "too long");
+        let text = e.to_string();
+        assert!(text.len() < 200, "{text}");
+        assert!(text.contains("(10000 characters)"), "{text}");
     }
 }

@@ -6,6 +6,7 @@
 //! - [`requests`]: every request, parsed once from subject and payload.
 //! - [`events`]: the event publisher.
 
+pub mod checks;
 pub mod events;
 pub mod requests;
 

@@ -4,12 +4,14 @@
 
 use serde::de::DeserializeOwned;
 
+use super::checks::Check;
 use crate::app::{self, verb, AppName, DeployApp, GetApp, ListApps, PutApp};
 use crate::control::{
-    ComponentAuction, DeleteConfig, DeleteLabel, DeleteLink, DescribeComponent, PutConfig,
+    ComponentAuction, DeleteConfig, DeleteLabel, DeleteLink, DescribeComponent, GetHost, PutConfig,
     PutLabel, PutLink, RetargetLink, ScaleComponent, StartProvider, StopHost, StopProvider,
 };
 use crate::error::{ControlError, ErrorKind};
+
 use crate::subject::{ctl, Subjects};
 
 /// Requests each host serves on its own subjects (and the broadcasts every host hears).
@@ -17,8 +19,8 @@ use crate::subject::{ctl, Subjects};
 pub enum HostRequest {
     /// Broadcast: every host answers with its summary.
     Ping,
-    /// The host's full inventory.
-    Get,
+    /// The host's inventory (a page of it, when it is too large for one message).
+    Get(GetHost),
     Stop(StopHost),
     PutLabel(PutLabel),
     DeleteLabel(DeleteLabel),
@@ -79,7 +81,7 @@ impl ControlRequest {
         use StateRequest as S;
         Ok(match (noun, verb) {
             (ctl::HOST, ctl::PING) => C::Host(H::Ping),
-            (ctl::HOST, ctl::GET) => C::Host(H::Get),
+            (ctl::HOST, ctl::GET) => C::Host(H::Get(body("host get", payload)?)),
             (ctl::HOST, ctl::STOP) => C::Host(H::Stop(body("host stop", payload)?)),
             (ctl::LABEL, ctl::PUT) => C::Host(H::PutLabel(body("label put", payload)?)),
             (ctl::LABEL, ctl::DEL) => C::Host(H::DeleteLabel(body("label delete", payload)?)),
@@ -121,7 +123,7 @@ impl ControlRequest {
         let (noun, verb) = match self {
             C::Host(h) => match h {
                 H::Ping => (ctl::HOST, ctl::PING),
-                H::Get => (ctl::HOST, ctl::GET),
+                H::Get(_) => (ctl::HOST, ctl::GET),
                 H::Stop(_) => (ctl::HOST, ctl::STOP),
                 H::PutLabel(_) => (ctl::LABEL, ctl::PUT),
                 H::DeleteLabel(_) => (ctl::LABEL, ctl::DEL),
@@ -221,16 +223,21 @@ fn parse_app(verb: &str, payload: &[u8]) -> Result<AppRequest, ControlError> {
     })
 }
 
-/// A request body: JSON of the request's type; an empty payload stands for `{}`.
-fn body<T: DeserializeOwned>(what: &str, payload: &[u8]) -> Result<T, ControlError> {
+/// A request body: JSON of the request's type (an empty payload stands for `{}`; unknown
+/// fields are refused), whose ids and sizes pass [`Check`].
+fn body<T: DeserializeOwned + Check>(what: &str, payload: &[u8]) -> Result<T, ControlError> {
     let payload: &[u8] = if payload.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         payload
     };
-    serde_json::from_slice(payload).map_err(|e| {
+    let request: T = serde_json::from_slice(payload).map_err(|e| {
         ControlError::new(ErrorKind::Invalid, format!("malformed {what} request: {e}"))
-    })
+    })?;
+    request
+        .check()
+        .map_err(|e| ControlError::new(ErrorKind::Invalid, format!("{what} request: {e}")))?;
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -79,12 +79,12 @@ fn moving_replicas_starts_new_before_stopping_old() {
         .as_deref()
         .unwrap()
         .contains("old copies stop once"));
-    apply(&mut o, &p.commands);
+    apply(&mut o, m.name(), &p.commands);
     let p = plan(&m, None, &o);
     assert!(
         matches!(&p.commands[..], [Command::ScaleComponent { host_id, replicas: 0, .. }] if host_id == "h3")
     );
-    apply(&mut o, &p.commands);
+    apply(&mut o, m.name(), &p.commands);
     assert_eq!(replicas(&o, "shop-web"), counts(&[("h1", 4), ("h2", 1)]));
 }
 
@@ -132,7 +132,7 @@ fn retargets_a_link_only_once_the_new_target_runs() {
         .as_deref()
         .unwrap()
         .contains("waiting for kv-redis to run"));
-    apply(&mut o, &p.commands);
+    apply(&mut o, v2.name(), &p.commands);
     let p = plan(&v2, Some(&v1), &o);
     // One put retargets; the old providers stop after it.
     let link_at = p
@@ -185,11 +185,11 @@ fn removed_component_is_stopped_after_the_new_one_runs() {
     let v2 = manifest(&WEIGHTED.replace("name: web", "name: storefront"));
     let p = plan(&v2, Some(&v1), &o);
     assert!(p.commands.iter().all(|c| c.is_start()), "{:#?}", p.commands);
-    apply(&mut o, &p.commands);
+    apply(&mut o, v2.name(), &p.commands);
     let p = plan(&v2, Some(&v1), &o);
     assert_eq!(p.commands.len(), 2);
     assert!(p.commands.iter().all(|c| matches!(c, Command::ScaleComponent { component_id, replicas: 0, .. } if component_id == "shop-web")));
-    apply(&mut o, &p.commands);
+    apply(&mut o, v2.name(), &p.commands);
     assert!(replicas(&o, "shop-web").is_empty());
     assert_eq!(replicas(&o, "shop-storefront").values().sum::<u32>(), 5);
 }
@@ -303,7 +303,7 @@ fn undeploy_removes_exactly_what_the_app_placed() {
     converge(&m, None, &mut o);
     assert_ne!(o, before);
     let cmds = plan_undeploy(&m, &o);
-    apply(&mut o, &cmds);
+    apply(&mut o, m.name(), &cmds);
     assert_eq!(o, before);
     assert!(plan_undeploy(&m, &o).is_empty());
 }
@@ -364,7 +364,7 @@ fn a_component_is_started_with_its_config_names_in_order() {
             } if *replicas > 0 => Some(config.clone()),
             _ => None,
         }));
-        apply(&mut o, &p.commands);
+        apply(&mut o, m.name(), &p.commands);
     }
     assert!(!starts.is_empty(), "the component was never started");
     for config in starts {

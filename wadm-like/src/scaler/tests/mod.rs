@@ -2,15 +2,17 @@
 //!
 //! - [`placing`]: where replicas go, ownership, eligibility and its explanations.
 //! - [`lifecycle`]: upgrades, retargets, removals, health, undeploy, storage shape.
+//! - [`ownership`]: config and links an app did not create are not its to change.
 
 mod lifecycle;
+mod ownership;
 mod placing;
 
 use std::collections::BTreeMap;
 
 use super::testkit::*;
 use super::*;
-use crate::model::ObservedComponent;
+use crate::model::{Claim, ObservedComponent};
 
 pub const WEIGHTED: &str = "
 apiVersion: core.oam.dev/v1beta1

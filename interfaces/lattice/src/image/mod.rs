@@ -5,6 +5,10 @@
 //! `file:///absolute/path`, an `http://` or `https://` URL, or `builtin://NAME` for a provider
 //! compiled into the host; any but the last may be pinned with `@sha256:<64 hex>`, which is
 //! enforced when the bytes are read.
+//!
+//! - [`local`]: reading a local image: regular files only, bounded while reading.
+
+pub mod local;
 
 use std::path::{Path, PathBuf};
 

@@ -14,11 +14,15 @@ use trellis_lattice::app::{
 };
 use trellis_lattice::manifest::{Manifest, VERSION_ANNOTATION};
 use trellis_lattice::server::{self, Answer, AppRequest, ControlRequest, Listen};
-use trellis_lattice::{ControlError, Subjects};
+use trellis_lattice::{ControlError, LatticeClient, Subjects};
+
+use checks::{check, immutable, no_version};
 
 use crate::records::{
     self, AppRecord, AppStore, Deployment, Removal, StoreError, StoredVersion, VersionInfo,
 };
+
+mod checks;
 
 /// Requests handled at once.
 const MAX_CONCURRENT: usize = 64;
@@ -40,6 +44,7 @@ pub async fn serve(
     nats: async_nats::Client,
     subjects: Subjects,
     store: AppStore,
+    lattice: Arc<LatticeClient>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listen = Listen::queue(subjects.app_wildcard(), subjects.app_queue_group());
@@ -47,7 +52,7 @@ pub async fn serve(
     let mut requests = server::until_cancelled(requests, shutdown);
     nats.flush().await.ok();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
-    let api = Arc::new(Api { store });
+    let api = Arc::new(Api { store, lattice });
     while let Some(incoming) = requests.next().await {
         if !incoming.wants_reply() {
             continue;
@@ -74,11 +79,27 @@ pub async fn serve(
 
 pub struct Api {
     store: AppStore,
+    /// For what exists in the lattice (a deployment must not take over a user's config).
+    lattice: Arc<LatticeClient>,
 }
 
 impl Api {
-    pub fn new(store: AppStore) -> Self {
-        Self { store }
+    pub fn new(store: AppStore, lattice: Arc<LatticeClient>) -> Self {
+        Self { store, lattice }
+    }
+
+    /// Refuses a deployment that would change config or links that are not the app's own.
+    async fn check_ownership(&self, app: &str, manifest: &Manifest) -> ApiResult<()> {
+        let lattice = self.lattice.store().await.map_err(ControlError::from)?;
+        let wanted = crate::scaler::claims(manifest);
+        let conflicts = crate::claims::conflicts(&self.store, lattice, app, &wanted).await?;
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        Err(ControlError::conflict(format!(
+            "application {app} would take over what is not its own: {}; give its config and links other names in the manifest, or delete them first",
+            conflicts.join("; ")
+        )))
     }
 
     /// Handles one request.
@@ -91,7 +112,7 @@ impl Api {
     async fn dispatch(&self, req: AppRequest) -> Answer {
         match req {
             AppRequest::Put(r) => server::answer(self.put(r).await),
-            AppRequest::Validate(r) => server::answer(self.validate(r)),
+            AppRequest::Validate(r) => server::answer(self.validate(r).await),
             AppRequest::Deploy(r) => server::answer(self.deploy(r, false).await),
             AppRequest::Rollback(r) => server::answer(self.deploy(r, true).await),
             AppRequest::Undeploy(r) => server::answer(self.undeploy(r, false).await),
@@ -114,8 +135,8 @@ impl Api {
         }
     }
 
-    fn validate(&self, req: PutApp) -> ApiResult<AppValidated> {
-        let m = check(&req.source_name, &req.manifest)?;
+    async fn validate(&self, req: PutApp) -> ApiResult<AppValidated> {
+        let m = check(&req.source_name, &req.manifest).await?;
         Ok(AppValidated {
             name: m.name().to_string(),
             version: m.version().map(str::to_string),
@@ -123,7 +144,7 @@ impl Api {
     }
 
     async fn put(&self, req: PutApp) -> ApiResult<AppPut> {
-        let mut manifest = check(&req.source_name, &req.manifest)?;
+        let mut manifest = check(&req.source_name, &req.manifest).await?;
         let name = manifest.name().to_string();
         let digest = records::digest(&manifest);
         let record = self.store.record(&name).await?;
@@ -239,6 +260,7 @@ impl Api {
         let Some(stored) = self.store.version(&req.name, &version).await? else {
             return Err(no_version(&record, &version));
         };
+        self.check_ownership(&req.name, &stored.manifest).await?;
         let action = if rollback { "rollback" } else { "deploy" };
         let changed = self
             .store
@@ -443,29 +465,4 @@ impl Api {
             None => Err(no_version(&r, &version)),
         }
     }
-}
-
-/// Validates manifest text, checking links against the images the manager can read.
-fn check(source_name: &str, text: &str) -> ApiResult<Manifest> {
-    trellis_validate::parse_and_check_absolute_images(source_name, text)
-        .map_err(|e| ControlError::invalid(e.to_string()))
-}
-
-fn immutable(source_name: &str, name: &str, version: &str) -> ControlError {
-    ControlError::conflict(format!(
-        "{source_name}: metadata.annotations.version: version {version} of application {name} is already stored with different content; versions are immutable (give this one another version)"
-    ))
-}
-
-fn no_version(r: &AppRecord, version: &str) -> ControlError {
-    let have: Vec<&str> = r.versions.iter().map(|v| v.version.as_str()).collect();
-    ControlError::not_found(format!(
-        "application {} has no version {version} (it has: {})",
-        r.name,
-        if have.is_empty() {
-            "none".to_string()
-        } else {
-            have.join(", ")
-        }
-    ))
 }
