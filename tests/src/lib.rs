@@ -10,6 +10,7 @@ mod events;
 mod host;
 mod nats;
 mod paths;
+pub mod proc;
 mod redis;
 pub mod slow_files;
 pub mod stats;

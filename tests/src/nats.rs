@@ -10,11 +10,18 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Extra server configuration (nats-server's config file syntax).
+    config: String,
 }
 
 impl NatsServer {
     /// Starts a server; retries on another port if the chosen one was taken meanwhile.
     pub async fn start() -> Self {
+        Self::start_with_config("").await
+    }
+
+    /// A server with extra configuration, e.g. `max_payload: 65536`.
+    pub async fn start_with_config(config: &str) -> Self {
         let mut dir = tempfile::tempdir().expect("temp dir for nats-server");
         for _ in 0..5 {
             let port = crate::wait::free_port();
@@ -22,6 +29,7 @@ impl NatsServer {
                 child: None,
                 port,
                 dir,
+                config: config.to_string(),
             };
             if server.spawn().await {
                 return server;
@@ -44,7 +52,11 @@ impl NatsServer {
             .append(true)
             .open(self.dir.path().join("nats.log"))
             .expect("nats log file");
+        let config = self.dir.path().join("nats.conf");
+        std::fs::write(&config, &self.config).expect("nats config file");
         let child = Command::new(bin)
+            .arg("-c")
+            .arg(&config)
             .args([
                 "-a",
                 "127.0.0.1",
@@ -95,6 +107,14 @@ impl NatsServer {
     /// A lattice client for `lattice`.
     pub async fn client(&self, lattice: &str) -> LatticeClient {
         LatticeClient::new(self.connect().await, lattice).expect("lattice client")
+    }
+
+    /// A lattice client of the server at `url` (from a task that does not hold the server).
+    pub async fn client_for(url: &str, lattice: &str) -> LatticeClient {
+        let nats = trellis_lattice::client::connect(url, &NatsAuth::None, "trellis-test")
+            .await
+            .expect("connecting to the test nats-server");
+        LatticeClient::new(nats, lattice).expect("lattice client")
     }
 
     /// Kills the server at once (as a crash would).

@@ -15,8 +15,15 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// A binary of this workspace, built by `cargo build --workspace` in the same profile.
+/// A binary of this workspace, built by `cargo build --workspace` in the same profile, or the
+/// one in `$TRELLIS_TEST_BIN_DIR` when set (to run the tests against another build, e.g. to
+/// see a regression test fail on the build before its fix).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("TRELLIS_TEST_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        assert!(path.is_file(), "{} is missing", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()

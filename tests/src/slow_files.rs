@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 pub struct SlowFileServer {
     url: String,
     task: tokio::task::JoinHandle<()>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SlowFileServer {
@@ -19,9 +20,12 @@ impl SlowFileServer {
             .expect("bind the file server");
         let addr = listener.local_addr().expect("file server address");
         let bytes = std::sync::Arc::new(bytes);
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&requests);
         let task = tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let bytes = std::sync::Arc::clone(&bytes);
+                let counted = std::sync::Arc::clone(&counted);
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -31,6 +35,7 @@ impl SlowFileServer {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::time::sleep(delay).await;
                     let header = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -45,7 +50,13 @@ impl SlowFileServer {
         Self {
             url: format!("http://{addr}/component.wasm"),
             task,
+            requests,
         }
+    }
+
+    /// Requests received so far (each is answered after the delay).
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self) -> &str {

@@ -81,7 +81,10 @@ async fn bad_components_and_requests_fail_clearly_and_the_host_keeps_serving() {
             .expect_err(id)
             .to_string();
         assert!(err.contains(expected), "{id}: {err}");
-        assert!(!err.contains("these are not"), "{id}: the file's contents are not echoed: {err}");
+        assert!(
+            !err.contains("these are not"),
+            "{id}: the file's contents are not echoed: {err}"
+        );
         if *id != "bad.id" && *id != "badref" {
             // (an invalid id or reference is refused by the client before it reaches a host)
             events
