@@ -38,9 +38,36 @@ struct Cli {
     #[arg(long, global = true, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
     lattice: String,
 
-    /// NATS credentials file.
-    #[arg(long, global = true, env = "NATS_CREDS")]
-    creds: Option<std::path::PathBuf>,
+    /// NATS credentials file (JWT + nkey seed).
+    #[arg(
+        long = "nats-creds",
+        visible_alias = "creds",
+        global = true,
+        env = "NATS_CREDS"
+    )]
+    nats_creds: Option<std::path::PathBuf>,
+
+    /// NATS user nkey seed (`SU...`).
+    #[arg(long, global = true, env = "NATS_NKEY", hide_env_values = true)]
+    nats_nkey: Option<String>,
+
+    /// NATS user name (with --nats-password).
+    #[arg(long, global = true, env = "NATS_USER")]
+    nats_user: Option<String>,
+
+    /// NATS password (with --nats-user).
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    nats_password: Option<String>,
+
+    /// NATS authentication token.
+    #[arg(long, global = true, env = "NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
 
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
@@ -95,32 +122,33 @@ async fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // async-nats logs a failed connection (a refused token, say) itself; the error line
+    // below says it once.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_nats=off")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let global = Global {
-        nats_url: cli.nats_url,
-        lattice: cli.lattice,
-        creds: cli.creds,
-        output: cli.output,
-    };
-    let result = match cli.command {
-        Command::Up(args) => up::up(&global, args).await,
-        Command::Down(args) => up::down(args).await,
-        Command::Get(cmd) => hosts::get(&global, cmd).await,
-        Command::Component(cmd) => component::run(&global, cmd).await,
-        Command::Call(args) => call::run(&global, args).await,
-        Command::Label(cmd) => hosts::label(&global, cmd).await,
-        Command::Host(cmd) => hosts::host(&global, cmd).await,
-        Command::Link(cmd) => links::link(&global, cmd).await,
-        Command::Config(cmd) => links::config(&global, cmd).await,
-        Command::Provider(cmd) => providers::run(&global, cmd).await,
-        Command::Spy(args) => spy::run(&global, args).await,
-        Command::App(cmd) => apps::run(&global, cmd).await,
+    let auth = trellis_lattice::NatsAuth::from_parts(
+        cli.nats_creds,
+        cli.nats_nkey,
+        cli.nats_user,
+        cli.nats_password,
+        cli.nats_token,
+    );
+    let result = match auth {
+        Ok(auth) => {
+            let global = Global {
+                nats_url: cli.nats_url,
+                lattice: cli.lattice,
+                auth,
+                output: cli.output,
+            };
+            run(&global, cli.command).await
+        }
+        Err(err) => Err(err.into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -129,5 +157,22 @@ async fn main() -> std::process::ExitCode {
             eprintln!("trellis: {}", format!("{err:#}").replace('\n', " "));
             exit::code(&err)
         }
+    }
+}
+
+async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(args) => up::up(global, args).await,
+        Command::Down(args) => up::down(args).await,
+        Command::Get(cmd) => hosts::get(global, cmd).await,
+        Command::Component(cmd) => component::run(global, cmd).await,
+        Command::Call(args) => call::run(global, args).await,
+        Command::Label(cmd) => hosts::label(global, cmd).await,
+        Command::Host(cmd) => hosts::host(global, cmd).await,
+        Command::Link(cmd) => links::link(global, cmd).await,
+        Command::Config(cmd) => links::config(global, cmd).await,
+        Command::Provider(cmd) => providers::run(global, cmd).await,
+        Command::Spy(args) => spy::run(global, args).await,
+        Command::App(cmd) => apps::run(global, cmd).await,
     }
 }

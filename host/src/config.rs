@@ -110,8 +110,9 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_MEMORY_COW", default_value_t = true, action = clap::ArgAction::Set)]
     pub memory_cow: bool,
 
-    /// Compile with Cranelift's single-pass register allocator: components compile about a
-    /// third faster (a shorter cold start) and run somewhat slower.
+    /// Compile with Cranelift's single-pass register allocator: shorter compiles (a shorter
+    /// cold start; the README's Performance section has the measured difference) and
+    /// somewhat slower code.
     #[arg(long, env = "TRELLIS_FAST_COMPILE")]
     pub fast_compile: bool,
 

@@ -213,6 +213,11 @@ impl Host {
             .unwrap_or(self.shutdown_timeout);
         info.components.stop_all(timeout).await;
         info.providers.stop_all(timeout).await;
+        if !info.runtime.finish_cache_writes(timeout).await {
+            tracing::warn!(
+                "compiled components still being written to the cache were left unfinished"
+            );
+        }
         let event = Event::HostStopped(HostStopped {
             host_id: info.id.clone(),
             reason: reason.to_string(),

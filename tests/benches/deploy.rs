@@ -23,6 +23,8 @@ use trellis_tests::{component_ref, HostProcess, ManagerProcess, NatsServer};
 
 const COMPONENTS: usize = 50;
 const REPLICAS: u32 = 2;
+/// Commands the manager runs at once for one app (`reconcile::exec`).
+const MANAGER_CONCURRENCY: usize = 16;
 const RUNS: usize = 5;
 const KILLS: usize = 3;
 const LATTICE: &str = "bench";
@@ -84,41 +86,40 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    // Baseline: the same 100 placements as direct scale requests, 32 at a time (the manager's
-    // limit), on the hosts the manager would pick.
+    // Baseline: the same 100 placements as direct scale requests, 16 at a time (what the
+    // manager runs at once for one app), on the hosts the manager would pick. Rounds of the
+    // baseline and of app deploy/undeploy alternate, so both see the same machine.
     let ids: Vec<String> = hosts.iter().map(|h| h.id().to_string()).collect();
-    let mut base = Samples::default();
-    for run in 0..=RUNS {
-        let requests: Vec<(String, ScaleComponent)> = (0..COMPONENTS)
-            .flat_map(|i| {
-                let ids = ids.clone();
-                (0..REPLICAS as usize).map(move |r| {
-                    let host = ids[(i + r) % ids.len()].clone();
-                    let req = ScaleComponent {
-                        component_id: format!("base-{i}"),
-                        image: component_ref("greeter"),
-                        replicas: 1,
-                        config: Vec::new(),
-                        max_memory_bytes: None,
-                        timeout_ms: None,
-                        annotations: Default::default(),
-                    };
-                    (host, req)
-                })
+    let requests: Vec<(String, ScaleComponent)> = (0..COMPONENTS)
+        .flat_map(|i| {
+            let ids = ids.clone();
+            (0..REPLICAS as usize).map(move |r| {
+                let host = ids[(i + r) % ids.len()].clone();
+                let req = ScaleComponent {
+                    component_id: format!("base-{i}"),
+                    image: component_ref("greeter"),
+                    replicas: 1,
+                    config: Vec::new(),
+                    max_memory_bytes: None,
+                    timeout_ms: None,
+                    annotations: Default::default(),
+                };
+                (host, req)
             })
-            .collect();
+        })
+        .collect();
+    let (mut base, mut deploys, mut undeploys) =
+        (Samples::default(), Samples::default(), Samples::default());
+    for run in 0..=RUNS {
         let started = Instant::now();
         let results: Vec<_> = futures::stream::iter(requests.iter())
             .map(|(h, r)| client.scale_component(h, r))
-            .buffer_unordered(32)
+            .buffer_unordered(MANAGER_CONCURRENCY)
             .collect()
             .await;
         let took = started.elapsed();
         for r in results {
             r?;
-        }
-        if run > 0 {
-            base.push(took);
         }
         let stops: Vec<_> = futures::stream::iter(requests.iter())
             .map(|(h, r)| {
@@ -128,36 +129,36 @@ async fn main() -> anyhow::Result<()> {
                 let client = &client;
                 async move { client.scale_component(&h, &stop).await }
             })
-            .buffer_unordered(32)
+            .buffer_unordered(MANAGER_CONCURRENCY)
             .collect()
             .await;
         for r in stops {
             r?;
         }
-    }
 
-    // app deploy → deployed, then undeploy → undeployed, RUNS times (one warm-up first).
-    let mut deploys = Samples::default();
-    let mut undeploys = Samples::default();
-    for run in 0..=RUNS {
         let version = format!("v{run}");
         let text = manifest(&version);
         let started = Instant::now();
         client.put_app("fifty.yaml", &text).await?;
         let changed = client.deploy_app("fifty", Some(&version)).await?;
         wait_status(&client, AppState::Deployed, changed.generation).await;
-        let took = started.elapsed();
+        let deploy_took = started.elapsed();
         assert_eq!(running(&client, &ids).await, COMPONENTS as u32 * REPLICAS);
         let started = Instant::now();
         let changed = client.undeploy_app("fifty").await?;
         wait_status(&client, AppState::Undeployed, changed.generation).await;
         let undeploy_took = started.elapsed();
+        // The first round warms up; it is not a sample.
         if run > 0 {
-            deploys.push(took);
+            base.push(took);
+            deploys.push(deploy_took);
             undeploys.push(undeploy_took);
         }
     }
-    report("baseline: 100 direct component.scale requests", &base);
+    report(
+        "baseline: 100 direct component.scale requests, 16 at a time",
+        &base,
+    );
     report("app deploy -> deployed (50 x 2)", &deploys);
     report("app undeploy -> undeployed (50 x 2)", &undeploys);
     println!(

@@ -19,125 +19,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trellis_lattice::control::ScaleComponent;
-use trellis_lattice::LatticeClient;
-use trellis_tests::stats::{fmt, Samples};
+use trellis_tests::stats::Samples;
 use trellis_tests::{component_ref, free_port, route, start_http_server, HostProcess, NatsServer};
 
-/// One wrk run.
-#[derive(Clone, Copy, Debug, Default)]
-struct Run {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    cpu_us_per_req: f64,
-    errors: u64,
-}
+#[path = "http/density.rs"]
+mod density;
+#[path = "http/load.rs"]
+mod load;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
-    }
-}
-
-/// User + system CPU time of a process (and its threads), from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn ms(value: &str) -> f64 {
-    let (num, unit) = value.split_at(
-        value
-            .find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(value.len()),
-    );
-    let n: f64 = num.parse().unwrap_or(0.0);
-    match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        _ => n,
-    }
-}
-
-fn wrk(url: &str, connections: u32, seconds: u64, server_pid: u32) -> Run {
-    let cpu_before = cpu_time(server_pid);
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            url,
-        ])
-        .output()
-        .expect("running wrk (apt-get install wrk)");
-    let cpu = cpu_time(server_pid).saturating_sub(cpu_before);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut run = Run::default();
-    let mut requests = 0u64;
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", v] => run.rps = v.parse().unwrap_or(0.0),
-            ["50%", v] => run.p50_ms = ms(v),
-            ["99%", v] => run.p99_ms = ms(v),
-            [n, "requests", "in", ..] => requests = n.parse().unwrap_or(0),
-            ["Non-2xx", "or", "3xx", "responses:", n] => {
-                run.errors += n.parse::<u64>().unwrap_or(0)
-            }
-            ["Socket", "errors:", rest @ ..] => {
-                run.errors += rest
-                    .iter()
-                    .filter_map(|w| w.trim_matches(',').parse::<u64>().ok())
-                    .sum::<u64>()
-            }
-            _ => {}
-        }
-    }
-    if requests > 0 {
-        run.cpu_us_per_req = cpu.as_secs_f64() * 1e6 / requests as f64;
-    }
-    run
-}
-
-fn report(name: &str, runs: &[Run]) -> Run {
-    let m = Run {
-        rps: median(runs.iter().map(|r| r.rps).collect()),
-        p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
-        p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
-        cpu_us_per_req: median(runs.iter().map(|r| r.cpu_us_per_req).collect()),
-        errors: runs.iter().map(|r| r.errors).sum(),
-    };
-    let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rps)).collect();
-    println!(
-        "{name:<44} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {:>6.1} µs CPU/req  errors {}  (runs: {})",
-        m.rps, m.p50_ms, m.p99_ms, m.cpu_us_per_req, m.errors, all.join(", ")
-    );
-    m
-}
+use density::{density, wasmtime_compile_ms};
+use load::{interleaved, report, rss_kib, Run, Target};
 
 fn find_wasmtime() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -218,6 +109,9 @@ impl Drop for Wasmtime {
     }
 }
 
+/// wrk runs per row, interleaved with the other rows of the same table.
+const ROUNDS: usize = 5;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds: u64 = std::env::var("TRELLIS_BENCH_SECONDS")
@@ -277,52 +171,59 @@ async fn main() -> anyhow::Result<()> {
             route(&c, "web", "all", "hello", None, None).await;
             let url = format!("{url}/");
             wait_for_http(&url);
-            let pid = h.pid().unwrap_or(0);
             println!("baseline host: {}", Path::new(&binary).display());
-            Some((h, url, pid))
+            Some((h, url))
         }
         None => None,
     };
 
+    let mut targets = vec![
+        Target {
+            name: "trellis (built-in server, same host)",
+            url: trellis_url.clone(),
+            pid: host_pid,
+        },
+        Target {
+            name: "wasmtime serve 45, TCP_NODELAY, same keep-resident",
+            url: wasmtime_url.clone(),
+            pid: wasmtime_pid,
+        },
+    ];
+    if let Some((h, url)) = &baseline {
+        targets.push(Target {
+            name: "baseline build of the host",
+            url: url.clone(),
+            pid: h.pid().unwrap_or(0),
+        });
+    }
     for connections in [32u32, 150] {
-        let rounds = if connections == 32 { 5 } else { 1 };
-        let (mut ours, mut theirs, mut before) = (Vec::new(), Vec::new(), Vec::new());
-        wrk(&trellis_url, connections, 2, host_pid);
-        wrk(&wasmtime_url, connections, 2, wasmtime_pid);
-        if let Some((_, url, pid)) = &baseline {
-            wrk(url, connections, 2, *pid);
-        }
-        for _ in 0..rounds {
-            ours.push(wrk(&trellis_url, connections, seconds, host_pid));
-            theirs.push(wrk(&wasmtime_url, connections, seconds, wasmtime_pid));
-            if let Some((_, url, pid)) = &baseline {
-                before.push(wrk(url, connections, seconds, *pid));
-            }
-        }
-        println!("hello-http, {connections} connections:");
-        let a = report("  trellis (built-in server, same host)", &ours);
-        let b = report(
-            "  wasmtime serve 45, TCP_NODELAY, same keep-resident",
-            &theirs,
+        let runs = interleaved(&targets, connections, seconds, ROUNDS);
+        println!(
+            "hello-http, {connections} connections ({ROUNDS} interleaved rounds of {seconds} s):"
         );
+        let m: Vec<Run> = targets
+            .iter()
+            .zip(&runs)
+            .map(|(t, r)| report(&format!("  {}", t.name), r))
+            .collect();
         println!(
             "  ratio trellis/wasmtime: throughput {:.2}x, server CPU per request {:.2}x",
-            a.rps / b.rps.max(1.0),
-            a.cpu_us_per_req / b.cpu_us_per_req.max(0.001)
+            m[0].rps / m[1].rps.max(1.0),
+            m[0].cpu_us_per_req / m[1].cpu_us_per_req.max(0.001)
         );
-        if !before.is_empty() {
-            let c = report("  baseline build of the host", &before);
+        if let Some(b) = m.get(2) {
             println!(
                 "  ratio this build/baseline: throughput {:.2}x, server CPU per request {:.2}x",
-                a.rps / c.rps.max(1.0),
-                a.cpu_us_per_req / c.cpu_us_per_req.max(0.001)
+                m[0].rps / b.rps.max(1.0),
+                m[0].cpu_us_per_req / b.cpu_us_per_req.max(0.001)
             );
         }
     }
     drop(_wasmtime);
     drop(baseline);
 
-    // The lattice hop: the server on this host, the component only on another.
+    // The lattice hop: the server on this host, the component only on another; interleaved
+    // with the same-host route.
     let worker = HostProcess::start(&nats.url(), "http", &[], &[]).await;
     client
         .scale_component(worker.id(), &hello("remote", 256))
@@ -330,12 +231,26 @@ async fn main() -> anyhow::Result<()> {
     route(&client, "web", "remote", "remote", Some("/remote"), None).await;
     let remote_url = format!("{}remote", trellis_url);
     wait_for_http(&remote_url);
-    wrk(&remote_url, 32, 2, host_pid);
-    let hop = vec![wrk(&remote_url, 32, seconds, host_pid)];
+    let hop_targets = [
+        Target {
+            name: "route to a component on another host (lattice hop)",
+            url: remote_url,
+            pid: host_pid,
+        },
+        Target {
+            name: "route to a component on the server's host",
+            url: trellis_url.clone(),
+            pid: host_pid,
+        },
+    ];
+    let runs = interleaved(&hop_targets, 32, seconds, ROUNDS);
+    println!("hello-http through the lattice, 32 connections ({ROUNDS} interleaved rounds; CPU is the server host's):");
+    let hop = report(&format!("  {}", hop_targets[0].name), &runs[0]);
+    let same = report(&format!("  {}", hop_targets[1].name), &runs[1]);
     println!(
-        "hello-http through a route to a component on another host (lattice hop), 32 connections:"
+        "  ratio lattice hop/same host: throughput {:.2}x",
+        hop.rps / same.rps.max(1.0)
     );
-    report("  trellis, server and component on two hosts", &hop);
 
     // Component start -> first 200, with the compiled cache warm and empty (new host each time).
     let (mut warm, mut cold, mut fast, mut link_to_200) = (
@@ -382,60 +297,25 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("component start -> first 200 (host running, route in place):");
+    println!(
+        "component start -> first 200 (host running, route in place; 5 runs each, interleaved):"
+    );
     trellis_tests::stats::report("  compiled cache warm", &warm);
     trellis_tests::stats::report("  compiled cache empty (compiles)", &cold);
     trellis_tests::stats::report("  cache empty, host --fast-compile", &fast);
     trellis_tests::stats::report("link put -> first 200 (component running)", &link_to_200);
+    let (compile, startup) = wasmtime_compile_ms(&trellis_tests::component("hello-http"), 5);
+    println!(
+        "  reference, same run: `wasmtime compile` of hello-http {:.1} ms median of 5, {:.1} ms of it the tool's own start-up: {:.1} ms compiling",
+        compile,
+        startup,
+        compile - startup
+    );
 
     density(&nats, scratch.path()).await?;
     println!(
         "idle host RSS (no components): {:.1} MiB",
         idle_rss as f64 / 1024.0
-    );
-    Ok(())
-}
-
-/// 1,000 idle components (copies of one component with different ids) on one host.
-async fn density(nats: &NatsServer, scratch: &Path) -> anyhow::Result<()> {
-    let h = HostProcess::start(
-        &nats.url(),
-        "density",
-        &[],
-        &[
-            "--cache-dir",
-            &scratch.join("density").display().to_string(),
-        ],
-    )
-    .await;
-    let c: LatticeClient = nats.client("density").await;
-    let pid = h.pid().unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(pid);
-    let n = 1000;
-    let mut starts = Samples::default();
-    let began = Instant::now();
-    for i in 0..n {
-        let t = Instant::now();
-        c.scale_component(h.id(), &hello(&format!("copy-{i:04}"), 1))
-            .await?;
-        starts.push(t.elapsed());
-    }
-    let total = began.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(pid);
-    println!("density: {n} idle components on one host:");
-    println!(
-        "  host RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per component",
-        before as f64 / 1024.0,
-        after as f64 / 1024.0,
-        (after.saturating_sub(before)) as f64 / n as f64
-    );
-    println!(
-        "  start time per component: p50 {} (p99 {}), {} for all {n}",
-        fmt(starts.median()),
-        fmt(starts.percentile(0.99)),
-        fmt(total)
     );
     Ok(())
 }

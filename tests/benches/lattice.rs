@@ -2,8 +2,9 @@
 //! process:
 //! - `trellis call` (LatticeClient::call) of greeter vs a raw async-nats request/reply on
 //!   the same server, interleaved;
-//! - a component's call to a key-value provider on another host vs a raw request/reply, and
-//!   the throughput of `counter.increment` calls (client → counter → provider);
+//! - a real component's call through its linked `wasi:keyvalue` import to a provider on
+//!   another host vs on its own host vs a raw request/reply, and the throughput of
+//!   `counter.increment` calls (client → counter → provider);
 //! - `component start` → first successful call, with an empty and with a warm compiled cache.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench lattice`.
@@ -73,13 +74,10 @@ async fn round_trips(nats: &NatsServer) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A component's call to a key-value provider on another host, made exactly as the
-/// component's host makes it (the same invoker, source and link headers), against a raw
-/// request/reply; then the throughput of whole `counter.increment` calls.
+/// The same counter component on host A, called from outside, with its `wasi:keyvalue`
+/// import served by a provider on host B and by one on host A; beside a raw request/reply on
+/// the same server. Then the throughput of whole `counter.increment` calls across hosts.
 async fn provider_calls(nats: &NatsServer) -> anyhow::Result<()> {
-    use trellis_provider::testing::LinkedClient;
-    use trellis_provider_keyvalue::testing::{ok, Kv};
-
     let app = HostProcess::start(&nats.url(), "kvbench", &[], &[]).await;
     let data = HostProcess::start(&nats.url(), "kvbench", &[], &[]).await;
     let client = nats.client("kvbench").await;
@@ -89,86 +87,81 @@ async fn provider_calls(nats: &NatsServer) -> anyhow::Result<()> {
             [("bucket".to_string(), "bench".to_string())].into(),
         )
         .await?;
-    client
-        .start_provider(
-            &trellis_lattice::Placement::Host(data.id().to_string()),
-            &trellis_lattice::control::StartProvider {
-                provider_id: "kv".into(),
-                image: "builtin://keyvalue-nats".into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await?;
-    client
-        .scale_component(app.id(), &start("counter", "counter"))
-        .await?;
-    client
-        .put_link(trellis_lattice::link::Link {
-            source_id: "counter".into(),
-            target_id: "kv".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "keyvalue".into(),
-            interfaces: vec!["atomics".into(), "store".into()],
-            source_config: vec![],
-            target_config: vec!["bucket".into()],
-        })
-        .await?;
-
-    let linked = LinkedClient::new(
-        nats.connect().await,
-        "kvbench",
-        "kv",
-        Some("counter"),
-        Some("default"),
-    )
-    .await;
-    let kv = ok("open", Kv::open(&linked, "").await);
+    for (provider, host) in [("kv-remote", data.id()), ("kv-local", app.id())] {
+        client
+            .start_provider(
+                &trellis_lattice::Placement::Host(host.to_string()),
+                &trellis_lattice::control::StartProvider {
+                    provider_id: provider.into(),
+                    image: "builtin://keyvalue-nats".into(),
+                    config: vec![],
+                    annotations: Default::default(),
+                },
+            )
+            .await?;
+    }
+    for (component, provider) in [
+        ("counter-remote", "kv-remote"),
+        ("counter-local", "kv-local"),
+    ] {
+        client
+            .scale_component(app.id(), &start(component, "counter"))
+            .await?;
+        client
+            .put_link(trellis_lattice::link::Link {
+                source_id: component.into(),
+                target_id: provider.into(),
+                name: "default".into(),
+                wit_namespace: "wasi".into(),
+                wit_package: "keyvalue".into(),
+                interfaces: vec!["atomics".into(), "store".into()],
+                source_config: vec![],
+                target_config: vec!["bucket".into()],
+            })
+            .await?;
+    }
     let raw = client.nats().clone();
     let payload = bytes::Bytes::from_static(b"0123456789abcdef");
     spawn_echo(nats, "bench.echo2").await?;
+    let (remote_key, local_key) = ([serde_json::json!("hop")], [serde_json::json!("local")]);
     for _ in 0..300 {
-        ok("increment", kv.increment("warm", 1).await);
+        client
+            .call("counter-remote", "increment", &remote_key)
+            .await?;
+        client
+            .call("counter-local", "increment", &local_key)
+            .await?;
         raw.request("bench.echo2", payload.clone()).await?;
     }
-    // What the provider itself does per increment, straight from this process: a JetStream KV
-    // read and a compare-and-set write on the same bucket.
-    let bucket = async_nats::jetstream::new(raw.clone())
-        .get_key_value("bench")
-        .await?;
-    let mut raw_value = 0u64;
-    let (mut ours, mut base, mut direct) =
+    let (mut remote, mut local, mut base) =
         (Samples::default(), Samples::default(), Samples::default());
     for _ in 0..3000 {
         let t = Instant::now();
-        ok("increment", kv.increment("hop", 1).await);
-        ours.push(t.elapsed());
+        client
+            .call("counter-remote", "increment", &remote_key)
+            .await?;
+        remote.push(t.elapsed());
+        let t = Instant::now();
+        client
+            .call("counter-local", "increment", &local_key)
+            .await?;
+        local.push(t.elapsed());
         let t = Instant::now();
         raw.request("bench.echo2", payload.clone()).await?;
         base.push(t.elapsed());
-        let t = Instant::now();
-        let revision = bucket.entry("direct").await?.map_or(0, |e| e.revision);
-        raw_value += 1;
-        bucket
-            .update("direct", raw_value.to_string().into(), revision)
-            .await?;
-        direct.push(t.elapsed());
     }
     println!(
-        "component -> provider call across two hosts (wasi:keyvalue/atomics.increment on NATS KV):"
+        "counter.increment called from outside: counter on host A, its wasi:keyvalue provider (NATS KV) on host B or on host A; 3000 interleaved calls each:"
     );
-    report("  host's call to the provider (wRPC over NATS)", &ours);
+    report("  provider on another host", &remote);
+    report("  provider on the component's own host", &local);
     report("  raw async-nats request/reply, 16 bytes", &base);
-    report(
-        "  the provider's own work done directly (KV read + CAS)",
-        &direct,
-    );
     println!(
-        "  ratio to the raw round trip p50 {:.2}, p99 {:.2}; above the provider's own work p50 +{}",
-        ours.median().as_secs_f64() / base.median().as_secs_f64(),
-        ours.percentile(0.99).as_secs_f64() / base.percentile(0.99).as_secs_f64(),
-        fmt(ours.median().saturating_sub(direct.median()))
+        "  provider on another host vs its own: p50 {:+} ({:.2}x), p99 {:+} ; vs the raw round trip p50 {:.2}x",
+        Signed(remote.median(), local.median()),
+        remote.median().as_secs_f64() / local.median().as_secs_f64(),
+        Signed(remote.percentile(0.99), local.percentile(0.99)),
+        remote.median().as_secs_f64() / base.median().as_secs_f64(),
     );
 
     // Throughput of whole counter calls: client -> counter (host A) -> provider (host B).
@@ -183,7 +176,7 @@ async fn provider_calls(nats: &NatsServer) -> anyhow::Result<()> {
             let key = serde_json::json!(format!("load{}", t % 2));
             while began.elapsed() < std::time::Duration::from_secs(seconds) {
                 client
-                    .call("counter", "increment", std::slice::from_ref(&key))
+                    .call("counter-remote", "increment", std::slice::from_ref(&key))
                     .await?;
                 n += 1;
             }
@@ -195,10 +188,23 @@ async fn provider_calls(nats: &NatsServer) -> anyhow::Result<()> {
         total += t.await??;
     }
     println!(
-        "counter.increment throughput, 8 concurrent callers, provider on another host: {:.0} calls/s",
+        "counter.increment throughput, 8 concurrent callers, provider on another host: {:.0} calls/s ({seconds} s, one run)",
         total as f64 / began.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The difference of two durations, with its sign.
+struct Signed(std::time::Duration, std::time::Duration);
+
+impl std::fmt::Display for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 >= self.1 {
+            write!(f, "+{}", fmt(self.0 - self.1))
+        } else {
+            write!(f, "-{}", fmt(self.1 - self.0))
+        }
+    }
 }
 
 /// A raw request/reply responder on its own connection (like a host's), for baselines.
@@ -241,7 +247,13 @@ async fn cold_starts(nats: &NatsServer, component: &str, runs: usize) -> anyhow:
                 .await?;
             let took = t.elapsed();
             anyhow::ensure!(v == "Hello, Ada!");
+            // A graceful stop finishes writing the compiled artifact to the cache.
+            let mut host = host;
+            anyhow::ensure!(host.terminate().await.success(), "the host stopped cleanly");
             // The first warm run fills the warm cache; it is not a sample.
+            if cached && !has_artifact(std::path::Path::new(&warm_cache)) {
+                anyhow::bail!("the warm cache holds no compiled artifact after a run");
+            }
             if run > 0 {
                 if cached {
                     warm.push(took)
@@ -251,8 +263,25 @@ async fn cold_starts(nats: &NatsServer, component: &str, runs: usize) -> anyhow:
             }
         }
     }
-    println!("{component}: component start -> first successful call (new host each run):");
+    println!(
+        "{component}: component start -> first successful call (new host each run; {runs} runs each, interleaved):"
+    );
     report("  compiled-component cache empty", &cold);
     report("  compiled-component cache warm", &warm);
     Ok(())
+}
+
+/// Whether a compiled-component cache directory holds an artifact.
+fn has_artifact(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            has_artifact(&p)
+        } else {
+            p.extension().is_some_and(|x| x == "cwasm")
+        }
+    })
 }

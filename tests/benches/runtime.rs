@@ -130,6 +130,10 @@ async fn main() -> anyhow::Result<()> {
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Resolved once, as the host resolves its exports once at load.
+    let greet_index = component
+        .get_export_index(None, "greet")
+        .ok_or_else(|| anyhow::anyhow!("greet export"))?;
 
     let linking = Linking {
         invoker: Arc::clone(&invoker),
@@ -174,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let greet = instance
-            .get_typed_func::<(String,), (String,)>(&mut store, "greet")
+            .get_typed_func::<(String,), (String,)>(&mut store, &greet_index)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (out,) = greet
             .call_async(&mut store, ("Ada".to_string(),))

@@ -49,6 +49,28 @@ impl EventLog {
         })
         .await
     }
+
+    /// Waits until `count` events matching `pred` were seen after the first `skip` events.
+    pub async fn wait_for_count(
+        &self,
+        what: &str,
+        timeout: Duration,
+        skip: usize,
+        count: usize,
+        pred: impl Fn(&Event) -> bool,
+    ) {
+        crate::wait::wait_for(what, timeout, || {
+            let seen = self
+                .all()
+                .iter()
+                .skip(skip)
+                .filter_map(|e| e.event().ok())
+                .filter(|e| pred(e))
+                .count();
+            async move { (seen >= count).then_some(()) }
+        })
+        .await
+    }
 }
 
 impl Drop for EventLog {

@@ -17,7 +17,7 @@ pub mod stats;
 mod wait;
 mod web;
 
-pub use cli::{Cli, CliOutput};
+pub use cli::{Cli, CliChild, CliOutput};
 pub use deploy::ManagerProcess;
 pub use events::EventLog;
 pub use host::{HostProcess, InProcessHost};

@@ -132,15 +132,22 @@ async fn calls_keep_succeeding_while_a_host_is_killed() {
     let a = HostProcess::start(&nats.url(), "ha", &[], &[]).await;
     let mut b = HostProcess::start(&nats.url(), "ha", &[], &[]).await;
     let client = nats.client("ha").await;
-    for host in [a.id(), b.id()] {
+    // One component on both hosts, each copy configured with the name of its host, so every
+    // answer says which host served it.
+    for (host, name) in [(a.id(), "a"), (b.id(), "b")] {
+        let config = format!("on-{name}");
+        client
+            .put_config(&config, [("host".to_string(), name.to_string())].into())
+            .await
+            .expect("config");
         client
             .scale_component(
                 host,
                 &ScaleComponent {
-                    component_id: "greeter".into(),
-                    image: component_ref("greeter"),
+                    component_id: "where".into(),
+                    image: component_ref("settings"),
                     replicas: 4,
-                    config: Vec::new(),
+                    config: vec![config],
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: Default::default(),
@@ -149,14 +156,25 @@ async fn calls_keep_succeeding_while_a_host_is_killed() {
             .await
             .expect("scale");
     }
-    let args = [serde_json::json!("HA")];
+    let args = [serde_json::json!("host")];
     let mut failures = Vec::new();
+    let mut served = [
+        std::collections::BTreeMap::<String, u32>::new(),
+        Default::default(),
+    ];
     for i in 0..400 {
+        let after_kill = usize::from(i >= 150);
         if i == 150 {
             b.kill();
         }
-        match client.call("greeter", "greet", &args).await {
-            Ok(v) => assert_eq!(v, "Hello, HA!"),
+        match client.call("where", "setting", &args).await {
+            Ok(v) => {
+                let host = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{v}"));
+                *served[after_kill].entry(host).or_default() += 1;
+            }
             Err(e) => failures.push(format!("call {i}: {e}")),
         }
         if i % 20 == 0 {
@@ -164,5 +182,20 @@ async fn calls_keep_succeeding_while_a_host_is_killed() {
         }
     }
     assert!(failures.is_empty(), "failed calls: {failures:#?}");
+    eprintln!(
+        "served before the kill: {:?}, after: {:?}",
+        served[0], served[1]
+    );
+    assert!(
+        served[0].get("b").is_some_and(|n| *n > 0) && served[0].get("a").is_some_and(|n| *n > 0),
+        "both hosts served calls before the kill: {:?}",
+        served[0]
+    );
+    assert_eq!(
+        served[1].keys().collect::<Vec<_>>(),
+        ["a"],
+        "{:?}",
+        served[1]
+    );
     drop(a);
 }

@@ -65,13 +65,13 @@ async fn a_component_reads_its_named_config_and_sees_changes_at_once() {
 
     // A change reaches the running component without a restart.
     put(&client, "site", &[("greeting", "Hi")]).await;
-    wait_for("the changed greeting", Duration::from_secs(5), || async {
+    wait_for("the changed greeting", Duration::from_secs(60), || async {
         (setting(&client, "s", "greeting").await == serde_json::json!("Hi")).then_some(())
     })
     .await;
     // A deleted config no longer contributes.
     client.delete_config("site").await.expect("delete site");
-    wait_for("the base greeting", Duration::from_secs(5), || async {
+    wait_for("the base greeting", Duration::from_secs(60), || async {
         (setting(&client, "s", "greeting").await == serde_json::json!("Hello")).then_some(())
     })
     .await;

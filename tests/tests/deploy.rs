@@ -127,12 +127,12 @@ async fn daemonscalers_follow_joining_hosts_and_label_changes() {
     init_logging();
     let nats = NatsServer::start().await;
     let lattice = "daemons";
-    // A long heartbeat on the host whose labels change: the manager must act on the
-    // labels_changed event, not wait for the next heartbeat.
-    let hb = ["--heartbeat-interval", "3s"];
+    // Heartbeats and the manager's full pass far longer than any deadline below: a joining
+    // host and a label change are acted upon only if the manager reacts to their events.
+    let hb = ["--heartbeat-interval", "10m"];
     let edge1 = HostProcess::start(&nats.url(), lattice, &[("tier", "edge")], &hb).await;
     let cloud = HostProcess::start(&nats.url(), lattice, &[("tier", "cloud")], &hb).await;
-    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &["--full-pass", "10m"]).await;
     let dir = tempfile::tempdir().unwrap();
     let provider = format!("file://{}", bin("trellis-provider-keyvalue-nats").display());
     let greeter = component_ref("greeter");
@@ -189,7 +189,7 @@ spec:
     both.sort();
     wait_for(
         "the daemons on the joining host",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || {
             let client = &client;
             let both = both.clone();
@@ -202,14 +202,14 @@ spec:
     )
     .await;
 
-    // A host whose labels change to match gets them within a second.
+    // A host whose labels change to match gets them, without waiting for a heartbeat.
     cli.run(&["label", "put", cloud.id(), "tier=edge"])
         .await
         .ok();
     let changed = Instant::now();
     wait_for(
         "the daemons on the relabelled host",
-        Duration::from_secs(1),
+        Duration::from_secs(60),
         || {
             let client = &client;
             let cloud = cloud.id().to_string();
@@ -231,7 +231,7 @@ spec:
     cli.run(&["label", "del", cloud.id(), "tier"]).await.ok();
     wait_for(
         "the daemons to leave the relabelled host",
-        Duration::from_secs(1),
+        Duration::from_secs(60),
         || {
             let client = &client;
             let cloud = cloud.id().to_string();
@@ -246,7 +246,7 @@ spec:
         &client,
         "daemons",
         AppState::Deployed,
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     )
     .await;
     // Stop the provider processes before the hosts are killed with the test.
@@ -257,11 +257,12 @@ spec:
 }
 
 #[tokio::test]
-async fn replicas_of_a_killed_host_run_elsewhere_within_three_heartbeats() {
+async fn replicas_of_a_killed_host_run_elsewhere_once_it_misses_its_heartbeats() {
     init_logging();
     let nats = NatsServer::start().await;
     let lattice = "hostloss";
-    let interval = Duration::from_secs(1);
+    // How many missed heartbeats declare a host gone is tested with a paused clock in the
+    // manager's view; here only what happens then, with a deadline that only stops a hang.
     let hb = ["--heartbeat-interval", "1s"];
     let mut hosts = Vec::new();
     for tier in ["a", "b", "c"] {
@@ -307,7 +308,7 @@ spec:
     let expected = counts(&[(hosts[0].id(), 3), (hosts[1].id(), 3)]);
     wait_for(
         "all 6 replicas on the two remaining hosts",
-        interval * 3,
+        Duration::from_secs(60),
         || {
             let client = &client;
             let expected = expected.clone();
@@ -326,7 +327,7 @@ spec:
     )
     .await;
     eprintln!("replicas replaced {:?} after SIGKILL", killed.elapsed());
-    let st = wait_for_app(&client, "loss", AppState::Deployed, Duration::from_secs(10)).await;
+    let st = wait_for_app(&client, "loss", AppState::Deployed, Duration::from_secs(60)).await;
     let scaler = &st.scalers[0];
     assert_eq!((scaler.desired, scaler.actual), (6, 6));
     assert!(!scaler.placements.contains_key(&victim_id), "{st:#?}");

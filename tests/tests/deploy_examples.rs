@@ -94,7 +94,11 @@ async fn the_counter_example_counts_in_a_nats_bucket() {
         .await
         .expect("the counter bucket");
     let stored = kv.get("visits").await.expect("reading").expect("a value");
-    assert!(!stored.is_empty());
+    assert_eq!(
+        std::str::from_utf8(&stored).ok(),
+        Some(last.to_string().as_str()),
+        "the bucket holds the count the calls returned"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +125,7 @@ async fn the_hello_http_example_answers_over_http() {
     cli.run(&["app", "deploy", file.to_str().unwrap(), "--wait"])
         .await
         .ok();
-    let body = tokio::time::timeout(Duration::from_secs(10), async {
+    let body = tokio::time::timeout(Duration::from_secs(60), async {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut s = tokio::net::TcpStream::connect(&addr).await?;
         s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

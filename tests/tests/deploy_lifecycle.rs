@@ -46,6 +46,15 @@ fn keep_calling(
     })
 }
 
+/// Waits until `ok` counts at least `n` calls; the deadline only stops a hung test.
+async fn calls_reach(ok: &AtomicU64, n: u64) {
+    trellis_tests::wait_for("calls to succeed", Duration::from_secs(120), || {
+        let done = ok.load(Ordering::Relaxed) >= n;
+        async move { done.then_some(()) }
+    })
+    .await
+}
+
 async fn images(client: &LatticeClient, component: &str) -> BTreeMap<String, (String, u32)> {
     client
         .inventories()
@@ -99,10 +108,7 @@ async fn upgrade_and_rollback_under_load_fail_no_call() {
         Arc::clone(&ok),
         Arc::clone(&failed),
     );
-    // Let the caller get going.
-    while ok.load(Ordering::Relaxed) < 20 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    calls_reach(&ok, 20).await;
 
     cli.run(&["app", "deploy", v2.to_str().unwrap(), "--wait"])
         .await
@@ -126,7 +132,8 @@ async fn upgrade_and_rollback_under_load_fail_no_call() {
         "{after_rollback:#?}"
     );
     assert_eq!(after_rollback.values().map(|(_, n)| n).sum::<u32>(), 2);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Calls keep succeeding after the rollback.
+    calls_reach(&ok, ok.load(Ordering::Relaxed) + 20).await;
 
     stop.store(true, Ordering::Relaxed);
     let errors = caller.await.unwrap();
@@ -303,7 +310,7 @@ spec:
     assert!(list[0]["deployed_version"].is_null());
 
     cli.run(&["app", "deploy", "full", "--wait"]).await.ok();
-    wait_for_app(&client, "full", AppState::Deployed, Duration::from_secs(10)).await;
+    wait_for_app(&client, "full", AppState::Deployed, Duration::from_secs(60)).await;
     let out = cli.run(&["app", "delete", "full", "--wait"]).await.ok();
     assert!(out.stdout.contains("deleted full"), "{out:?}");
     assert_eq!(lattice_state(&client).await, before);
@@ -395,17 +402,28 @@ async fn a_failing_command_backs_off_with_the_host_error_in_status_and_recovers(
         reason.contains(host.id()) && reason.contains("retrying every"),
         "{reason}"
     );
-    // Retries back off: a handful of attempts in a few seconds, not one per pass.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let st = client.app_status("flaky").await.unwrap();
-    let reason = st.scalers[0].reason.clone().unwrap_or_default();
-    let failures: u32 = reason
-        .split("failed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no failure count in {reason}"));
-    assert!((2..=6).contains(&failures), "{reason}");
+    // It is retried, each time after a longer wait (the schedule itself is tested with a
+    // paused clock in the manager's planning).
+    trellis_tests::wait_for("a second failure", Duration::from_secs(60), || {
+        let client = &client;
+        async move {
+            let st = client.app_status("flaky").await.ok()?;
+            let reason = st.scalers.first()?.reason.clone()?;
+            let failures: u32 = reason
+                .rsplit("(failed ")
+                .next()?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+                .filter(|n| *n >= 2)?;
+            let wait =
+                Duration::from_millis(500 << (failures - 1).min(6)).min(Duration::from_secs(30));
+            let expected = format!("retrying every {}", humantime::format_duration(wait));
+            reason.contains(&expected).then_some(())
+        }
+    })
+    .await;
 
     // A fixed version deploys.
     let v2 = app("v2", &component_ref("greeter"));

@@ -217,20 +217,32 @@ async fn swapping_nats_for_redis_under_load_fails_no_call() {
             failures
         }));
     }
-    let phase = Duration::from_millis(1500);
-    tokio::time::sleep(phase).await;
+    // Each phase lasts a number of calls, not a time: the swap happens under load however
+    // slow the machine is, and the deadline only stops a hung test.
+    const PHASE: u64 = 300;
+    let phase_done = |from: u64| {
+        let calls = Arc::clone(&calls);
+        async move {
+            wait_for("a phase of calls", Duration::from_secs(120), || {
+                let done = calls.load(Ordering::Relaxed) >= from + PHASE;
+                async move { done.then_some(()) }
+            })
+            .await
+        }
+    };
+    phase_done(0).await;
     let before_swap = calls.load(Ordering::Relaxed);
     client
         .retarget_link(counter_key(), "kv-redis", Some(vec!["redis".into()]))
         .await
         .expect("retarget to redis");
-    tokio::time::sleep(phase).await;
+    phase_done(before_swap).await;
     let during_redis = calls.load(Ordering::Relaxed);
     client
         .retarget_link(counter_key(), "kv-nats", Some(vec!["bucket".into()]))
         .await
         .expect("retarget back to nats");
-    tokio::time::sleep(phase).await;
+    phase_done(during_redis).await;
     stop.cancel();
     let mut failures = Vec::new();
     for task in load {
@@ -250,10 +262,6 @@ async fn swapping_nats_for_redis_under_load_fails_no_call() {
         .unwrap_or(0);
     let in_nats = nats_value(client.nats(), "swap", "load").await.unwrap_or(0);
     eprintln!("calls: {total} ({before_swap} before the swap, {during_redis} by the swap back); redis {in_redis}, nats {in_nats}");
-    assert!(
-        total / 3 >= 100,
-        "the load must be hundreds of calls per second (got {total} in 4.5 s)"
-    );
     assert!(in_redis > 0, "writes after the swap land in redis");
     assert!(in_nats >= before_swap, "writes before the swap are in NATS");
     assert!(
@@ -306,7 +314,7 @@ async fn a_killed_external_provider_is_restarted_and_calls_resume() {
         libc::kill(pids[0] as libc::pid_t, libc::SIGKILL);
     }
     events
-        .wait_for("the host to notice the provider died", Duration::from_secs(10), |e| {
+        .wait_for("the host to notice the provider died", Duration::from_secs(60), |e| {
             matches!(e, Event::ProviderHealthChanged(h) if h.provider_id == "kv-ext" && h.health == ProviderHealth::Restarting)
         })
         .await;
@@ -425,7 +433,7 @@ async fn bad_links_and_providers_fail_clearly_and_disturb_nothing() {
     events
         .wait_for(
             "provider_start_failed",
-            Duration::from_secs(5),
+            Duration::from_secs(60),
             |e| matches!(e, Event::ProviderStartFailed(f) if f.provider_id == "quitter"),
         )
         .await;
@@ -445,7 +453,7 @@ async fn bad_links_and_providers_fail_clearly_and_disturb_nothing() {
     .await
     .ok();
     events
-        .wait_for("a no-answer health event", Duration::from_secs(10), |e| {
+        .wait_for("a no-answer health event", Duration::from_secs(60), |e| {
             matches!(e, Event::ProviderHealthChanged(h) if h.provider_id == "mute" && h.health == ProviderHealth::NoAnswer)
         })
         .await;

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -25,10 +27,18 @@ pub struct LeaseTiming {
 
 impl Default for LeaseTiming {
     fn default() -> Self {
+        Self::for_stale(Duration::from_secs(3))
+    }
+}
+
+impl LeaseTiming {
+    /// A lease taken over after `stale`, renewed every third of it, given up (stop acting)
+    /// at five sixths of it, before anyone can take over.
+    pub fn for_stale(stale: Duration) -> Self {
         Self {
-            renew: Duration::from_secs(1),
-            give_up: Duration::from_millis(2500),
-            stale: Duration::from_secs(3),
+            renew: stale / 3,
+            give_up: stale * 5 / 6,
+            stale,
         }
     }
 }
@@ -55,7 +65,11 @@ pub async fn run(
     let mut held: Option<u64> = None;
     let mut last_renewal = Instant::now();
     let tick = timing.renew.min(timing.stale / 3);
+    let mut changes = None;
     loop {
+        if changes.is_none() && held.is_none() {
+            changes = lease_changes(&store).await;
+        }
         let step = step(&store, &instance, timing, &mut seen, &mut held).await;
         match step {
             Ok(()) => {
@@ -77,6 +91,13 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(tick) => {}
+            // A follower looks again as soon as the lease changes, so a released lease is
+            // taken at once; the holder ignores its own renewals.
+            alive = next_change(&mut changes), if held.is_none() => {
+                if !alive {
+                    changes = None;
+                }
+            }
         }
     }
     leader.send_replace(false);
@@ -91,6 +112,25 @@ pub async fn run(
             Ok(None) => {}
             Err(err) => tracing::warn!(%err, "could not release the leader lease"),
         }
+    }
+}
+
+/// A watch on the lease key, or none when it cannot be opened (the tick still polls).
+async fn lease_changes(store: &AppStore) -> Option<kv::Watch> {
+    match store.kv().watch(LEADER_KEY).await {
+        Ok(w) => Some(w),
+        Err(err) => {
+            tracing::warn!(%err, "cannot watch the leader lease; polling it");
+            None
+        }
+    }
+}
+
+/// Waits for the next change of the lease; false when the watch ended.
+async fn next_change(changes: &mut Option<kv::Watch>) -> bool {
+    match changes {
+        Some(w) => matches!(w.next().await, Some(Ok(_))),
+        None => std::future::pending().await,
     }
 }
 

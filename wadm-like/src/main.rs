@@ -39,6 +39,10 @@ struct Args {
     /// How often the whole lattice is read again, besides reacting to events.
     #[arg(long, env = "TRELLIS_DEPLOY_FULL_PASS", default_value = "10s", value_parser = humantime::parse_duration)]
     full_pass: Duration,
+    /// How long a leader lease goes unrenewed before another instance takes it over (a
+    /// stopped leader releases it at once). The leader renews it every third of this.
+    #[arg(long, env = "TRELLIS_DEPLOY_LEASE_STALE", default_value = "3s", value_parser = humantime::parse_duration)]
+    lease_stale: Duration,
     /// Log filter (tracing's env-filter syntax).
     #[arg(long, env = "TRELLIS_LOG", default_value = "info")]
     log: String,
@@ -87,6 +91,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let settings = Settings {
         full_pass: args.full_pass,
+        lease: trellis_deploy::lease::LeaseTiming::for_stale(args.lease_stale),
         ..Settings::default()
     };
     let manager = Manager::start(nats, &args.lattice, settings)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis_lattice::event::Event;
-use trellis_lattice::inventory::HostInventory;
+use trellis_lattice::inventory::{HostInventory, ProviderHealth};
 use trellis_lattice::link::{Config, Link};
 
 use crate::model::{Claim, Observed, ObservedComponent, ObservedHost, ObservedProvider};
@@ -24,6 +24,9 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const OVERLAY_WINDOW: Duration = Duration::from_secs(3);
 /// A host is gone after this many heartbeat intervals without a word.
 pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// Early health changes kept at most (see [`LatticeView::early_health`]).
+const MAX_EARLY_HEALTH: usize = 4096;
 
 /// When a host was last heard from.
 #[derive(Clone, Debug)]
@@ -62,6 +65,9 @@ pub struct LatticeView {
     /// Hosts declared gone, and when: a snapshot begun before then does not bring them back.
     gone: HashMap<String, Instant>,
     recent: Vec<(Instant, Command)>,
+    /// Health changes of providers not known yet: a host announces a provider healthy as
+    /// soon as it is, which can reach us before the event saying it started.
+    early_health: HashMap<(String, String), ProviderHealth>,
 }
 
 /// A command's target on a host, if it has one.
@@ -216,6 +222,9 @@ impl LatticeView {
             }
             Event::ComponentScaleFailed(_) => true,
             Event::ProviderStarted(p) => {
+                let early = self
+                    .early_health
+                    .remove(&(p.host_id.clone(), p.provider_id.clone()));
                 let Some(h) = self.observed.hosts.get_mut(&p.host_id) else {
                     return false;
                 };
@@ -224,18 +233,21 @@ impl LatticeView {
                         .entry(p.provider_id.clone())
                         .or_insert_with(|| ObservedProvider {
                             image: p.image.clone(),
-                            health: trellis_lattice::inventory::ProviderHealth::Starting,
+                            health: early.unwrap_or(ProviderHealth::Starting),
                             annotations: p.annotations.clone(),
                         });
                 entry.image = p.image.clone();
                 entry.annotations = p.annotations.clone();
                 true
             }
-            Event::ProviderStopped(p) => self
-                .observed
-                .hosts
-                .get_mut(&p.host_id)
-                .is_some_and(|h| h.providers.remove(&p.provider_id).is_some()),
+            Event::ProviderStopped(p) => {
+                self.early_health
+                    .remove(&(p.host_id.clone(), p.provider_id.clone()));
+                self.observed
+                    .hosts
+                    .get_mut(&p.host_id)
+                    .is_some_and(|h| h.providers.remove(&p.provider_id).is_some())
+            }
             Event::ProviderStartFailed(_) => true,
             Event::ProviderHealthChanged(p) => {
                 match self
@@ -248,7 +260,18 @@ impl LatticeView {
                         prov.health = p.health;
                         true
                     }
-                    _ => false,
+                    Some(_) => false,
+                    None => {
+                        if self.observed.hosts.contains_key(&p.host_id) {
+                            // Bounded by the providers a host may start.
+                            if self.early_health.len() >= MAX_EARLY_HEALTH {
+                                self.early_health.clear();
+                            }
+                            self.early_health
+                                .insert((p.host_id.clone(), p.provider_id.clone()), p.health);
+                        }
+                        false
+                    }
                 }
             }
             Event::LinkSet(l) => {
@@ -429,5 +452,44 @@ mod tests {
         });
         v.event("H", &restarted);
         assert!(v.observed().hosts["H"].components.is_empty());
+    }
+
+    /// The host announces a provider healthy as soon as it is, which can arrive before the
+    /// event saying it started: the provider must not stay "starting" until a heartbeat.
+    #[tokio::test]
+    async fn health_announced_before_the_start_is_kept() {
+        let mut v = LatticeView::default();
+        v.inventory(&inv("H", &[]));
+        let healthy = Event::ProviderHealthChanged(trellis_lattice::event::ProviderHealthChanged {
+            host_id: "H".into(),
+            provider_id: "kv".into(),
+            health: ProviderHealth::Healthy,
+            message: None,
+        });
+        let started = Event::ProviderStarted(trellis_lattice::event::ProviderStarted {
+            host_id: "H".into(),
+            provider_id: "kv".into(),
+            image: "file:///kv".into(),
+            annotations: Default::default(),
+        });
+        assert!(!v.event("H", &healthy));
+        assert!(v.event("H", &started));
+        assert_eq!(
+            v.observed().hosts["H"].providers["kv"].health,
+            ProviderHealth::Healthy
+        );
+        // In the usual order the start comes first and the health follows.
+        let mut v = LatticeView::default();
+        v.inventory(&inv("H", &[]));
+        v.event("H", &started);
+        assert_eq!(
+            v.observed().hosts["H"].providers["kv"].health,
+            ProviderHealth::Starting
+        );
+        assert!(v.event("H", &healthy));
+        assert_eq!(
+            v.observed().hosts["H"].providers["kv"].health,
+            ProviderHealth::Healthy
+        );
     }
 }

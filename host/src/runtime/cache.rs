@@ -23,6 +23,8 @@ pub enum CacheHit {
 pub struct ArtifactCache {
     dir: PathBuf,
     loaded: Arc<Mutex<HashMap<String, (Component, usize)>>>,
+    /// Artifacts being written to disk after their component started.
+    writes: tokio_util::task::TaskTracker,
 }
 
 /// Keeps a compiled component in the memory cache while held.
@@ -56,7 +58,19 @@ impl ArtifactCache {
         Self {
             dir,
             loaded: Arc::default(),
+            writes: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Waits (at most `timeout`) for artifacts still being written, so a host that stops
+    /// gracefully never leaves a compile to be redone after its restart.
+    pub async fn finish_writes(&self, timeout: std::time::Duration) -> bool {
+        self.writes.close();
+        let done = tokio::time::timeout(timeout, self.writes.wait())
+            .await
+            .is_ok();
+        self.writes.reopen();
+        done
     }
 
     pub fn dir(&self) -> &Path {
@@ -104,7 +118,7 @@ impl ArtifactCache {
             // Written after the component is ready rather than before: serializing and writing
             // the artifact costs the first call several milliseconds and nobody waits for it.
             let (dir, component) = (self.dir.clone(), component.clone());
-            tokio::task::spawn_blocking(move || {
+            self.writes.spawn_blocking(move || {
                 if let Err(err) = store(&dir, &path, &component) {
                     tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compiled-component cache");
                 }
@@ -172,16 +186,6 @@ mod tests {
     /// The smallest valid component: the preamble alone.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
 
-    async fn wait_for_file(path: &Path) {
-        for _ in 0..500 {
-            if path.exists() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("{} was never written", path.display());
-    }
-
     #[tokio::test]
     async fn compiles_once_then_loads_from_disk_and_replaces_a_corrupt_artifact() {
         let engine = Engine::default();
@@ -201,7 +205,13 @@ mod tests {
         assert_eq!(hit, CacheHit::Memory);
         drop((lease, _again));
         let artifact = first.dir().join(format!("{digest}.cwasm"));
-        wait_for_file(&artifact).await;
+        // A host that stops waits for the write; so does this test, instead of polling.
+        assert!(
+            first
+                .finish_writes(std::time::Duration::from_secs(60))
+                .await
+        );
+        assert!(artifact.exists());
 
         // A restarted host (a new cache over the same directory) does not recompile.
         let restarted = ArtifactCache::new(root.path(), &engine);

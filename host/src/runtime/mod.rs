@@ -169,6 +169,12 @@ impl Runtime {
         &self.ticker
     }
 
+    /// Waits (at most `timeout`) for compiled artifacts still being written to the disk cache;
+    /// false when some were not finished in time.
+    pub async fn finish_cache_writes(&self, timeout: std::time::Duration) -> bool {
+        self.cache.finish_writes(timeout).await
+    }
+
     /// The memory all instances share.
     pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
         &self.budget

@@ -315,7 +315,7 @@ impl TestLattice {
             shutdown,
             task: Some(task),
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if self.health(TEST_HOST, provider_id).await.is_ok() {
                 return running;
@@ -328,7 +328,7 @@ impl TestLattice {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "provider {provider_id} did not answer health checks within 15s"
+                "provider {provider_id} did not answer health checks within 60s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -339,7 +339,7 @@ impl TestLattice {
         let subject = Subjects::new(&self.name).provider_health(host_id, provider_id);
         let request = async_nats::Request::new()
             .payload(Bytes::from_static(b"{}"))
-            .timeout(Some(Duration::from_millis(500)));
+            .timeout(Some(Duration::from_secs(5)));
         let msg = self.nats.send_request(subject, request).await?;
         Ok(Reply::<HealthReport>::parse(&msg.payload)?.into_result()?)
     }

@@ -59,6 +59,8 @@ struct Reconciler {
     /// Set while leading: a snapshot taken since we lead, and when we may act.
     ready_at: Option<Instant>,
     snapshot_since_lead: bool,
+    /// A pass has acted since this instance began to lead (the warm-up is over).
+    acted: bool,
     listening_since: Instant,
     refreshing: bool,
     last_refresh: Instant,
@@ -133,6 +135,7 @@ pub(crate) async fn run(
         leader,
         ready_at: None,
         snapshot_since_lead: false,
+        acted: false,
         listening_since,
         refreshing: false,
         last_refresh: Instant::now(),
@@ -183,6 +186,7 @@ impl Reconciler {
             tracing::info!(instance = %self.instance, "leading: refreshing the lattice before acting");
             self.snapshot_since_lead = false;
             self.ready_at = None;
+            self.acted = false;
             self.written.clear();
             self.refresh();
         } else {
@@ -398,8 +402,9 @@ impl Reconciler {
         }
         // Reap finished helper tasks.
         while self.tasks.try_join_next().is_some() {}
-        if self.leading() && !self.acting() {
-            // Still warming up: plan again once ready.
+        if self.leading() && !self.acted {
+            // Warming up: plan on every tick until one pass acted, so the first pass after
+            // the warm-up runs at once rather than with the next change or full pass.
             self.dirty = true;
         }
     }
@@ -409,6 +414,7 @@ impl Reconciler {
         self.dirty = false;
         self.last_pass = Instant::now();
         let acting = self.acting();
+        self.acted |= acting;
         let names: Vec<String> = self.records.keys().cloned().collect();
         for name in names {
             let Some(record) = self.records.get(&name) else {

@@ -165,3 +165,96 @@ pub(super) async fn record(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::records::Deployment;
+    use crate::scaler::testkit::{host, lattice, manifest};
+
+    const ONE: &str = "
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: { name: flaky, annotations: { version: v1 } }
+spec:
+  components:
+    - name: g
+      type: component
+      properties: { image: file:///missing.wasm }
+      traits:
+        - type: spreadscaler
+          properties: { instances: 1 }
+";
+
+    fn deployed() -> AppRecord {
+        AppRecord {
+            name: "flaky".into(),
+            versions: Vec::new(),
+            deployment: Some(Deployment {
+                version: "v1".into(),
+                manifest: manifest(ONE),
+                previous: None,
+                at: chrono::Utc::now(),
+            }),
+            removal: None,
+            generation: 1,
+            history: Vec::new(),
+        }
+    }
+
+    fn reason(p: &Planned) -> String {
+        p.status.scalers[0].reason.clone().unwrap_or_default()
+    }
+
+    /// The loop runs a pass on every event; a failing command must still wait out its
+    /// back-off, and the status says how often it failed and when it is tried again.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_command_waits_out_its_back_off_whatever_the_passes() {
+        let observed = lattice(vec![host("h1", &[])]);
+        let record = deployed();
+        let mut backoff = Backoff::default();
+        let first = plan_app(&record, &observed, &backoff);
+        assert_eq!(first.commands.len(), 1, "{:#?}", first.commands);
+        let command = first.commands[0].clone();
+
+        backoff.failed(command.clone(), "no such file".into());
+        let blocked = plan_app(&record, &observed, &backoff);
+        assert!(blocked.commands.is_empty(), "retried at once");
+        assert_eq!(blocked.status.status, AppState::Failed);
+        assert!(
+            reason(&blocked).contains("no such file (failed 1 time; retrying every 500ms)"),
+            "{}",
+            reason(&blocked)
+        );
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(plan_app(&record, &observed, &backoff).commands.is_empty());
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert_eq!(
+            plan_app(&record, &observed, &backoff).commands,
+            vec![command.clone()]
+        );
+
+        // The second failure doubles the wait.
+        backoff.failed(command.clone(), "no such file".into());
+        let twice = plan_app(&record, &observed, &backoff);
+        assert!(
+            reason(&twice).contains("failed 2 times; retrying every 1s"),
+            "{}",
+            reason(&twice)
+        );
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(plan_app(&record, &observed, &backoff).commands.is_empty());
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert_eq!(
+            plan_app(&record, &observed, &backoff).commands,
+            vec![command.clone()]
+        );
+
+        // Once it succeeds the status is clean again.
+        backoff.succeeded(&command);
+        let healthy = plan_app(&record, &observed, &backoff);
+        assert_ne!(healthy.status.status, AppState::Failed);
+    }
+}

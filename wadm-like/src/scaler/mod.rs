@@ -22,7 +22,7 @@ mod spread;
 mod workload;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
