@@ -124,6 +124,7 @@ impl Host {
             shutdown: shutdown.clone(),
             stop_timeout: Mutex::new(None),
             nats: nats.clone(),
+            events: events.clone(),
         });
 
         load_links(&kv, &links).await;

@@ -31,6 +31,8 @@ pub struct HostInfo {
     pub stop_timeout: Mutex<Option<Duration>>,
     /// The connection, for what its server accepts.
     pub nats: async_nats::Client,
+    /// Where the host's events stand, stamped on every inventory.
+    pub events: trellis_lattice::server::EventPublisher,
 }
 
 impl HostControl for HostInfo {
@@ -61,6 +63,7 @@ impl HostControl for HostInfo {
             },
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
             page: None,
+            seq: Some(self.events.sequence()),
         }
     }
 

@@ -24,7 +24,10 @@ impl ManagerProcess {
         let file = std::fs::File::create(&log).expect("manager log");
         let child = Command::new(crate::paths::bin("trellis-deploy"))
             .args(["--nats-url", nats_url, "--lattice", lattice])
-            .args(["--log", "info,trellis_deploy=debug"])
+            .args([
+                "--log",
+                "info,trellis_deploy=debug,trellis_deploy::view=trace",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))
@@ -106,6 +109,9 @@ impl ManagerProcess {
 impl Drop for ManagerProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            crate::paths::print_log_tail("trellis-deploy", &self.log());
+        }
     }
 }
 

@@ -145,6 +145,9 @@ impl HostProcess {
 impl Drop for HostProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            crate::paths::print_log_tail(&format!("trellis-host {}", self.id), &self.log());
+        }
     }
 }
 

@@ -76,3 +76,16 @@ pub fn require_program(name: &str, install: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed; install it with: {install}"))
 }
+
+/// Prints the end of a process's log, for a test that failed.
+pub fn print_log_tail(what: &str, log: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines.len().saturating_sub(400);
+    eprintln!(
+        "---- last {} lines of the {what} log ----",
+        lines.len() - start
+    );
+    for line in &lines[start..] {
+        eprintln!("{line}");
+    }
+}

@@ -318,6 +318,7 @@ mod tests {
             }],
             resources: Default::default(),
             heartbeat_interval_ms: 5000,
+            seq: None,
             page: None,
         };
         let observed = Observed::from_inventories([&inv]);

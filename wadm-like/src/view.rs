@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use trellis_lattice::event::Event;
+use trellis_lattice::event::{Event, Sequence};
 use trellis_lattice::inventory::{HostInventory, ProviderHealth};
 use trellis_lattice::link::{Config, Link};
 
@@ -24,6 +24,21 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const OVERLAY_WINDOW: Duration = Duration::from_secs(3);
 /// A host is gone after this many heartbeat intervals without a word.
 pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// A provider never goes back to `Starting` (a restart is `Restarting`, a new start follows
+/// a stop): an inventory saying so was read before a health event we already took in.
+fn keep_later_health(before: &ObservedHost, now: &mut ObservedHost) {
+    for (id, p) in now.providers.iter_mut() {
+        if p.health != ProviderHealth::Starting {
+            continue;
+        }
+        if let Some(old) = before.providers.get(id) {
+            if old.image == p.image && old.health != ProviderHealth::Starting {
+                p.health = old.health;
+            }
+        }
+    }
+}
 
 /// Early health changes kept at most (see [`LatticeView::early_health`]).
 const MAX_EARLY_HEALTH: usize = 4096;
@@ -68,6 +83,8 @@ pub struct LatticeView {
     /// Health changes of providers not known yet: a host announces a provider healthy as
     /// soon as it is, which can reach us before the event saying it started.
     early_health: HashMap<(String, String), ProviderHealth>,
+    /// The newest event taken in from each host: an inventory read before it is stale.
+    latest: HashMap<String, Sequence>,
 }
 
 /// A command's target on a host, if it has one.
@@ -141,8 +158,20 @@ impl LatticeView {
         if inv.is_partial() {
             return false;
         }
+        if let (Some(read), Some(latest)) = (inv.seq, self.latest.get(&inv.host_id)) {
+            if read < *latest {
+                // Read before an event we already took in: what it says is old news.
+                tracing::trace!(host_id = %inv.host_id, ?read, ?latest, "view: stale inventory left out");
+                return false;
+            }
+        }
         let before = self.observed.hosts.get(&inv.host_id).cloned();
-        self.observed.add_host(ObservedHost::from(inv));
+        let mut now = ObservedHost::from(inv);
+        if let Some(before) = &before {
+            keep_later_health(before, &mut now);
+        }
+        tracing::trace!(host_id = %inv.host_id, seq = ?inv.seq, providers = ?now.providers.iter().map(|(id, p)| (id, p.health)).collect::<Vec<_>>(), "view: inventory");
+        self.observed.add_host(now);
         self.overlay(Some(&inv.host_id), false);
         before.as_ref() != self.observed.hosts.get(&inv.host_id)
     }
@@ -175,10 +204,28 @@ impl LatticeView {
     }
 
     /// Takes in one lattice event; true when the model changed in a way scalers may care about.
-    pub fn event(&mut self, source: &str, event: &Event) -> bool {
+    /// Takes in an event from `source`; `seq` says where it stands among that source's events,
+    /// so an inventory read before it is not taken for news.
+    pub fn event(&mut self, source: &str, seq: Option<Sequence>, event: &Event) -> bool {
         if self.liveness.contains_key(source) {
             self.seen(source, None);
         }
+        let changed = self.apply_event(event);
+        tracing::trace!(
+            source,
+            ?seq,
+            event = event.event_type(),
+            changed,
+            "view: event"
+        );
+        if let Some(seq) = seq {
+            let latest = self.latest.entry(source.to_string()).or_default();
+            *latest = (*latest).max(seq);
+        }
+        changed
+    }
+
+    fn apply_event(&mut self, event: &Event) -> bool {
         match event {
             Event::HostHeartbeat(inv) => self.inventory(inv),
             Event::HostStarted(h) => {
@@ -304,6 +351,7 @@ impl LatticeView {
 
     /// Removes a host (stopped, or gone silent); true when it was known.
     pub fn remove_host(&mut self, id: &str) -> bool {
+        self.latest.remove(id);
         self.liveness.remove(id);
         self.gone.insert(id.to_string(), Instant::now());
         self.observed.hosts.remove(id).is_some()
@@ -351,145 +399,4 @@ impl LatticeView {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Utc;
-    use trellis_lattice::event::{HostStarted, LabelsChanged};
-
-    fn inv(id: &str, components: &[(&str, u32)]) -> HostInventory {
-        HostInventory {
-            host_id: id.into(),
-            friendly_name: id.into(),
-            lattice: "t".into(),
-            labels: Default::default(),
-            version: "0".into(),
-            uptime_seconds: 0,
-            started_at: Utc::now(),
-            components: components
-                .iter()
-                .map(|(c, n)| trellis_lattice::inventory::ComponentInfo {
-                    id: c.to_string(),
-                    image: "file:///c.wasm".into(),
-                    digest: String::new(),
-                    replicas: *n,
-                    limits: trellis_lattice::inventory::ComponentLimits {
-                        max_memory_bytes: 1,
-                        timeout_ms: 1,
-                    },
-                    annotations: Default::default(),
-                    imports: vec![],
-                    exports: vec![],
-                    started_at: Utc::now(),
-                })
-                .collect(),
-            providers: vec![],
-            resources: Default::default(),
-            heartbeat_interval_ms: 500,
-            page: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_stale_heartbeat_does_not_undo_a_command() {
-        let mut v = LatticeView::default();
-        v.inventory(&inv("H", &[]));
-        v.applied(
-            "app",
-            Command::ScaleComponent {
-                host_id: "H".into(),
-                component_id: "c".into(),
-                image: "file:///c.wasm".into(),
-                replicas: 2,
-                config: Vec::new(),
-                annotations: Default::default(),
-            },
-        );
-        // A heartbeat taken before the command finished.
-        v.inventory(&inv("H", &[]));
-        assert_eq!(v.observed().hosts["H"].components["c"].replicas, 2);
-        // A later heartbeat that agrees changes nothing.
-        assert!(!v.inventory(&inv("H", &[("c", 2)])));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn silent_hosts_are_probed_then_expire() {
-        let mut v = LatticeView::default();
-        v.inventory(&inv("H", &[]));
-        let now = Instant::now();
-        assert!(v.to_probe(now).is_empty());
-        let later = now + Duration::from_millis(800);
-        assert_eq!(v.to_probe(later).len(), 1);
-        assert!(v.to_probe(later).is_empty(), "one probe at a time");
-        assert!(v.expired(later).is_empty());
-        assert_eq!(v.expired(now + Duration::from_millis(1600)), vec!["H"]);
-        assert!(v.remove_host("H"));
-        // A snapshot begun before the host was declared gone does not bring it back.
-        let snap = Snapshot {
-            started: Some(now),
-            inventories: vec![inv("H", &[])],
-            ..Default::default()
-        };
-        v.snapshot(snap);
-        assert!(!v.has_host("H"));
-    }
-
-    #[tokio::test]
-    async fn label_changes_and_restarts() {
-        let mut v = LatticeView::default();
-        v.inventory(&inv("H", &[("c", 1)]));
-        let ev = Event::LabelsChanged(LabelsChanged {
-            host_id: "H".into(),
-            labels: [("tier".to_string(), "edge".to_string())].into(),
-        });
-        assert!(v.event("H", &ev));
-        assert!(!v.event("H", &ev));
-        let restarted = Event::HostStarted(HostStarted {
-            host_id: "H".into(),
-            friendly_name: "h".into(),
-            labels: Default::default(),
-            version: "0".into(),
-            reconnected: false,
-        });
-        v.event("H", &restarted);
-        assert!(v.observed().hosts["H"].components.is_empty());
-    }
-
-    /// The host announces a provider healthy as soon as it is, which can arrive before the
-    /// event saying it started: the provider must not stay "starting" until a heartbeat.
-    #[tokio::test]
-    async fn health_announced_before_the_start_is_kept() {
-        let mut v = LatticeView::default();
-        v.inventory(&inv("H", &[]));
-        let healthy = Event::ProviderHealthChanged(trellis_lattice::event::ProviderHealthChanged {
-            host_id: "H".into(),
-            provider_id: "kv".into(),
-            health: ProviderHealth::Healthy,
-            message: None,
-        });
-        let started = Event::ProviderStarted(trellis_lattice::event::ProviderStarted {
-            host_id: "H".into(),
-            provider_id: "kv".into(),
-            image: "file:///kv".into(),
-            annotations: Default::default(),
-        });
-        assert!(!v.event("H", &healthy));
-        assert!(v.event("H", &started));
-        assert_eq!(
-            v.observed().hosts["H"].providers["kv"].health,
-            ProviderHealth::Healthy
-        );
-        // In the usual order the start comes first and the health follows.
-        let mut v = LatticeView::default();
-        v.inventory(&inv("H", &[]));
-        v.event("H", &started);
-        assert_eq!(
-            v.observed().hosts["H"].providers["kv"].health,
-            ProviderHealth::Starting
-        );
-        assert!(v.event("H", &healthy));
-        assert_eq!(
-            v.observed().hosts["H"].providers["kv"].health,
-            ProviderHealth::Healthy
-        );
-    }
-}
+mod tests;

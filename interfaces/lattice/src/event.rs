@@ -29,10 +29,33 @@ pub struct CloudEvent {
     /// Extension attribute (CloudEvents distributed tracing): the request that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Extension attributes: where the event stands among everything its publisher sent
+    /// (see [`Sequence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trellisepoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trellisseq: Option<u64>,
     pub data: serde_json::Value,
 }
 
+/// Where an event, or an inventory, stands among everything one publisher sent: the
+/// publisher's incarnation (when it started, in Unix nanoseconds) and how many events it had
+/// published. A reader that took in an event can so tell an inventory read before it (older
+/// than what it knows) from one read after.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sequence {
+    pub epoch: u64,
+    pub n: u64,
+}
+
 impl CloudEvent {
+    pub fn sequence(&self) -> Option<Sequence> {
+        Some(Sequence {
+            epoch: self.trellisepoch?,
+            n: self.trellisseq?,
+        })
+    }
+
     /// The short event type (`host_started`), as used in subjects.
     pub fn short_type(&self) -> &str {
         self.ty.strip_prefix(TYPE_PREFIX).unwrap_or(&self.ty)
@@ -228,6 +251,7 @@ impl Event {
         source: &str,
         lattice: &str,
         traceparent: Option<String>,
+        seq: Option<Sequence>,
     ) -> Result<CloudEvent> {
         Ok(CloudEvent {
             specversion: "1.0".to_string(),
@@ -238,6 +262,8 @@ impl Event {
             datacontenttype: "application/json".to_string(),
             lattice: lattice.to_string(),
             traceparent,
+            trellisepoch: seq.map(|s| s.epoch),
+            trellisseq: seq.map(|s| s.n),
             data: self.data()?,
         })
     }
@@ -253,7 +279,7 @@ mod tests {
             host_id: "NHOST".into(),
             labels: [("tier".to_string(), "edge".to_string())].into(),
         });
-        let ce = ev.to_cloud_event("NHOST", "default", None).unwrap();
+        let ce = ev.to_cloud_event("NHOST", "default", None, None).unwrap();
         let json = serde_json::to_string(&ce).unwrap();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["specversion"], "1.0");
@@ -269,7 +295,7 @@ mod tests {
         let st = crate::app::AppStatus::pending("a", None, 1);
         let ev = Event::AppStatus(Box::new(st));
         assert_eq!(ev.event_type(), APP_STATUS_EVENT);
-        let ce = ev.to_cloud_event("mgr", "default", None).unwrap();
+        let ce = ev.to_cloud_event("mgr", "default", None, None).unwrap();
         assert_eq!(ce.event().unwrap(), ev);
     }
 

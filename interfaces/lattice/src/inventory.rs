@@ -94,6 +94,9 @@ pub struct HostInventory {
     pub resources: HostResources,
     /// How often this host sends heartbeats, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// Where the host's events stood when this was read (see [`crate::event::Sequence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<crate::event::Sequence>,
     /// Set when this is one page of an inventory too large for one message: the components
     /// and providers listed are only this page's (fetch the others with `host.get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +253,7 @@ mod tests {
             providers: vec![],
             resources: HostResources::default(),
             heartbeat_interval_ms: 1000,
+            seq: None,
             page: None,
         }
     }

@@ -329,7 +329,7 @@ impl Reconciler {
             Event::HostHeartbeat(inv) if inv.is_partial() => self.read_inventory(&inv.host_id),
             _ => {}
         }
-        self.dirty |= self.view.event(&ev.source, &event);
+        self.dirty |= self.view.event(&ev.source, ev.sequence(), &event);
     }
 
     /// Reads the whole inventory of a host whose heartbeat was one page of it.

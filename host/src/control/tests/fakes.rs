@@ -52,6 +52,7 @@ impl HostControl for FakeHost {
             providers: vec![],
             resources: HostResources::default(),
             heartbeat_interval_ms: 5000,
+            seq: None,
             page: None,
         }
     }

@@ -1,12 +1,13 @@
 //! Publishing lattice events as CloudEvents: the one publisher hosts, providers and the
 //! deployment manager share.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 
-use crate::event::Event;
+use crate::event::{Event, Sequence};
 use crate::subject::Subjects;
 use crate::trace::TraceContext;
 
@@ -29,14 +30,30 @@ pub struct EventPublisher {
     nats: async_nats::Client,
     subjects: Subjects,
     source: Arc<str>,
+    epoch: u64,
+    published: Arc<AtomicU64>,
 }
 
 impl EventPublisher {
     pub fn new(nats: async_nats::Client, subjects: Subjects, source: impl Into<Arc<str>>) -> Self {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         Self {
             nats,
             subjects,
             source: source.into(),
+            epoch,
+            published: Arc::default(),
+        }
+    }
+
+    /// Where the publisher stands now: what an inventory read now is as new as.
+    pub fn sequence(&self) -> Sequence {
+        Sequence {
+            epoch: self.epoch,
+            n: self.published.load(Ordering::Acquire),
         }
     }
 
@@ -50,11 +67,16 @@ impl EventPublisher {
     /// notifications.
     pub async fn publish(&self, event: Event, cause: Option<&TraceContext>) {
         let ty = event.event_type().to_string();
+        let seq = Sequence {
+            epoch: self.epoch,
+            n: self.published.fetch_add(1, Ordering::AcqRel) + 1,
+        };
         let payload = event
             .to_cloud_event(
                 &self.source,
                 self.subjects.lattice(),
                 cause.map(|t| t.to_string()),
+                Some(seq),
             )
             .and_then(|ce| {
                 serde_json::to_vec(&ce).map_err(|e| crate::error::Error::malformed("event", e))
