@@ -14,6 +14,7 @@ mod spy;
 mod up;
 
 use clap::{Parser, Subcommand};
+use tracing::Instrument as _;
 
 use global::Global;
 use output::Format;
@@ -73,6 +74,11 @@ struct Cli {
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
 
+    /// Export this command's trace (and those of hosts and managers `trellis up` starts)
+    /// over OTLP, configured by the standard `OTEL_*` variables.
+    #[arg(long, global = true, env = "TRELLIS_OBSERVABILITY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    observability: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -124,13 +130,24 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // async-nats logs a failed connection (a refused token, say) itself; the error line
     // below says it once.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_nats=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry = trellis_telemetry::init(
+        trellis_telemetry::Service {
+            name: "trellis".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            attributes: vec![trellis_telemetry::KeyValue::new(
+                "trellis.lattice",
+                cli.lattice.clone(),
+            )],
+        },
+        &trellis_telemetry::Logging {
+            filter: std::env::var("TRELLIS_LOG").unwrap_or_else(|_| "warn,async_nats=off".into()),
+            json: false,
+            plain: false,
+        },
+        cli.observability,
+    );
+    let span = trellis_telemetry::spans::root(&format!("trellis {}", cli.command.name()));
     let auth = trellis_lattice::NatsAuth::from_parts(
         cli.nats_creds,
         cli.nats_nkey,
@@ -146,16 +163,41 @@ async fn main() -> std::process::ExitCode {
                 auth,
                 output: cli.output,
             };
-            run(&global, cli.command).await
+            run(&global, cli.command).instrument(span.clone()).await
         }
         Err(err) => Err(err.into()),
     };
+    if let Err(err) = &result {
+        trellis_telemetry::spans::fail(&span, "error", &format!("{err:#}"));
+    }
+    drop(span);
+    telemetry.shutdown(std::time::Duration::from_secs(5)).await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // One line: the chain of causes, outermost first.
             eprintln!("trellis: {}", format!("{err:#}").replace('\n', " "));
             exit::code(&err)
+        }
+    }
+}
+
+impl Command {
+    /// The command's name in its root span.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "up",
+            Command::Down(_) => "down",
+            Command::Get(_) => "get",
+            Command::Component(_) => "component",
+            Command::Call(_) => "call",
+            Command::Label(_) => "label",
+            Command::Host(_) => "host",
+            Command::Link(_) => "link",
+            Command::Config(_) => "config",
+            Command::Provider(_) => "provider",
+            Command::Spy(_) => "spy",
+            Command::App(_) => "app",
         }
     }
 }

@@ -135,6 +135,17 @@ pub struct HostArgs {
     /// Log as JSON lines.
     #[arg(long, env = "TRELLIS_LOG_JSON")]
     pub log_json: bool,
+
+    /// Export traces, metrics and logs over OTLP, configured by the standard `OTEL_*`
+    /// variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, …); providers
+    /// the host starts inherit the setting.
+    #[arg(long, env = "TRELLIS_OBSERVABILITY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub observability: bool,
+
+    /// A host label to put on the exported resource as `trellis.label.KEY` (repeatable;
+    /// `tier` always is).
+    #[arg(long = "otel-label", value_name = "KEY")]
+    pub otel_labels: Vec<String>,
 }
 
 pub use trellis_lattice::units::parse_bytes;
@@ -269,6 +280,24 @@ impl HostConfig {
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,
         })
+    }
+}
+
+impl HostConfig {
+    /// Fixes the host's identity before it starts, so what needs the host id earlier (the
+    /// telemetry resource) and the host agree: a generated key becomes this config's seed.
+    pub fn pin_identity(&mut self) -> anyhow::Result<crate::identity::Identity> {
+        let identity =
+            crate::identity::Identity::new(self.seed.as_deref(), self.friendly_name.clone())?;
+        if self.seed.is_none() {
+            let seed = identity
+                .key
+                .seed()
+                .map_err(|e| anyhow::anyhow!("cannot keep the generated host key: {e}"))?;
+            self.seed = Some(seed);
+        }
+        self.friendly_name = Some(identity.friendly_name.clone());
+        Ok(identity)
     }
 }
 

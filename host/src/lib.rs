@@ -25,6 +25,7 @@ pub mod inventory;
 pub mod labels;
 pub mod lattice_kv;
 pub mod links;
+pub mod observe;
 pub mod providers;
 pub mod runtime;
 pub mod session;

@@ -12,7 +12,6 @@ fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let args = HostArgs::parse();
-    init_logging(&args.log, args.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +33,32 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: HostArgs) -> anyhow::Result<()> {
-    let config = HostConfig::from_args(args)?;
+    let logging = trellis_telemetry::Logging {
+        filter: args.log.clone(),
+        json: args.log_json,
+        plain: false,
+    };
+    let observability = args.observability;
+    let otel_labels = args.otel_labels.clone();
+    let mut config = match HostConfig::from_args(args) {
+        Ok(config) => config,
+        Err(err) => {
+            trellis_telemetry::init(service_stub(), &logging, false);
+            return Err(err);
+        }
+    };
+    let identity = config.pin_identity()?;
+    let telemetry = trellis_telemetry::init(
+        service(&config, &identity, &otel_labels),
+        &logging,
+        observability,
+    );
+    let result = serve(config).await;
+    telemetry.shutdown(std::time::Duration::from_secs(5)).await;
+    result
+}
+
+async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let host = Host::start(config).await?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -48,15 +72,35 @@ async fn run(args: HostArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// The exported resource: the host id, its name, lattice, `tier` and the labels asked for.
+fn service(
+    config: &HostConfig,
+    identity: &trellis_host::identity::Identity,
+    otel_labels: &[String],
+) -> trellis_telemetry::Service {
+    use trellis_telemetry::KeyValue;
+    let mut attributes = vec![
+        KeyValue::new("trellis.lattice", config.lattice.clone()),
+        KeyValue::new("trellis.host.name", identity.friendly_name.clone()),
+    ];
+    for (key, value) in &config.labels {
+        if key == "tier" || otel_labels.iter().any(|k| k == key) {
+            attributes.push(KeyValue::new(format!("trellis.label.{key}"), value.clone()));
+        }
+    }
+    trellis_telemetry::Service {
+        name: "trellis-host".into(),
+        version: env!("CARGO_PKG_VERSION"),
+        instance_id: identity.host_id(),
+        attributes,
+    }
+}
+
+fn service_stub() -> trellis_telemetry::Service {
+    trellis_telemetry::Service {
+        name: "trellis-host".into(),
+        version: env!("CARGO_PKG_VERSION"),
+        instance_id: String::new(),
+        attributes: Vec::new(),
     }
 }

@@ -19,6 +19,16 @@ pub struct ManagerProcess {
 impl ManagerProcess {
     /// Starts a manager of `lattice` and waits until its API answers.
     pub async fn start(nats_url: &str, lattice: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(nats_url, lattice, extra, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables.
+    pub async fn start_with_env(
+        nats_url: &str,
+        lattice: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for a manager");
         let log = dir.path().join("deploy.log");
         let file = std::fs::File::create(&log).expect("manager log");
@@ -29,6 +39,7 @@ impl ManagerProcess {
                 "info,trellis_deploy=debug,trellis_deploy::view=trace",
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))
             .stderr(file)

@@ -25,14 +25,18 @@ impl HostProcess {
         labels: &[(&str, &str)],
         extra: &[&str],
     ) -> Self {
-        Self::start_binary(
-            &crate::paths::bin("trellis-host"),
-            nats_url,
-            lattice,
-            labels,
-            extra,
-        )
-        .await
+        Self::start_with_env(nats_url, lattice, labels, extra, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables (`OTEL_*`, say).
+    pub async fn start_with_env(
+        nats_url: &str,
+        lattice: &str,
+        labels: &[(&str, &str)],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(&crate::paths::bin("trellis-host"), nats_url, lattice, labels, extra, env).await
     }
 
     /// [`Self::start`] with another `trellis-host` executable (an earlier build, for a
@@ -43,6 +47,17 @@ impl HostProcess {
         lattice: &str,
         labels: &[(&str, &str)],
         extra: &[&str],
+    ) -> Self {
+        Self::spawn(binary, nats_url, lattice, labels, extra, &[]).await
+    }
+
+    async fn spawn(
+        binary: &std::path::Path,
+        nats_url: &str,
+        lattice: &str,
+        labels: &[(&str, &str)],
+        extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Self {
         let key = nkeys::KeyPair::new_server();
         let id = key.public_key();
@@ -63,6 +78,7 @@ impl HostProcess {
             cmd.arg("--cache-dir").arg(crate::paths::shared_cache_dir());
         }
         cmd.args(extra);
+        cmd.envs(env.iter().copied());
         let child = cmd.spawn().expect("starting trellis-host");
         let mut host = Self {
             child: Some(child),

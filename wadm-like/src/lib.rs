@@ -25,6 +25,7 @@ pub mod claims;
 pub mod lease;
 pub mod manager;
 pub mod model;
+pub mod observe;
 pub mod placement;
 pub mod reconcile;
 pub mod records;

@@ -49,22 +49,36 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "TRELLIS_LOG_JSON")]
     log_json: bool,
+    /// Export traces (a span per reconcile pass, with the commands it issued), metrics and
+    /// logs over OTLP, configured by the standard `OTEL_*` variables.
+    #[arg(long, env = "TRELLIS_OBSERVABILITY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    observability: bool,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if args.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    match run(args).await {
+    let instance = Manager::new_instance_id();
+    let telemetry = trellis_telemetry::init(
+        trellis_telemetry::Service {
+            name: "trellis-deploy".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            instance_id: instance.clone(),
+            attributes: vec![trellis_telemetry::KeyValue::new(
+                "trellis.lattice",
+                args.lattice.clone(),
+            )],
+        },
+        &trellis_telemetry::Logging {
+            filter: args.log.clone(),
+            json: args.log_json,
+            plain: false,
+        },
+        args.observability,
+    );
+    let result = run(instance, args).await;
+    telemetry.shutdown(Duration::from_secs(5)).await;
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("trellis-deploy: {}", format!("{err:#}").replace('\n', " "));
@@ -73,7 +87,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(instance: String, args: Args) -> anyhow::Result<()> {
     trellis_lattice::id::validate_lattice(&args.lattice)?;
     let auth = NatsAuth::from_parts(
         args.nats_creds,
@@ -94,7 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lease: trellis_deploy::lease::LeaseTiming::for_stale(args.lease_stale),
         ..Settings::default()
     };
-    let manager = Manager::start(nats, &args.lattice, settings)
+    let manager = Manager::start_as(instance, nats, &args.lattice, settings)
         .await
         .context("starting the deployment manager")?;
     tokio::select! {

@@ -26,8 +26,22 @@ impl Manager {
         lattice: &str,
         settings: Settings,
     ) -> anyhow::Result<Self> {
+        Self::start_as(Self::new_instance_id(), nats, lattice, settings).await
+    }
+
+    /// A fresh instance id (`trellis-deploy-…`).
+    pub fn new_instance_id() -> String {
+        format!("trellis-deploy-{}", nuid::next())
+    }
+
+    /// [`Self::start`] under a given instance id (the one its telemetry already uses).
+    pub async fn start_as(
+        instance: String,
+        nats: async_nats::Client,
+        lattice: &str,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
         trellis_lattice::id::validate_lattice(lattice)?;
-        let instance = format!("trellis-deploy-{}", nuid::next());
         let client = Arc::new(LatticeClient::new(nats.clone(), lattice)?);
         let store = AppStore::open(&nats, lattice).await?;
         let shutdown = CancellationToken::new();

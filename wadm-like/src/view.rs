@@ -357,6 +357,13 @@ impl LatticeView {
         self.observed.hosts.remove(id).is_some()
     }
 
+    /// How long ago each known host was last heard from.
+    pub fn heartbeat_ages(&self, now: Instant) -> impl Iterator<Item = (&str, Duration)> {
+        self.liveness
+            .iter()
+            .map(move |(id, l)| (id.as_str(), now.duration_since(l.last_seen)))
+    }
+
     /// Hosts silent for [`MISSED_HEARTBEATS`] intervals.
     pub fn expired(&self, now: Instant) -> Vec<String> {
         self.liveness

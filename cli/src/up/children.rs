@@ -118,6 +118,10 @@ impl Children {
     pub fn spawn(&mut self, spec: Spec<'_>) -> anyhow::Result<()> {
         let mut cmd = Command::new(spec.program);
         cmd.args(&spec.args).stdin(Stdio::null());
+        // Hosts and the manager export like `trellis up` was told to.
+        if trellis_telemetry::enabled() {
+            cmd.env(trellis_telemetry::OBSERVABILITY_ENV, "1");
+        }
         for (key, value) in &spec.env {
             match value {
                 Some(v) => cmd.env(key, v),

@@ -12,14 +12,37 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
 use trellis_lattice::link::Config;
+use tracing::Instrument as _;
+use trellis_lattice::manifest::annotations::APP;
+use trellis_lattice::rpc::RemoteErrorKind;
 use trellis_lattice::trace::TraceContext;
 
-use crate::runtime::{ComponentConfig, Instance, InstanceSpec, Linking, LoadedComponent, Runtime};
+use crate::runtime::{
+    ComponentConfig, Failure, Instance, InstanceSpec, Linking, LoadedComponent, Runtime,
+};
 
 /// Invocations that may wait for a free instance before new ones are turned away.
 const MAX_QUEUED: usize = 1024;
 /// How long interrupted invocations get to unwind.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+
+/// One invocation of a component: its span, the trace context its calls carry, and the
+/// attributes of its measurements.
+pub struct Invocation {
+    pub span: tracing::Span,
+    pub trace: TraceContext,
+    pub attrs: Vec<opentelemetry::KeyValue>,
+}
+
+impl Invocation {
+    /// Records how it ended: span status and the component's metrics.
+    pub fn finish(&self, ran: std::time::Duration, memory_peak: u64, failure: Option<&Failure>) {
+        if let Some(f) = failure {
+            trellis_telemetry::spans::fail(&self.span, f.kind.as_str(), &f.message);
+        }
+        crate::observe::invocation(&self.attrs, ran, memory_peak, failure.map(|f| f.kind.as_str()));
+    }
+}
 
 /// One component running on this host.
 pub struct RunningComponent {
@@ -129,15 +152,48 @@ impl RunningComponent {
         &self.tracker
     }
 
-    /// A fresh instance for one invocation in the trace `trace`.
-    pub fn instance(&self, trace: TraceContext) -> Instance {
+    /// Opens the span of one invocation of `function`, continuing the caller's context
+    /// `incoming`; returns it with the context its own calls carry.
+    pub fn begin(&self, function: &str, incoming: Option<TraceContext>) -> Invocation {
+        let span = trellis_telemetry::spans::invocation(&self.id, function);
+        let trace = trellis_telemetry::context::continue_remote(&span, incoming);
+        let attrs = if trellis_telemetry::enabled() {
+            let app = self.annotations.read().ok().and_then(|a| a.get(APP).cloned());
+            crate::observe::component_attributes(&self.id, app.as_deref())
+        } else {
+            Vec::new()
+        };
+        Invocation { span, trace, attrs }
+    }
+
+    /// Waits for a free instance slot for `inv` (see [`Self::admit`]), measured as its
+    /// queue wait.
+    pub async fn admit_for(
+        &self,
+        inv: &Invocation,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        let started = std::time::Instant::now();
+        let admitted = self
+            .admit()
+            .instrument(trellis_telemetry::spans::queue_wait(&inv.span))
+            .await;
+        crate::observe::queue_wait(&inv.attrs, started.elapsed());
+        if let Err(why) = &admitted {
+            trellis_telemetry::spans::fail(&inv.span, RemoteErrorKind::Unavailable.as_str(), why);
+        }
+        admitted
+    }
+
+    /// A fresh instance for the invocation `inv`.
+    pub fn instance(&self, inv: &Invocation) -> Instance {
         self.runtime.instance(
             &self.linking,
             InstanceSpec {
                 component_id: Arc::clone(&self.id),
                 limits: self.limits(),
                 config: self.config(),
-                trace,
+                trace: inv.trace,
+                span: inv.span.clone(),
                 interrupt: self.interrupt.clone(),
             },
         )

@@ -139,7 +139,11 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
         }
     };
 
-    let _permit = match comp.admit().await {
+    let function = &comp.loaded.functions[index];
+    let function_name = function.export.signature.qualified_name();
+    let inv = comp.begin(&function_name, TraceContext::from_headers(cx.headers.as_ref()));
+    let trace = inv.trace;
+    let _permit = match comp.admit_for(&inv).await {
         Ok(p) => p,
         Err(why) => {
             report(RemoteErrorKind::Unavailable, why).await;
@@ -147,17 +151,21 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
         }
     };
 
-    let trace = TraceContext::continue_from(cx.headers.as_ref());
-    let function = &comp.loaded.functions[index];
     let (writer, slot) = ReclaimableWriter::new(tx);
-    let (result, output) =
-        call_export(comp.instance(trace), &comp.loaded.pre, function, rx, writer).await;
-    let function_name = function.export.signature.qualified_name();
-    if !output.is_empty() {
-        tracing::info!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), output = ?output, "component output");
-    }
+    let instance = comp.instance(&inv);
+    let peak = instance.memory_peak();
+    let started = std::time::Instant::now();
+    let (result, output) = call_export(instance, &comp.loaded.pre, function, rx, writer).await;
+    inv.finish(
+        started.elapsed(),
+        peak.map_or(0, |p| p.load(std::sync::atomic::Ordering::Relaxed)),
+        result.as_ref().err(),
+    );
+    crate::observe::component_output(&inv.span, &comp.id, &trace, &output);
     if let Err(failure) = result {
-        tracing::warn!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), error = %failure.message, "invocation failed");
+        inv.span.in_scope(|| {
+            tracing::warn!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), error = %failure.message, "invocation failed");
+        });
         let message = if output.is_empty() {
             failure.message
         } else {

@@ -11,6 +11,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
+use trellis_telemetry::{context, spans};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,16 +47,25 @@ pub async fn serve(
     let requests = server::control_requests(nats, subjects, listen).await?;
     let mut requests = server::until_cancelled(requests, shutdown);
     let subjects = subjects.clone();
+    let host_id = host_id.to_string();
     tokio::spawn(async move {
         while let Some(incoming) = requests.next().await {
             let router = Arc::clone(&router);
             let name = ControlRequest::name_of(&subjects, &incoming.subject);
-            let span = tracing::info_span!("control", request = name.unwrap_or("unknown"), trace_id = %incoming.trace.trace_id_hex());
+            let exported = spans::control(name.unwrap_or("unknown"), &host_id);
+            let trace = context::continue_remote(&exported, incoming.parent);
+            let span = if exported.is_disabled() {
+                tracing::info_span!("control", request = name.unwrap_or("unknown"), trace_id = %trace.trace_id_hex())
+            } else {
+                exported
+            };
             tokio::spawn(
                 async move {
-                    let trace = incoming.trace;
                     let request = incoming.request.clone();
                     if let Some(answer) = router.handle(request, name, &trace).await {
+                        if let Err(err) = &answer {
+                            spans::fail(&tracing::Span::current(), err.kind.as_str(), &err.message);
+                        }
                         incoming.respond(answer).await;
                     }
                 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use tracing::Instrument as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use trellis_lattice::rpc::RemoteErrorKind;
@@ -23,6 +24,7 @@ use crate::runtime::{classify, Failure};
 pub async fn handle<B>(
     comp: Arc<RunningComponent>,
     request: Request<B>,
+    parent: Option<TraceContext>,
 ) -> Result<Response<ResponseBody>, DispatchError>
 where
     B: http_body::Body<Data = Bytes, Error = ErrorCode> + Send + 'static,
@@ -36,18 +38,14 @@ where
             ),
         ));
     };
+    let inv = comp.begin("wasi:http/incoming-handler.handle", parent);
     let permit = comp
-        .admit()
+        .admit_for(&inv)
         .await
         .map_err(|why| DispatchError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
-    let trace = request
-        .headers()
-        .get(trellis_lattice::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map(|t| t.child())
-        .unwrap_or_else(TraceContext::new_root);
-    let mut instance = comp.instance(trace);
+    let trace = inv.trace;
+    let mut instance = comp.instance(&inv);
+    let peak = instance.memory_peak();
     let internal = |e: wasmtime::Error| {
         DispatchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
     };
@@ -68,10 +66,15 @@ where
     let guest: GuestFuture = Box::pin(async move {
         let _permit = permit;
         let _drain = drain;
+        let started = std::time::Instant::now();
         let (result, printed) = instance
             .run(|mut store| async move {
                 let fail = |e: wasmtime::Error| classify(&e, "request failed");
-                let proxy = pre.instantiate_async(&mut store).await.map_err(fail)?;
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .instrument(trellis_telemetry::spans::instantiate(&tracing::Span::current()))
+                    .await
+                    .map_err(fail)?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -79,9 +82,12 @@ where
                     .map_err(fail)
             })
             .await;
-        if !printed.is_empty() {
-            tracing::info!(component_id = %id, trace_id = %trace.trace_id_hex(), output = ?printed, "component output");
-        }
+        inv.finish(
+            started.elapsed(),
+            peak.map_or(0, |p| p.load(std::sync::atomic::Ordering::Relaxed)),
+            result.as_ref().err(),
+        );
+        crate::observe::component_output(&inv.span, &id, &trace, &printed);
         result.map_err(|e| (e, printed))
     });
 

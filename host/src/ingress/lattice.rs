@@ -53,7 +53,7 @@ pub async fn serve_lattice(
             .into_http()
             .map_err(|e| (RemoteErrorKind::BadRequest, format!("bad request: {e}")))?
             .map(|body| Full::new(body).map_err(|e| match e {}));
-        let resp = match guest::handle(Arc::clone(&comp), request).await {
+        let resp = match guest::handle(Arc::clone(&comp), request, incoming.trace).await {
             Ok(r) => r,
             Err(e) => {
                 let kind = match e.status {

@@ -60,6 +60,12 @@ impl LocalDispatch for HostDispatch {
                 }
             })
         });
-        Ok(Box::pin(guest::handle(comp, request)))
+        // The server put its own span's context on the request.
+        let parent = request
+            .headers()
+            .get(trellis_lattice::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(trellis_lattice::trace::TraceContext::parse);
+        Ok(Box::pin(guest::handle(comp, request, parent)))
     }
 }

@@ -84,6 +84,8 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
             env::LOG,
             std::env::var(env::LOG).unwrap_or_else(|_| "info".into()),
         )
+        // The provider exports like its host: the same switch and OTEL_* settings.
+        .envs(trellis_telemetry::child_env())
         // Held open by the host for as long as it supervises the child: when the host is
         // gone for any reason the provider reads end-of-file and stops.
         .stdin(Stdio::piped())

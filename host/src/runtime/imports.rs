@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::Instrument as _;
+use trellis_telemetry::spans;
 use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker};
 use trellis_lattice::trace::TraceContext;
 use wasmtime::component::types::{self, ComponentItem};
@@ -214,6 +216,8 @@ pub struct ImportClient {
     resolver: Arc<dyn ImportResolver>,
     source: Arc<str>,
     trace: TraceContext,
+    /// The invocation's span: the parent of each import call's span.
+    span: tracing::Span,
 }
 
 impl ImportClient {
@@ -222,12 +226,14 @@ impl ImportClient {
         resolver: Arc<dyn ImportResolver>,
         source: Arc<str>,
         trace: TraceContext,
+        span: tracing::Span,
     ) -> Self {
         Self {
             invoker,
             resolver,
             source,
             trace,
+            span,
         }
     }
 
@@ -269,15 +275,26 @@ impl wrpc_transport::Invoke for ImportClient {
                 .await
                 .map_err(anyhow::Error::msg)?,
         };
+        let span = spans::import_call(&self.span, instance, func, &target.link_name, &target.target_id);
         let cx = CallContext {
+            trace: trellis_telemetry::context::of(&span).unwrap_or(cx.trace),
             link: Some(target.link_name),
             ..cx
         };
-        let invocation = self
+        let started = std::time::Instant::now();
+        let invoked = self
             .invoker
             .invoke(&target.target_id, &cx, instance, func, params)
-            .await?;
-        Ok(invocation)
+            .instrument(span.clone())
+            .await;
+        crate::observe::link_call(instance, &target.target_id, started);
+        match invoked {
+            Ok((writer, reader)) => Ok((writer, reader.keep_until_done(span))),
+            Err(err) => {
+                spans::fail(&span, err.kind().as_str(), &err.to_string());
+                Err(err.into())
+            }
+        }
     }
 }
 

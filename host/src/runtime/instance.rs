@@ -4,10 +4,12 @@
 //! calls; the epoch ticking while it runs; and the output it printed.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::rpc::Invoker;
@@ -41,8 +43,10 @@ pub struct InstanceSpec {
     pub component_id: Arc<str>,
     pub limits: ComponentLimits,
     pub config: ComponentConfig,
-    /// The span of the invocation the instance serves.
+    /// The context of the invocation the instance serves (handed on by its import calls).
     pub trace: TraceContext,
+    /// The invocation's span (disabled when nothing is exported).
+    pub span: tracing::Span,
     /// Fires when the component is stopped and its invocations must end now.
     pub interrupt: CancellationToken,
 }
@@ -54,6 +58,9 @@ pub struct Instance {
     limit: Duration,
     ticking: TickGuard,
     interrupt: CancellationToken,
+    span: tracing::Span,
+    /// The memory the instance reached, measured while export is on.
+    memory_peak: Option<Arc<AtomicU64>>,
 }
 
 /// Builds an instance's store (see [`super::Runtime::instance`]).
@@ -75,12 +82,15 @@ pub(super) fn build(
         Arc::clone(&linking.resolver),
         spec.component_id,
         spec.trace,
+        spec.span.clone(),
     );
+    let mut limiter = Limiter::new(spec.limits.max_memory_bytes, 1_000_000, Arc::clone(budget));
+    let memory_peak = trellis_telemetry::enabled().then(|| limiter.watch_peak());
     let state = StoreState {
         wasi,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
         table: Default::default(),
-        limiter: Limiter::new(spec.limits.max_memory_bytes, 1_000_000, Arc::clone(budget)),
+        limiter,
         rpc: RpcState {
             client,
             shared: Default::default(),
@@ -98,10 +108,22 @@ pub(super) fn build(
         limit,
         ticking,
         interrupt: spec.interrupt,
+        span: spec.span,
+        memory_peak,
     }
 }
 
 impl Instance {
+    /// A handle on the memory the instance reaches (while export is on).
+    pub fn memory_peak(&self) -> Option<Arc<AtomicU64>> {
+        self.memory_peak.clone()
+    }
+
+    /// The invocation's span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// The store, to set up what the call needs before it runs (an HTTP request, say).
     pub fn store_mut(&mut self) -> &mut Store<StoreState> {
         &mut self.store
@@ -120,11 +142,13 @@ impl Instance {
             limit,
             ticking,
             interrupt,
+            span,
+            memory_peak: _,
         } = self;
         // The guest yields every epoch tick, so a stop is noticed here even while it spins;
         // dropping the call ends it.
         let result = tokio::select! {
-            r = tokio::time::timeout(limit + WATCHDOG_SLACK, call(store)) => match r {
+            r = tokio::time::timeout(limit + WATCHDOG_SLACK, call(store).instrument(span)) => match r {
                 Ok(r) => r,
                 Err(_) => Err(Failure::time_limit(limit)),
             },

@@ -1,6 +1,7 @@
 //! One wRPC invocation of an exported function: read the parameters, call the function in
 //! a fresh instance, write the results.
 
+use tracing::Instrument as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use trellis_lattice::rpc::RemoteErrorKind;
 use wasmtime::component::InstancePre;
@@ -27,6 +28,7 @@ where
         .run(|mut store| async move {
             let guest = pre
                 .instantiate_async(&mut store)
+                .instrument(trellis_telemetry::spans::instantiate(&tracing::Span::current()))
                 .await
                 .map_err(|e| classify(&e, "failed to instantiate"))?;
             let func = guest

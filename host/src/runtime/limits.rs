@@ -98,9 +98,18 @@ pub struct Limiter {
     pub max_table_elements: u64,
     budget: Arc<MemoryBudget>,
     reserved: u64,
+    /// Where the memory reached is published, when someone measures it.
+    peak: Option<Arc<AtomicU64>>,
 }
 
 impl Limiter {
+    /// The memory this instance reached, read after it ran (memories only grow).
+    pub fn watch_peak(&mut self) -> Arc<AtomicU64> {
+        let peak = Arc::new(AtomicU64::new(self.reserved));
+        self.peak = Some(Arc::clone(&peak));
+        peak
+    }
+
     pub fn new(max_memory: u64, max_table_elements: u64, budget: Arc<MemoryBudget>) -> Self {
         budget.instances.fetch_add(1, Ordering::AcqRel);
         Self {
@@ -108,6 +117,7 @@ impl Limiter {
             max_table_elements,
             budget,
             reserved: 0,
+            peak: None,
         }
     }
 }
@@ -136,6 +146,9 @@ impl ResourceLimiter for Limiter {
         let more = (desired as u64).saturating_sub(current as u64);
         self.budget.reserve(more).map_err(wasmtime::Error::new)?;
         self.reserved += more;
+        if let Some(peak) = &self.peak {
+            peak.store(self.reserved, Ordering::Relaxed);
+        }
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 //! and invocation, so one request is one trace across hosts.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use async_nats::HeaderMap;
 use rand::Rng as _;
@@ -18,7 +19,25 @@ pub struct TraceContext {
     pub sampled: bool,
 }
 
+/// Where the context of the code running now comes from, when a process records spans
+/// (installed once by its telemetry).
+static CURRENT: OnceLock<fn() -> Option<TraceContext>> = OnceLock::new();
+
+/// Installs the source of [`TraceContext::current_or_root`]. Later calls are ignored.
+pub fn set_current_source(source: fn() -> Option<TraceContext>) {
+    let _ = CURRENT.set(source);
+}
+
 impl TraceContext {
+    /// The context of the span running now, so a request made here joins its trace; a new
+    /// trace when there is none (or nothing records spans).
+    pub fn current_or_root() -> Self {
+        CURRENT
+            .get()
+            .and_then(|current| current())
+            .unwrap_or_else(Self::new_root)
+    }
+
     /// Starts a new trace.
     pub fn new_root() -> Self {
         let mut rng = rand::thread_rng();

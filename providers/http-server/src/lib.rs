@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod observe;
 pub mod routes;
 pub mod server;
 

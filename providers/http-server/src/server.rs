@@ -17,10 +17,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use trellis_lattice::rpc::{CallContext, Invoker, InvokerConfig};
+use tracing::Instrument as _;
 use trellis_provider::{CancellationToken, ProviderContext};
 
 use crate::config::ServerConfig;
 use crate::dispatch::{self, DispatchError, LocalDispatch, ResponseBody};
+use crate::observe;
 use crate::routes::Routes;
 
 /// Everything a request needs.
@@ -57,7 +59,7 @@ impl ServerState {
         })
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<ResponseBody> {
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -70,6 +72,25 @@ impl ServerState {
             )
             .into_response();
         };
+        let server_address = host
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string())
+            .unwrap_or_default();
+        let template = match &route.path {
+            Some(prefix) => format!("{}/*", prefix.trim_end_matches('/')),
+            None => "/*".to_string(),
+        };
+        let measured = observe::begin(&mut req, &template, &server_address);
+        let span = measured.span.clone();
+        let resp = self.routed(route, req).instrument(span).await;
+        measured.finish(resp.status());
+        resp
+    }
+
+    async fn routed(
+        &self,
+        route: crate::routes::Route,
+        req: Request<Incoming>,
+    ) -> Response<ResponseBody> {
         let too_large = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -107,8 +128,9 @@ impl ServerState {
             },
             None => req,
         };
+        let hop = trellis_telemetry::spans::http_hop(&tracing::Span::current(), &target);
         let cx = CallContext {
-            trace: dispatch::trace_of(&req),
+            trace: trellis_telemetry::context::of(&hop).unwrap_or_else(|| dispatch::trace_of(&req)),
             source: Some(self.server_id.clone()),
             link: Some(route.link_name.clone()),
         };
@@ -120,10 +142,14 @@ impl ServerState {
             self.settings.max_body_bytes,
             self.settings.timeout,
         )
+        .instrument(hop.clone())
         .await
         {
             Ok(resp) => resp,
-            Err(e) => e.into_response(),
+            Err(e) => {
+                trellis_telemetry::spans::fail(&hop, "call", &e.message);
+                e.into_response()
+            }
         }
     }
 }

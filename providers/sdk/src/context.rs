@@ -178,6 +178,20 @@ impl ProviderContext {
             .await;
     }
 
+    /// The exported span of one call (disabled when nothing is exported).
+    fn call_span(&self, incoming: &IncomingCall, function: &str) -> tracing::Span {
+        if !trellis_telemetry::enabled() {
+            return tracing::Span::none();
+        }
+        let (interface, func) = function.rsplit_once('.').unwrap_or((function, ""));
+        trellis_telemetry::spans::provider_call(
+            self.provider_id(),
+            interface,
+            func,
+            incoming.source.as_deref().unwrap_or(""),
+        )
+    }
+
     /// Runs one call of a function of `wit_namespace:wit_package`: resolves its link, runs
     /// `f` with the [`Call`] in a span carrying the caller's trace, and turns every failure
     /// (no link, missing config, an `Err` or a panic in `f`) into an error report to the
@@ -204,9 +218,16 @@ impl ProviderContext {
         Fut: Future<Output = anyhow::Result<T>>,
     {
         let call = match self.resolve(&cx, wit_namespace, wit_package).await {
-            Ok(call) => call,
+            Ok(mut call) => {
+                let exported = self.call_span(&call.incoming, &call.function);
+                call.trace = trellis_telemetry::context::continue_remote(&exported, call.incoming.trace);
+                (call, exported)
+            }
             Err((incoming, err)) => {
                 let message = err.to_string();
+                let exported = self.call_span(&incoming, &function_of(cx.subject.as_str()));
+                let _ = trellis_telemetry::context::continue_remote(&exported, incoming.trace);
+                trellis_telemetry::spans::fail(&exported, "link", &message);
                 tracing::warn!(
                     provider_id = self.provider_id(),
                     source_id = incoming.source.as_deref().unwrap_or(""),
@@ -220,14 +241,19 @@ impl ProviderContext {
                 return Err(anyhow::Error::new(err));
             }
         };
-        let span = tracing::info_span!(
-            "call",
-            provider_id = self.provider_id(),
-            source_id = call.source(),
-            link_name = call.link_name(),
-            function = call.function,
-            trace_id = call.trace.trace_id_hex(),
-        );
+        let (call, exported) = call;
+        let span = if exported.is_disabled() {
+            tracing::info_span!(
+                "call",
+                provider_id = self.provider_id(),
+                source_id = call.source(),
+                link_name = call.link_name(),
+                function = call.function,
+                trace_id = call.trace.trace_id_hex(),
+            )
+        } else {
+            exported
+        };
         let incoming = call.incoming.clone();
         let outcome = AssertUnwindSafe(f(call).instrument(span.clone()))
             .catch_unwind()
@@ -238,6 +264,7 @@ impl ProviderContext {
             Err(panic) => anyhow::anyhow!("the provider panicked: {}", panic_message(&*panic)),
         };
         let message = format!("{err:#}");
+        trellis_telemetry::spans::fail(&span, RemoteErrorKind::Internal.as_str(), &message);
         span.in_scope(|| tracing::warn!(%message, "call failed"));
         self.report(&incoming, RemoteErrorKind::Internal, &message)
             .await;

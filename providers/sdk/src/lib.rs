@@ -35,7 +35,7 @@ pub use error::{Error, Result};
 pub use health::HEALTH_TIMEOUT;
 pub use links::{LinkError, LinkEvent, LinkInfo, Links};
 pub use provider::{Provider, WrpcClient};
-pub use run::{init_logging, run_builtin, run_main, run_with, RunOptions};
+pub use run::{run_builtin, run_main, run_with, RunOptions};
 pub use serve::{serve_invocations, Invocations, ServeOptions};
 
 pub use tokio_util::sync::CancellationToken;

@@ -158,19 +158,31 @@ async fn follow_events<P: Provider>(
 
 /// Logs to stderr, filtered by `TRELLIS_LOG` (default `info`). When stderr is not a
 /// terminal (a host captures it and stamps each line with the time and provider id) lines
-/// carry no time or colour of their own.
-pub fn init_logging() {
+/// carry no time or colour of their own. With `TRELLIS_OBSERVABILITY` on (its host passes
+/// its own setting and `OTEL_*` variables on) it also exports as
+/// `trellis-provider-<executable name>`, its instance being the provider id.
+fn init_telemetry(executable: &str) -> trellis_telemetry::Telemetry {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_env(trellis_lattice::provider::env::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if std::io::stderr().is_terminal() {
-        builder.try_init()
-    } else {
-        builder.with_ansi(false).without_time().try_init()
+    use trellis_lattice::provider::env;
+    use trellis_telemetry::KeyValue;
+    let logging = trellis_telemetry::Logging {
+        filter: std::env::var(env::LOG).unwrap_or_else(|_| "info".into()),
+        json: false,
+        plain: !std::io::stderr().is_terminal(),
     };
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let mut attributes = vec![KeyValue::new("trellis.lattice", var(env::LATTICE))];
+    let host_id = var(env::HOST_ID);
+    if !host_id.is_empty() {
+        attributes.push(KeyValue::new("trellis.host.id", host_id));
+    }
+    let service = trellis_telemetry::Service {
+        name: format!("trellis-provider-{}", executable.trim_start_matches("trellis-provider-")),
+        version: env!("CARGO_PKG_VERSION"),
+        instance_id: var(env::PROVIDER_ID),
+        attributes,
+    };
+    trellis_telemetry::init(service, &logging, trellis_telemetry::env_switch())
 }
 
 /// Cancelled on SIGTERM or SIGINT.
@@ -260,7 +272,6 @@ const FORCED_EXIT_AFTER: std::time::Duration = std::time::Duration::from_secs(15
 /// }
 /// ```
 pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
-    init_logging();
     let name = std::env::args()
         .next()
         .and_then(|a| {
@@ -269,6 +280,7 @@ pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "provider".into());
+    let telemetry = init_telemetry(&name);
     // Signals are handled from the start: a provider told to stop while it is still
     // connecting (its NATS server gone) stops instead of connecting forever.
     let shutdown = shutdown_on_signals();
@@ -281,6 +293,7 @@ pub async fn run_main<P: Provider>(provider: P) -> ExitCode {
         run_builtin(env, shutdown, provider).await
     }
     .await;
+    telemetry.shutdown(Duration::from_secs(5)).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

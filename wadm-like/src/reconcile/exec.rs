@@ -1,6 +1,7 @@
 //! Carrying out commands with the [`LatticeClient`], and backing off per target when they
 //! fail.
 
+use tracing::Instrument as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,22 @@ pub async fn run_job(
     tx: mpsc::Sender<Input>,
     limit: Arc<Semaphore>,
 ) {
+    // One trace per pass over an app: the commands it issued are its children, and the
+    // hosts' handling of each continues the command's span.
+    let span = trellis_telemetry::spans::root(&format!("reconcile {app}"));
+    run_phases(client, store, app, commands, tx, limit)
+        .instrument(span)
+        .await
+}
+
+async fn run_phases(
+    client: Arc<LatticeClient>,
+    store: AppStore,
+    app: String,
+    commands: Vec<Command>,
+    tx: mpsc::Sender<Input>,
+    limit: Arc<Semaphore>,
+) {
     let mut rest = &commands[..];
     while let Some(first) = rest.first() {
         let phase = first.phase();
@@ -161,7 +178,13 @@ pub async fn run_job(
                 let app = app.clone();
                 async move {
                     let _permit = limit.acquire_owned().await.ok();
-                    let result = execute_owned(&client, &store, &app, &command).await;
+                    let span = trellis_telemetry::spans::command(command.operation(), &target(&command));
+                    let result = execute_owned(&client, &store, &app, &command)
+                        .instrument(span.clone())
+                        .await;
+                    if let Err(reason) = &result {
+                        trellis_telemetry::spans::fail(&span, "command", reason);
+                    }
                     let ok = result.is_ok();
                     if let Err(reason) = &result {
                         tracing::warn!(app, ?command, reason, "command failed");

@@ -368,6 +368,7 @@ impl Reconciler {
 
     fn timers(&mut self) {
         let now = Instant::now();
+        crate::observe::heartbeat_ages(self.view.heartbeat_ages(now));
         for host in self.view.expired(now) {
             if self.view.remove_host(&host) {
                 tracing::info!(host_id = %host, "host is gone (missed heartbeats)");

@@ -61,6 +61,19 @@ impl Command {
         }
     }
 
+    /// The control operation it is, as spans name it (`component.scale`, `link.put`, …).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Command::ScaleComponent { .. } => "component.scale",
+            Command::StartProvider { .. } => "provider.start",
+            Command::StopProvider { .. } => "provider.stop",
+            Command::PutConfig { .. } => "config.put",
+            Command::DeleteConfig { .. } => "config.delete",
+            Command::PutLink(_) => "link.put",
+            Command::DeleteLink(_) => "link.delete",
+        }
+    }
+
     /// Whether the command starts or grows something (as opposed to removing).
     pub fn is_start(&self) -> bool {
         match self {

@@ -59,7 +59,7 @@ impl LatticeClient {
         function: &str,
         args: &[serde_json::Value],
     ) -> Result<serde_json::Value> {
-        self.call_in_trace(component_id, function, args, TraceContext::new_root())
+        self.call_in_trace(component_id, function, args, TraceContext::current_or_root())
             .await
     }
 

@@ -26,6 +26,20 @@ pub enum RemoteErrorKind {
     Internal,
 }
 
+impl RemoteErrorKind {
+    /// The name of the kind as it travels (`trap`, `time_limit`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteErrorKind::Trap => "trap",
+            RemoteErrorKind::TimeLimit => "time_limit",
+            RemoteErrorKind::MemoryLimit => "memory_limit",
+            RemoteErrorKind::BadRequest => "bad_request",
+            RemoteErrorKind::Unavailable => "unavailable",
+            RemoteErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// Published by a callee on the caller's error subject when an invocation fails.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {

@@ -216,9 +216,18 @@ pub struct CallReader {
     eof: bool,
     probe_timer: Pin<Box<tokio::time::Sleep>>,
     probe: Option<tokio::task::JoinHandle<bool>>,
+    /// Held until the result is read (the caller's span of the call, say).
+    keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl CallReader {
+    /// Keeps `guard` alive as long as this reader: a span covering the call ends when its
+    /// result has been read (or abandoned).
+    pub fn keep_until_done(mut self, guard: impl std::any::Any + Send + Sync) -> Self {
+        self.keep = Some(Box::new(guard));
+        self
+    }
+
     pub(crate) fn new(
         registration: Registration,
         nats: async_nats::Client,
@@ -236,6 +245,7 @@ impl CallReader {
             eof: false,
             probe_timer: Box::pin(tokio::time::sleep(PROBE_AFTER)),
             probe: None,
+            keep: None,
         }
     }
 

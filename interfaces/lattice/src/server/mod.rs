@@ -52,6 +52,8 @@ pub struct Incoming<R> {
     pub request: std::result::Result<R, ControlError>,
     /// The span handling this request, a child of the caller's (a new trace without one).
     pub trace: TraceContext,
+    /// The caller's context as it arrived (for a server that opens a span of its own).
+    pub parent: Option<TraceContext>,
     pub subject: async_nats::Subject,
     reply: Option<async_nats::Subject>,
     nats: async_nats::Client,
@@ -64,10 +66,14 @@ impl<R> Incoming<R> {
         msg: async_nats::Message,
         parse: impl FnOnce(&str, &[u8]) -> std::result::Result<R, ControlError>,
     ) -> Self {
-        let trace = TraceContext::continue_from(msg.headers.as_ref());
+        let parent = TraceContext::from_headers(msg.headers.as_ref());
+        let trace = parent
+            .map(|p| p.child())
+            .unwrap_or_else(TraceContext::new_root);
         Self {
             request: parse(msg.subject.as_str(), &msg.payload),
             trace,
+            parent,
             subject: msg.subject,
             reply: msg.reply,
             nats: nats.clone(),

@@ -1,0 +1,136 @@
+//! The host's OpenTelemetry metrics. Instruments are made on first use once export is on;
+//! with it off every function here returns after one relaxed load. Attributes are bounded:
+//! component id, app, interface, target, error kind — never a path, subject or request id.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::KeyValue;
+
+struct Instruments {
+    invocations: Counter<u64>,
+    errors: Counter<u64>,
+    duration: Histogram<f64>,
+    queue_wait: Histogram<f64>,
+    memory_peak: Histogram<u64>,
+    link_call: Histogram<f64>,
+    logs_dropped: Counter<u64>,
+}
+
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+fn instruments() -> Option<&'static Instruments> {
+    if !trellis_telemetry::enabled() {
+        return None;
+    }
+    Some(INSTRUMENTS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("trellis-host");
+        Instruments {
+            invocations: meter
+                .u64_counter("trellis.component.invocations")
+                .with_description("Invocations of a component (wRPC calls and HTTP requests)")
+                .build(),
+            errors: meter
+                .u64_counter("trellis.component.invocation.errors")
+                .with_description("Failed invocations, by error kind")
+                .build(),
+            duration: meter
+                .f64_histogram("trellis.component.invocation.duration")
+                .with_unit("s")
+                .with_description("Time from a free instance to the end of the invocation")
+                .build(),
+            queue_wait: meter
+                .f64_histogram("trellis.component.queue.wait.duration")
+                .with_unit("s")
+                .with_description("Time an invocation waited for a free instance")
+                .build(),
+            memory_peak: meter
+                .u64_histogram("trellis.component.memory.peak")
+                .with_unit("By")
+                .with_description("Linear memory an invocation's instance reached")
+                .build(),
+            link_call: meter
+                .f64_histogram("trellis.link.call.duration")
+                .with_unit("s")
+                .with_description("Calls through a component's linked import, until the callee accepted")
+                .build(),
+            logs_dropped: meter
+                .u64_counter("trellis.component.logs.dropped")
+                .with_description("Log records of components dropped (over the per-invocation limit)")
+                .build(),
+        }
+    }))
+}
+
+/// The attributes of a component's measurements.
+pub fn component_attributes(component_id: &str, app: Option<&str>) -> Vec<KeyValue> {
+    let mut attrs = vec![KeyValue::new("trellis.component.id", component_id.to_string())];
+    if let Some(app) = app {
+        attrs.push(KeyValue::new("trellis.app", app.to_string()));
+    }
+    attrs
+}
+
+/// One finished invocation.
+pub fn invocation(
+    attrs: &[KeyValue],
+    duration: Duration,
+    memory_peak: u64,
+    error: Option<&'static str>,
+) {
+    let Some(i) = instruments() else { return };
+    i.invocations.add(1, attrs);
+    i.duration.record(duration.as_secs_f64(), attrs);
+    i.memory_peak.record(memory_peak, attrs);
+    if let Some(kind) = error {
+        let mut with_kind = attrs.to_vec();
+        with_kind.push(KeyValue::new("error.type", kind));
+        i.errors.add(1, &with_kind);
+    }
+}
+
+/// The wait of one invocation for a free instance.
+pub fn queue_wait(attrs: &[KeyValue], waited: Duration) {
+    if let Some(i) = instruments() {
+        i.queue_wait.record(waited.as_secs_f64(), attrs);
+    }
+}
+
+/// Log records of a component dropped over its limit.
+pub fn logs_dropped(attrs: &[KeyValue], n: u64) {
+    if let Some(i) = instruments() {
+        i.logs_dropped.add(n, attrs);
+    }
+}
+
+/// One call through a linked import (`interface` versioned or not; the version is kept off).
+pub fn link_call(interface: &str, target: &str, started: Instant) {
+    let Some(i) = instruments() else { return };
+    let interface = interface.split('@').next().unwrap_or(interface);
+    i.link_call.record(
+        started.elapsed().as_secs_f64(),
+        &[
+            KeyValue::new("rpc.service", interface.to_string()),
+            KeyValue::new("trellis.link.target", target.to_string()),
+        ],
+    );
+}
+
+/// What a component printed on stdout and stderr during one invocation: each line becomes a
+/// log record in the invocation's span (so it carries the trace), as before in the host log.
+pub fn component_output(
+    span: &tracing::Span,
+    component_id: &str,
+    trace: &trellis_lattice::trace::TraceContext,
+    output: &str,
+) {
+    if output.is_empty() {
+        return;
+    }
+    span.in_scope(|| {
+        for line in output.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(target: "trellis::component", component_id, trace_id = %trace.trace_id_hex(), "{line}");
+        }
+    });
+}
