@@ -53,11 +53,15 @@ fn instruments() -> Option<&'static Instruments> {
             link_call: meter
                 .f64_histogram("trellis.link.call.duration")
                 .with_unit("s")
-                .with_description("Calls through a component's linked import, until the callee accepted")
+                .with_description(
+                    "Calls through a component's linked import, until the callee accepted",
+                )
                 .build(),
             logs_dropped: meter
                 .u64_counter("trellis.component.logs.dropped")
-                .with_description("Log records of components dropped (over the per-invocation limit)")
+                .with_description(
+                    "Log records of components dropped (over the per-invocation limit)",
+                )
                 .build(),
         }
     }))
@@ -65,7 +69,10 @@ fn instruments() -> Option<&'static Instruments> {
 
 /// The attributes of a component's measurements.
 pub fn component_attributes(component_id: &str, app: Option<&str>) -> Vec<KeyValue> {
-    let mut attrs = vec![KeyValue::new("trellis.component.id", component_id.to_string())];
+    let mut attrs = vec![KeyValue::new(
+        "trellis.component.id",
+        component_id.to_string(),
+    )];
     if let Some(app) = app {
         attrs.push(KeyValue::new("trellis.app", app.to_string()));
     }

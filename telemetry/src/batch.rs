@@ -24,7 +24,11 @@ impl BatchConfig {
         Self::from_lookup(prefix, default_delay_ms, |k| std::env::var(k).ok())
     }
 
-    fn from_lookup(prefix: &str, default_delay_ms: u64, get: impl Fn(&str) -> Option<String>) -> Self {
+    fn from_lookup(
+        prefix: &str,
+        default_delay_ms: u64,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Self {
         let num = |name: &str, default: u64, max: u64| {
             get(&format!("{prefix}_{name}"))
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -51,7 +55,7 @@ pub(crate) struct Counts {
 }
 
 /// The sending half: never blocks, drops (and counts) when full.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Queue<T> {
     tx: mpsc::Sender<T>,
     counts: Arc<Counts>,
@@ -167,14 +171,21 @@ mod tests {
         assert_eq!(c.capacity, 100);
         assert_eq!(c.batch, 100, "a batch is never larger than the queue");
         let d = BatchConfig::from_lookup("OTEL_BLRP", 1000, |_| None);
-        assert_eq!((d.capacity, d.batch, d.delay), (2048, 512, Duration::from_secs(1)));
+        assert_eq!(
+            (d.capacity, d.batch, d.delay),
+            (2048, 512, Duration::from_secs(1))
+        );
     }
 
     #[tokio::test]
     async fn full_queue_drops_and_counts_then_drains_on_stop() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
-        let config = BatchConfig { capacity: 4, batch: 2, delay: Duration::from_secs(3600) };
+        let config = BatchConfig {
+            capacity: 4,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+        };
         let sink = seen.clone();
         let (queue, drain) = Queue::start(config, move |batch: Vec<u32>| {
             let sink = sink.clone();
@@ -206,7 +217,10 @@ mod tests {
 
     #[test]
     fn splits_into_batches() {
-        assert_eq!(split(vec![1, 2, 3, 4, 5], 2), vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert_eq!(
+            split(vec![1, 2, 3, 4, 5], 2),
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
         assert!(split(Vec::<u8>::new(), 2).is_empty());
     }
 }

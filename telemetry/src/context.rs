@@ -4,12 +4,8 @@
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
-use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use trellis_lattice::trace::TraceContext;
-
-use crate::export::{LogQueue, SpanQueue};
 
 /// The OpenTelemetry context whose (remote) span is `parent`.
 pub fn remote(parent: &TraceContext) -> opentelemetry::Context {
@@ -74,52 +70,6 @@ pub(crate) fn install() {
     trellis_lattice::trace::set_current_source(current);
 }
 
-/// Hands finished spans to the export queue.
-#[derive(Debug)]
-pub(crate) struct QueueProcessor(pub SpanQueue);
-
-impl SpanProcessor for QueueProcessor {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.0.push(span);
-        }
-    }
-
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(
-        &self,
-        _timeout: std::time::Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-}
-
-/// Hands log records to the export queue.
-#[derive(Debug)]
-pub(crate) struct LogQueueProcessor(pub LogQueue);
-
-impl LogProcessor for LogQueueProcessor {
-    fn emit(&self, data: &mut SdkLogRecord, scope: &opentelemetry::InstrumentationScope) {
-        self.0.push((data.clone(), scope.clone()));
-    }
-
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(
-        &self,
-        _timeout: std::time::Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +82,10 @@ mod tests {
         assert_ne!(next.span_id, parent.span_id);
         let fresh = continue_remote(&tracing::Span::none(), None);
         assert_ne!(fresh.trace_id, parent.trace_id);
-        assert_eq!(continue_local(&tracing::Span::none(), &parent).trace_id, parent.trace_id);
+        assert_eq!(
+            continue_local(&tracing::Span::none(), &parent).trace_id,
+            parent.trace_id
+        );
     }
 
     #[test]
@@ -141,7 +94,10 @@ mod tests {
         let cx = remote(&parent);
         let sc = cx.span().span_context().clone();
         assert!(sc.is_remote() && sc.is_sampled());
-        assert_eq!(u128::from_be_bytes(sc.trace_id().to_bytes()), parent.trace_id);
+        assert_eq!(
+            u128::from_be_bytes(sc.trace_id().to_bytes()),
+            parent.trace_id
+        );
         assert_eq!(u64::from_be_bytes(sc.span_id().to_bytes()), parent.span_id);
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLoggerProvider};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter as _};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
 use crate::batch::{BatchConfig, Counts, Drain, Queue};
 use crate::metrics::MetricsPipeline;
+use crate::processors::{LogQueueProcessor, QueueProcessor};
 
 /// Which signal an exporter carries (names its variables).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +51,11 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub fn resolve(signal: Signal, get: impl Fn(&str) -> Option<String>) -> Self {
-        let var = |name: String| get(&name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |name: String| {
+            get(&name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let protocol = var(signal.var("PROTOCOL"))
             .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL".into()))
             .unwrap_or_else(|| "http/protobuf".into());
@@ -60,7 +65,12 @@ impl Transport {
             Some(url) => url,
             None => {
                 let base = var("OTEL_EXPORTER_OTLP_ENDPOINT".into()).unwrap_or_else(|| {
-                    if grpc { "http://localhost:4317" } else { "http://localhost:4318" }.into()
+                    if grpc {
+                        "http://localhost:4317"
+                    } else {
+                        "http://localhost:4318"
+                    }
+                    .into()
                 });
                 if grpc {
                     base
@@ -113,17 +123,16 @@ pub(crate) fn log_exporter(t: &Transport) -> Result<opentelemetry_otlp::LogExpor
     build_exporter!(opentelemetry_otlp::LogExporter, t)
 }
 
-pub(crate) fn metric_exporter(t: &Transport) -> Result<opentelemetry_otlp::MetricExporter, BuildError> {
+pub(crate) fn metric_exporter(
+    t: &Transport,
+) -> Result<opentelemetry_otlp::MetricExporter, BuildError> {
     build_exporter!(opentelemetry_otlp::MetricExporter, t)
 }
 
-/// A finished span on its way out.
-pub(crate) type SpanQueue = Queue<SpanData>;
-/// A log record on its way out.
-pub(crate) type LogQueue = Queue<(SdkLogRecord, opentelemetry::InstrumentationScope)>;
-
 /// The running pipelines of the process.
 pub(crate) struct Pipelines {
+    /// Where spans finished elsewhere (by components) join this process's export.
+    pub span_queue: Option<crate::processors::SpanQueue>,
     pub tracer: Option<opentelemetry_sdk::trace::Tracer>,
     tracer_provider: Option<SdkTracerProvider>,
     pub logger_provider: Option<SdkLoggerProvider>,
@@ -139,21 +148,24 @@ impl Pipelines {
         let mut problems = Vec::new();
         let mut drains = Vec::new();
         let mut counts: Vec<(&'static str, Arc<Counts>)> = Vec::new();
+        let mut span_queue = None;
 
         let traces = Transport::from_env(Signal::Traces);
         let (tracer, tracer_provider) = match span_exporter(&traces) {
             Ok(mut exporter) => {
                 exporter.set_resource(&resource);
                 let exporter = Arc::new(exporter);
-                let (queue, drain) = Queue::start(BatchConfig::from_env("OTEL_BSP", 5000), move |batch| {
-                    let exporter = exporter.clone();
-                    async move { exporter.export(batch).await.map_err(|e| e.to_string()) }
-                });
+                let (queue, drain) =
+                    Queue::start(BatchConfig::from_env("OTEL_BSP", 5000), move |batch| {
+                        let exporter = exporter.clone();
+                        async move { exporter.export(batch).await.map_err(|e| e.to_string()) }
+                    });
                 counts.push(("spans", queue.counts()));
+                span_queue = Some(queue.clone());
                 drains.push(drain);
                 let provider = SdkTracerProvider::builder()
                     .with_resource(resource.clone())
-                    .with_span_processor(crate::context::QueueProcessor(queue))
+                    .with_span_processor(QueueProcessor(queue))
                     .build();
                 (Some(provider.tracer("trellis")), Some(provider))
             }
@@ -168,20 +180,26 @@ impl Pipelines {
             Ok(mut exporter) => {
                 exporter.set_resource(&resource);
                 let exporter = Arc::new(exporter);
-                let (queue, drain) = Queue::start(BatchConfig::from_env("OTEL_BLRP", 1000), move |batch: Vec<(SdkLogRecord, opentelemetry::InstrumentationScope)>| {
-                    let exporter = exporter.clone();
-                    async move {
-                        let refs: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
-                            batch.iter().map(|(r, s)| (r, s)).collect();
-                        exporter.export(LogBatch::new(&refs)).await.map_err(|e| e.to_string())
-                    }
-                });
+                let (queue, drain) = Queue::start(
+                    BatchConfig::from_env("OTEL_BLRP", 1000),
+                    move |batch: Vec<(SdkLogRecord, opentelemetry::InstrumentationScope)>| {
+                        let exporter = exporter.clone();
+                        async move {
+                            let refs: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
+                                batch.iter().map(|(r, s)| (r, s)).collect();
+                            exporter
+                                .export(LogBatch::new(&refs))
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    },
+                );
                 counts.push(("logs", queue.counts()));
                 drains.push(drain);
                 Some(
                     SdkLoggerProvider::builder()
                         .with_resource(resource.clone())
-                        .with_log_processor(crate::context::LogQueueProcessor(queue))
+                        .with_log_processor(LogQueueProcessor(queue))
                         .build(),
                 )
             }
@@ -201,6 +219,7 @@ impl Pipelines {
         };
 
         Self {
+            span_queue,
             tracer,
             tracer_provider,
             logger_provider,
@@ -238,18 +257,38 @@ impl Pipelines {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::export::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn defaults_are_http_protobuf_on_localhost() {
         let t = Transport::resolve(Signal::Traces, env(&[]));
-        assert_eq!(t, Transport { grpc: false, endpoint: "http://localhost:4318/v1/traces".into() });
-        let g = Transport::resolve(Signal::Logs, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]));
-        assert_eq!(g, Transport { grpc: true, endpoint: "http://localhost:4317".into() });
+        assert_eq!(
+            t,
+            Transport {
+                grpc: false,
+                endpoint: "http://localhost:4318/v1/traces".into()
+            }
+        );
+        let g = Transport::resolve(
+            Signal::Logs,
+            env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]),
+        );
+        assert_eq!(
+            g,
+            Transport {
+                grpc: true,
+                endpoint: "http://localhost:4317".into()
+            }
+        );
     }
 
     #[test]

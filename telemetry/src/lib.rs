@@ -11,48 +11,21 @@
 mod batch;
 pub mod context;
 mod export;
+pub mod foreign;
+mod processors;
 mod metrics;
 mod resource;
 pub mod spans;
 mod subscriber;
+mod switch;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use opentelemetry::KeyValue;
+pub use switch::{enabled, Logging, Service};
 
 /// The switch every Trellis binary reads (and `trellis up` and the host pass on).
 pub const OBSERVABILITY_ENV: &str = "TRELLIS_OBSERVABILITY";
-
-static ON: AtomicBool = AtomicBool::new(false);
-
-/// Whether spans and metrics are exported by this process.
-#[inline]
-pub fn enabled() -> bool {
-    ON.load(Ordering::Relaxed)
-}
-
-/// Who is exporting: becomes the OpenTelemetry resource.
-#[derive(Clone, Debug)]
-pub struct Service {
-    /// `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
-    pub name: String,
-    pub version: &'static str,
-    /// `service.instance.id`: the host id, or the provider's or manager's instance id.
-    pub instance_id: String,
-    /// More resource attributes (`trellis.lattice`, labels, …).
-    pub attributes: Vec<KeyValue>,
-}
-
-/// How the process logs to stderr (unchanged by the switch).
-#[derive(Clone, Debug)]
-pub struct Logging {
-    /// An `EnvFilter` directive string.
-    pub filter: String,
-    pub json: bool,
-    /// Plain lines without timestamps or colours (the CLI).
-    pub plain: bool,
-}
 
 /// The installed pipelines; [`Telemetry::shutdown`] flushes them.
 pub struct Telemetry {
@@ -70,7 +43,10 @@ pub fn init(service: Service, logging: &Logging, observability: bool) -> Telemet
     let pipelines = export::Pipelines::start(resource);
     subscriber::install(logging, Some(&pipelines));
     context::install();
-    ON.store(true, Ordering::Relaxed);
+    if let Some(queue) = &pipelines.span_queue {
+        foreign::install(queue.clone());
+    }
+    switch::set(true);
     pipelines.report_start();
     Telemetry {
         pipelines: Some(pipelines),
@@ -86,7 +62,7 @@ impl Telemetry {
     /// Flushes what is queued (bounded by `deadline`) and stops the export tasks.
     pub async fn shutdown(self, deadline: Duration) {
         if let Some(pipelines) = self.pipelines {
-            ON.store(false, Ordering::Relaxed);
+            switch::set(false);
             pipelines.shutdown(deadline).await;
         }
     }

@@ -11,7 +11,9 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{
+    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
 use opentelemetry_sdk::Resource;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -91,7 +93,9 @@ impl MetricsPipeline {
                             tracing::debug!(target: "trellis_telemetry", %err, "metric export failed");
                         }
                     }
-                    Err(err) => tracing::debug!(target: "trellis_telemetry", %err, "metric collection failed"),
+                    Err(err) => {
+                        tracing::debug!(target: "trellis_telemetry", %err, "metric collection failed")
+                    }
                 }
                 if last {
                     return;
@@ -145,7 +149,10 @@ fn register_process_gauges(provider: &SdkMeterProvider, queues: Vec<(&'static st
         .with_callback(move |obs| {
             for (signal, counts) in &queues {
                 let attrs = [KeyValue::new("signal", *signal)];
-                obs.observe(counts.dropped.load(std::sync::atomic::Ordering::Relaxed), &attrs);
+                obs.observe(
+                    counts.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    &attrs,
+                );
             }
         })
         .build();
@@ -173,8 +180,8 @@ fn rss_bytes() -> Option<i64> {
 mod tests {
     #[test]
     fn reads_own_process() {
-        let (user, system) = super::cpu_seconds().expect("cpu");
+        let (user, system) = crate::metrics::cpu_seconds().expect("cpu");
         assert!(user >= 0.0 && system >= 0.0);
-        assert!(super::rss_bytes().expect("rss") > 0);
+        assert!(crate::metrics::rss_bytes().expect("rss") > 0);
     }
 }

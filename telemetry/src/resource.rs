@@ -3,7 +3,7 @@
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 
-use crate::Service;
+use crate::switch::Service;
 
 /// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` are read by the SDK's detectors; the
 /// service name given by the process applies unless `OTEL_SERVICE_NAME` is set.
@@ -60,11 +60,17 @@ mod tests {
         };
         let resource = build(&service);
         let get = |k: &'static str| resource.get(&opentelemetry::Key::from_static_str(k));
-        assert_eq!(get("service.instance.id").map(|v| v.to_string()), Some("NABC".into()));
+        assert_eq!(
+            get("service.instance.id").map(|v| v.to_string()),
+            Some("NABC".into())
+        );
         assert_eq!(get("tier").map(|v| v.to_string()), Some("edge".into()));
         assert!(get("host.arch").is_some());
         if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-            assert_eq!(get("service.name").map(|v| v.to_string()), Some("trellis-host".into()));
+            assert_eq!(
+                get("service.name").map(|v| v.to_string()),
+                Some("trellis-host".into())
+            );
         }
     }
 }

@@ -7,7 +7,7 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use crate::enabled;
+use crate::switch::enabled;
 
 /// A component serving one call (a wRPC invocation or an HTTP request handed to it). The
 /// host is the span's resource (`service.instance.id`).
@@ -46,7 +46,13 @@ pub fn instantiate(parent: &Span) -> Span {
 }
 
 /// A linked import called from a component: the client side.
-pub fn import_call(parent: &Span, interface: &str, function: &str, link: &str, target: &str) -> Span {
+pub fn import_call(
+    parent: &Span,
+    interface: &str,
+    function: &str,
+    link: &str,
+    target: &str,
+) -> Span {
     if parent.is_disabled() {
         return Span::none();
     }

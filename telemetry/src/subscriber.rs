@@ -8,7 +8,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
 use crate::export::Pipelines;
-use crate::Logging;
+use crate::switch::Logging;
 
 type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
 
@@ -42,11 +42,17 @@ fn filter(directives: &str) -> EnvFilter {
 }
 
 fn stderr_layer(logging: &Logging) -> Boxed {
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    use std::io::IsTerminal as _;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let boxed: Boxed = if logging.json {
         layer.json().with_filter(filter(&logging.filter)).boxed()
     } else if logging.plain {
-        layer.without_time().with_target(false).with_filter(filter(&logging.filter)).boxed()
+        layer
+            .without_time()
+            .with_filter(filter(&logging.filter))
+            .boxed()
     } else {
         layer.with_filter(filter(&logging.filter)).boxed()
     };
@@ -88,10 +94,10 @@ pub(crate) fn install(logging: &Logging, pipelines: Option<&Pipelines>) {
 mod tests {
     #[test]
     fn machinery_targets() {
-        assert!(super::machinery("tonic"));
-        assert!(super::machinery("opentelemetry_sdk"));
-        assert!(super::machinery("h2::codec"));
-        assert!(!super::machinery("trellis_host::components"));
-        assert!(!super::machinery("hyperion"));
+        assert!(crate::subscriber::machinery("tonic"));
+        assert!(crate::subscriber::machinery("opentelemetry_sdk"));
+        assert!(crate::subscriber::machinery("h2::codec"));
+        assert!(!crate::subscriber::machinery("trellis_host::components"));
+        assert!(!crate::subscriber::machinery("hyperion"));
     }
 }

@@ -14,18 +14,10 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use trellis_lattice::control::ScaleComponent;
 use trellis_tests::stats::{fmt, report, Samples};
-use trellis_tests::{component_ref, HostProcess, NatsServer};
+use trellis_tests::{HostProcess, NatsServer};
 
 fn start(id: &str, component: &str) -> ScaleComponent {
-    ScaleComponent {
-        component_id: id.to_string(),
-        image: component_ref(component),
-        replicas: 4,
-        config: Vec::new(),
-        max_memory_bytes: None,
-        timeout_ms: None,
-        annotations: Default::default(),
-    }
+    trellis_tests::scale_request(id, component, 4)
 }
 
 #[tokio::main]

@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
                 limits,
                 config: Default::default(),
                 trace: TraceContext::new_root(),
+                span: tracing::Span::none(),
                 interrupt: Default::default(),
             },
         );

@@ -26,7 +26,9 @@ pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
 pub use otlp::{OtlpReceiver, Protocol};
 pub use otlp_model::connected_trace;
-pub use paths::{bin, component, component_ref, require_program, shared_cache_dir, target_dir};
+pub use paths::{
+    bin, component, component_ref, require_program, scale_request, shared_cache_dir, target_dir,
+};
 pub use redis::{pids_with_env, RedisServer};
 pub use wait::{free_port, wait_for};
 pub use web::{route, start_http_server};

@@ -8,12 +8,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use prost::Message as _;
@@ -39,6 +51,11 @@ struct Received {
 
 type Store = Arc<Mutex<Received>>;
 
+/// `env` as the `(&str, &str)` pairs process starters take.
+pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// A running receiver; stops on drop.
 pub struct OtlpReceiver {
     store: Store,
@@ -51,8 +68,12 @@ impl OtlpReceiver {
     pub async fn start() -> Self {
         let store: Store = Arc::default();
         let stop = CancellationToken::new();
-        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
-        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind grpc");
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
         let grpc = grpc_listener.local_addr().expect("grpc addr");
         let http = http_listener.local_addr().expect("http addr");
         let svc = Collector(store.clone());
@@ -67,7 +88,12 @@ impl OtlpReceiver {
                 .await;
         });
         tokio::spawn(serve_http(http_listener, store.clone(), stop.clone()));
-        Self { store, grpc, http, stop }
+        Self {
+            store,
+            grpc,
+            http,
+            stop,
+        }
     }
 
     /// The variables that point a Trellis process at this receiver, with short export
@@ -91,26 +117,43 @@ impl OtlpReceiver {
     }
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.store.lock().map(|s| s.spans.clone()).unwrap_or_default()
+        self.store
+            .lock()
+            .map(|s| s.spans.clone())
+            .unwrap_or_default()
     }
 
     pub fn logs(&self) -> Vec<ReceivedLog> {
-        self.store.lock().map(|s| s.logs.clone()).unwrap_or_default()
+        self.store
+            .lock()
+            .map(|s| s.logs.clone())
+            .unwrap_or_default()
     }
 
     pub fn points(&self) -> Vec<Point> {
-        self.store.lock().map(|s| s.points.clone()).unwrap_or_default()
+        self.store
+            .lock()
+            .map(|s| s.points.clone())
+            .unwrap_or_default()
     }
 
     pub fn headers(&self) -> Vec<BTreeMap<String, String>> {
-        self.store.lock().map(|s| s.headers.clone()).unwrap_or_default()
+        self.store
+            .lock()
+            .map(|s| s.headers.clone())
+            .unwrap_or_default()
     }
 
     /// Whether anything at all arrived.
     pub fn is_empty(&self) -> bool {
         self.store
             .lock()
-            .map(|s| s.spans.is_empty() && s.logs.is_empty() && s.points.is_empty() && s.headers.is_empty())
+            .map(|s| {
+                s.spans.is_empty()
+                    && s.logs.is_empty()
+                    && s.points.is_empty()
+                    && s.headers.is_empty()
+            })
             .unwrap_or(true)
     }
 
@@ -123,7 +166,11 @@ impl OtlpReceiver {
                 return found;
             }
             if tokio::time::Instant::now() > deadline {
-                let spans: Vec<String> = self.spans().iter().map(|s| format!("{} [{}] {}", s.service, s.trace_id, s.name)).collect();
+                let spans: Vec<String> = self
+                    .spans()
+                    .iter()
+                    .map(|s| format!("{} [{}] {}", s.service, s.trace_id, s.name))
+                    .collect();
                 panic!(
                     "{what}: not received within 60s; {} spans: {spans:#?}; {} logs; {} points",
                     spans.len(),
@@ -198,29 +245,43 @@ async fn serve_http(listener: tokio::net::TcpListener, store: Store, stop: Cance
         };
         let store = store.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let store = store.clone();
-                async move {
-                    let path = req.uri().path().to_string();
-                    let headers = req
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-                        .collect();
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    let ok = match path.as_str() {
-                        "/v1/traces" => ExportTraceServiceRequest::decode(body).map(|r| take_traces(&store, headers, r)).is_ok(),
-                        "/v1/logs" => ExportLogsServiceRequest::decode(body).map(|r| take_logs(&store, headers, r)).is_ok(),
-                        "/v1/metrics" => ExportMetricsServiceRequest::decode(body).map(|r| take_metrics(&store, headers, r)).is_ok(),
-                        _ => false,
-                    };
-                    let status = if ok { 200 } else { 400 };
-                    http::Response::builder()
-                        .status(status)
-                        .header("content-type", "application/x-protobuf")
-                        .body(Full::new(Bytes::new()))
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                            })
+                            .collect();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let ok = match path.as_str() {
+                            "/v1/traces" => ExportTraceServiceRequest::decode(body)
+                                .map(|r| take_traces(&store, headers, r))
+                                .is_ok(),
+                            "/v1/logs" => ExportLogsServiceRequest::decode(body)
+                                .map(|r| take_logs(&store, headers, r))
+                                .is_ok(),
+                            "/v1/metrics" => ExportMetricsServiceRequest::decode(body)
+                                .map(|r| take_metrics(&store, headers, r))
+                                .is_ok(),
+                            _ => false,
+                        };
+                        let status = if ok { 200 } else { 400 };
+                        http::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/x-protobuf")
+                            .body(Full::new(Bytes::new()))
+                    }
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
@@ -240,13 +301,18 @@ pub(crate) fn value(v: &Option<AnyValue>) -> String {
 }
 
 pub(crate) fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, String> {
-    kvs.iter().map(|kv| (kv.key.clone(), value(&kv.value))).collect()
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), value(&kv.value)))
+        .collect()
 }
 
 fn take_traces(store: &Store, headers: BTreeMap<String, String>, req: ExportTraceServiceRequest) {
     let mut spans = Vec::new();
     for rs in req.resource_spans {
-        let resource = rs.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+        let resource = rs
+            .resource
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
         for ss in rs.scope_spans {
             for span in ss.spans {
                 spans.push(ReceivedSpan::from_proto(&resource, span));
@@ -262,7 +328,10 @@ fn take_traces(store: &Store, headers: BTreeMap<String, String>, req: ExportTrac
 fn take_logs(store: &Store, headers: BTreeMap<String, String>, req: ExportLogsServiceRequest) {
     let mut logs = Vec::new();
     for rl in req.resource_logs {
-        let resource = rl.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+        let resource = rl
+            .resource
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
         for sl in rl.scope_logs {
             for record in sl.log_records {
                 logs.push(ReceivedLog::from_proto(&resource, record));
@@ -275,15 +344,27 @@ fn take_logs(store: &Store, headers: BTreeMap<String, String>, req: ExportLogsSe
     }
 }
 
-fn take_metrics(store: &Store, headers: BTreeMap<String, String>, req: ExportMetricsServiceRequest) {
+fn take_metrics(
+    store: &Store,
+    headers: BTreeMap<String, String>,
+    req: ExportMetricsServiceRequest,
+) {
     let mut points = Vec::new();
     for rm in req.resource_metrics {
-        let resource = rm.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+        let resource = rm
+            .resource
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
         let service = resource.get("service.name").cloned().unwrap_or_default();
         for sm in rm.scope_metrics {
             for m in sm.metrics {
                 let mut push = |attrs: &[KeyValue], value: f64| {
-                    points.push(Point { service: service.clone(), name: m.name.clone(), attributes: attributes(attrs), value });
+                    points.push(Point {
+                        service: service.clone(),
+                        name: m.name.clone(),
+                        attributes: attributes(attrs),
+                        value,
+                    });
                 };
                 let number = |v: &Option<number_data_point::Value>| match v {
                     Some(number_data_point::Value::AsDouble(d)) => *d,
@@ -291,9 +372,18 @@ fn take_metrics(store: &Store, headers: BTreeMap<String, String>, req: ExportMet
                     None => 0.0,
                 };
                 match &m.data {
-                    Some(metric::Data::Sum(sum)) => sum.data_points.iter().for_each(|p| push(&p.attributes, number(&p.value))),
-                    Some(metric::Data::Gauge(g)) => g.data_points.iter().for_each(|p| push(&p.attributes, number(&p.value))),
-                    Some(metric::Data::Histogram(h)) => h.data_points.iter().for_each(|p| push(&p.attributes, p.count as f64)),
+                    Some(metric::Data::Sum(sum)) => sum
+                        .data_points
+                        .iter()
+                        .for_each(|p| push(&p.attributes, number(&p.value))),
+                    Some(metric::Data::Gauge(g)) => g
+                        .data_points
+                        .iter()
+                        .for_each(|p| push(&p.attributes, number(&p.value))),
+                    Some(metric::Data::Histogram(h)) => h
+                        .data_points
+                        .iter()
+                        .for_each(|p| push(&p.attributes, p.count as f64)),
                     _ => {}
                 }
             }

@@ -94,15 +94,28 @@ pub struct Point {
 
 /// Checks that every span of `trace_id` but the root has its parent in the trace; returns
 /// the spans, or what is wrong.
-pub fn connected_trace(spans: &[ReceivedSpan], trace_id: &str) -> Result<Vec<ReceivedSpan>, String> {
-    let of_trace: Vec<ReceivedSpan> = spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect();
-    let roots: Vec<&ReceivedSpan> = of_trace.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+pub fn connected_trace(
+    spans: &[ReceivedSpan],
+    trace_id: &str,
+) -> Result<Vec<ReceivedSpan>, String> {
+    let of_trace: Vec<ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == trace_id)
+        .cloned()
+        .collect();
+    let roots: Vec<&ReceivedSpan> = of_trace
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
     if roots.len() != 1 {
         return Err(format!("{} roots in trace {trace_id}", roots.len()));
     }
     for s in &of_trace {
         if !s.parent_span_id.is_empty() && !of_trace.iter().any(|p| p.span_id == s.parent_span_id) {
-            return Err(format!("span {} ({}) has its parent {} missing", s.name, s.service, s.parent_span_id));
+            return Err(format!(
+                "span {} ({}) has its parent {} missing",
+                s.name, s.service, s.parent_span_id
+            ));
         }
         if s.span_id == s.parent_span_id {
             return Err(format!("span {} is its own parent", s.name));

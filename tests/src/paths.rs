@@ -89,3 +89,20 @@ pub fn print_log_tail(what: &str, log: &str) {
         eprintln!("{line}");
     }
 }
+
+/// A request to run `replicas` of the example component `component` under the id `id`.
+pub fn scale_request(
+    id: &str,
+    component: &str,
+    replicas: u32,
+) -> trellis_lattice::control::ScaleComponent {
+    trellis_lattice::control::ScaleComponent {
+        component_id: id.to_string(),
+        image: component_ref(component),
+        replicas,
+        config: Vec::new(),
+        max_memory_bytes: None,
+        timeout_ms: None,
+        annotations: Default::default(),
+    }
+}

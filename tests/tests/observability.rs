@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use trellis_lattice::control::{ScaleComponent, StartProvider};
+use trellis_lattice::control::StartProvider;
 use trellis_lattice::link::Link;
 use trellis_lattice::{LatticeClient, Placement};
-use trellis_tests::otlp::ReceivedSpan;
+use trellis_tests::otlp::{pairs, ReceivedSpan};
 use trellis_tests::{
-    component_ref, connected_trace, init_logging, route, start_http_server, Cli, HostProcess,
+    connected_trace, init_logging, route, scale_request, start_http_server, Cli, HostProcess,
     NatsServer, OtlpReceiver, Protocol,
 };
 
@@ -18,24 +18,9 @@ fn env(receiver: &OtlpReceiver, protocol: Protocol) -> Vec<(String, String)> {
     receiver.env(protocol)
 }
 
-fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 async fn scale(client: &LatticeClient, host: &str, id: &str, component: &str) {
     client
-        .scale_component(
-            host,
-            &ScaleComponent {
-                component_id: id.into(),
-                image: component_ref(component),
-                replicas: 4,
-                config: Vec::new(),
-                max_memory_bytes: None,
-                timeout_ms: None,
-                annotations: Default::default(),
-            },
-        )
+        .scale_component(host, &scale_request(id, component, 4))
         .await
         .unwrap_or_else(|e| panic!("{id} starts: {e}"));
 }
@@ -43,7 +28,10 @@ async fn scale(client: &LatticeClient, host: &str, id: &str, component: &str) {
 /// counter on host A (with the HTTP server), its key-value provider on host B.
 async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str) {
     client
-        .put_config("bucket", [("bucket".to_string(), "otel".to_string())].into())
+        .put_config(
+            "bucket",
+            [("bucket".to_string(), "otel".to_string())].into(),
+        )
         .await
         .expect("config");
     client
@@ -85,7 +73,9 @@ async fn whole_trace(
     receiver
         .wait_for(what, |r| {
             let spans = r.spans();
-            let root = spans.iter().find(|s| s.parent_span_id.is_empty() && root(s))?;
+            let root = spans
+                .iter()
+                .find(|s| s.parent_span_id.is_empty() && root(s))?;
             let trace = connected_trace(&spans, &root.trace_id).ok()?;
             complete(&trace).then_some(trace)
         })
@@ -102,14 +92,18 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
     let receiver = OtlpReceiver::start().await;
     let nats = NatsServer::start().await;
     let otel = env(&receiver, Protocol::Grpc);
-    let a = HostProcess::start_with_env(&nats.url(), "otel", &[("tier", "edge")], &[], &refs(&otel)).await;
-    let b = HostProcess::start_with_env(&nats.url(), "otel", &[], &[], &refs(&otel)).await;
+    let a =
+        HostProcess::start_with_env(&nats.url(), "otel", &[("tier", "edge")], &[], &pairs(&otel))
+            .await;
+    let b = HostProcess::start_with_env(&nats.url(), "otel", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel").await;
     counter_across_two_hosts(&client, a.id(), b.id()).await;
     let base = start_http_server(&client, a.id(), "web", &[]).await;
     route(&client, "web", "counter", "counter", Some("/counter"), None).await;
 
-    let resp = reqwest::get(format!("{base}/counter/hits")).await.expect("GET");
+    let resp = reqwest::get(format!("{base}/counter/hits"))
+        .await
+        .expect("GET");
     assert_eq!(resp.status().as_u16(), 200);
 
     let trace = whole_trace(
@@ -117,24 +111,46 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
         "the HTTP request's trace",
         |s| s.name == "GET /counter/*",
         |t| {
-            has(t, |s| s.name.starts_with("counter ") && s.resource.get("service.instance.id").map(String::as_str) == Some(a.id()))
-                && has(t, |s| s.attr("trellis.provider.id") == Some("kv-nats") && s.resource.get("service.instance.id").map(String::as_str) == Some(b.id()))
+            has(t, |s| {
+                s.name.starts_with("counter ")
+                    && s.resource.get("service.instance.id").map(String::as_str) == Some(a.id())
+            }) && has(t, |s| {
+                s.attr("trellis.provider.id") == Some("kv-nats")
+                    && s.resource.get("service.instance.id").map(String::as_str) == Some(b.id())
+            })
         },
     )
     .await;
-    let root = trace.iter().find(|s| s.parent_span_id.is_empty()).expect("root");
+    let root = trace
+        .iter()
+        .find(|s| s.parent_span_id.is_empty())
+        .expect("root");
     assert_eq!(root.kind, 2, "the ingress span is a server span");
     assert_eq!(root.attr("http.request.method"), Some("GET"));
     assert_eq!(root.attr("http.route"), Some("/counter/*"));
     assert_eq!(root.attr("url.path"), Some("/counter/hits"));
     assert_eq!(root.attr("http.response.status_code"), Some("200"));
-    assert_eq!(root.resource.get("trellis.label.tier").map(String::as_str), Some("edge"));
-    assert_eq!(root.resource.get("service.name").map(String::as_str), Some("trellis-host"));
-    let invocation = trace.iter().find(|s| s.name.starts_with("counter ")).expect("invocation");
-    assert_eq!(invocation.parent_span_id, root.span_id, "the invocation continues the ingress span");
+    assert_eq!(
+        root.resource.get("trellis.label.tier").map(String::as_str),
+        Some("edge")
+    );
+    assert_eq!(
+        root.resource.get("service.name").map(String::as_str),
+        Some("trellis-host")
+    );
+    let invocation = trace
+        .iter()
+        .find(|s| s.name.starts_with("counter "))
+        .expect("invocation");
+    assert_eq!(
+        invocation.parent_span_id, root.span_id,
+        "the invocation continues the ingress span"
+    );
     assert_eq!(invocation.attr("trellis.component.id"), Some("counter"));
-    assert!(has(&trace, |s| s.name == "instantiate" && s.parent_span_id == invocation.span_id));
-    assert!(has(&trace, |s| s.name == "queue wait" && s.parent_span_id == invocation.span_id));
+    assert!(has(&trace, |s| s.name == "instantiate"
+        && s.parent_span_id == invocation.span_id));
+    assert!(has(&trace, |s| s.name == "queue wait"
+        && s.parent_span_id == invocation.span_id));
     let import = trace
         .iter()
         .find(|s| s.kind == 3 && s.attr("trellis.link.target") == Some("kv-nats"))
@@ -142,7 +158,9 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
     assert_eq!(import.parent_span_id, invocation.span_id);
     assert_eq!(import.attr("trellis.link.name"), Some("default"));
     assert!(
-        has(&trace, |s| s.kind == 2 && s.attr("trellis.provider.id") == Some("kv-nats") && s.parent_span_id == import.span_id),
+        has(&trace, |s| s.kind == 2
+            && s.attr("trellis.provider.id") == Some("kv-nats")
+            && s.parent_span_id == import.span_id),
         "the provider's server span is the child of the import's client span: {trace:#?}"
     );
 
@@ -150,9 +168,21 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
     receiver
         .wait_for("HTTP and component metrics", |r| {
             let points = r.points();
-            let http = points.iter().any(|p| p.name == "http.server.request.duration" && p.attributes.get("http.route").map(String::as_str) == Some("/counter/*"));
-            let inv = points.iter().any(|p| p.name == "trellis.component.invocations" && p.attributes.get("trellis.component.id").map(String::as_str) == Some("counter") && p.value >= 1.0);
-            let link = points.iter().any(|p| p.name == "trellis.link.call.duration" && p.attributes.get("trellis.link.target").map(String::as_str) == Some("kv-nats"));
+            let http = points.iter().any(|p| {
+                p.name == "http.server.request.duration"
+                    && p.attributes.get("http.route").map(String::as_str) == Some("/counter/*")
+            });
+            let inv = points.iter().any(|p| {
+                p.name == "trellis.component.invocations"
+                    && p.attributes.get("trellis.component.id").map(String::as_str)
+                        == Some("counter")
+                    && p.value >= 1.0
+            });
+            let link = points.iter().any(|p| {
+                p.name == "trellis.link.call.duration"
+                    && p.attributes.get("trellis.link.target").map(String::as_str)
+                        == Some("kv-nats")
+            });
             let process = points.iter().any(|p| p.name == "process.memory.usage");
             (http && inv && link && process).then_some(())
         })
@@ -171,8 +201,8 @@ async fn trellis_call_is_one_trace_from_the_cli_over_http_protobuf() {
     let receiver = OtlpReceiver::start().await;
     let nats = NatsServer::start().await;
     let otel = env(&receiver, Protocol::HttpProtobuf);
-    let a = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &refs(&otel)).await;
-    let b = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &refs(&otel)).await;
+    let a = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &pairs(&otel)).await;
+    let b = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel-call").await;
     counter_across_two_hosts(&client, a.id(), b.id()).await;
 
@@ -180,18 +210,28 @@ async fn trellis_call_is_one_trace_from_the_cli_over_http_protobuf() {
     for (k, v) in &otel {
         cli = cli.env(k, v);
     }
-    let out = cli.run(&["call", "counter", "increment", "\"n\""]).await.ok();
+    let out = cli
+        .run(&["call", "counter", "increment", "\"n\""])
+        .await
+        .ok();
     assert_eq!(out.stdout.trim(), "1");
 
     let trace = whole_trace(
         &receiver,
         "the trace of trellis call",
         |s| s.name == "trellis call" && s.service == "trellis",
-        |t| has(t, |s| s.name.starts_with("counter ")) && has(t, |s| s.attr("trellis.provider.id") == Some("kv-nats")),
+        |t| {
+            has(t, |s| s.name.starts_with("counter "))
+                && has(t, |s| s.attr("trellis.provider.id") == Some("kv-nats"))
+        },
     )
     .await;
-    let services: std::collections::BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
-    assert!(services.contains("trellis") && services.contains("trellis-host"), "{services:?}");
+    let services: std::collections::BTreeSet<&str> =
+        trace.iter().map(|s| s.service.as_str()).collect();
+    assert!(
+        services.contains("trellis") && services.contains("trellis-host"),
+        "{services:?}"
+    );
 }
 
 #[tokio::test]
@@ -200,15 +240,20 @@ async fn a_trap_is_an_error_span_an_error_metric_and_a_log_in_its_trace() {
     let receiver = OtlpReceiver::start().await;
     let nats = NatsServer::start().await;
     let otel = env(&receiver, Protocol::Grpc);
-    let host = HostProcess::start_with_env(&nats.url(), "otel-trap", &[], &[], &refs(&otel)).await;
+    let host = HostProcess::start_with_env(&nats.url(), "otel-trap", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel-trap").await;
     scale(&client, host.id(), "crash", "crash").await;
-    let err = client.call("crash", "run", &[]).await.expect_err("it traps");
+    let err = client
+        .call("crash", "run", &[])
+        .await
+        .expect_err("it traps");
     assert!(err.to_string().contains("trap"), "{err}");
 
     let span = receiver
         .wait_for("the failed invocation's span", |r| {
-            r.spans().into_iter().find(|s| s.attr("trellis.component.id") == Some("crash") && s.kind == 2)
+            r.spans()
+                .into_iter()
+                .find(|s| s.attr("trellis.component.id") == Some("crash") && s.kind == 2)
         })
         .await;
     assert!(span.is_error(), "{span:?}");
@@ -225,11 +270,16 @@ async fn a_trap_is_an_error_span_an_error_metric_and_a_log_in_its_trace() {
     // What the component printed (its panic message) is a log record in the same trace.
     let log = receiver
         .wait_for("the component's output as a log record", |r| {
-            r.logs().into_iter().find(|l| l.body.contains("crash component asked to crash"))
+            r.logs()
+                .into_iter()
+                .find(|l| l.body.contains("crash component asked to crash"))
         })
         .await;
     assert_eq!(log.trace_id, span.trace_id, "{log:?}");
-    assert_eq!(log.attributes.get("component_id").map(String::as_str), Some("crash"));
+    assert_eq!(
+        log.attributes.get("component_id").map(String::as_str),
+        Some("crash")
+    );
     assert_eq!(log.service, "trellis-host");
 }
 
@@ -243,14 +293,25 @@ async fn with_observability_off_nothing_is_sent_and_no_exporter_is_built() {
         .into_iter()
         .filter(|(k, _)| k != "TRELLIS_OBSERVABILITY")
         .collect();
-    let host = HostProcess::start_with_env(&nats.url(), "otel-off", &[], &[], &refs(&otel)).await;
+    let host = HostProcess::start_with_env(&nats.url(), "otel-off", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel-off").await;
     scale(&client, host.id(), "greeter", "greeter").await;
     for _ in 0..20 {
-        client.call("greeter", "greet", &[serde_json::json!("x")]).await.expect("call");
+        client
+            .call("greeter", "greet", &[serde_json::json!("x")])
+            .await
+            .expect("call");
     }
     // Several export intervals (100 ms spans, 300 ms metrics) pass in silence.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(receiver.is_empty(), "nothing may arrive: {:?}", receiver.spans());
-    assert!(!host.log().contains("OpenTelemetry export on"), "{}", host.log());
+    assert!(
+        receiver.is_empty(),
+        "nothing may arrive: {:?}",
+        receiver.spans()
+    );
+    assert!(
+        !host.log().contains("OpenTelemetry export on"),
+        "{}",
+        host.log()
+    );
 }

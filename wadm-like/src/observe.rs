@@ -21,6 +21,9 @@ pub fn heartbeat_ages<'a>(ages: impl Iterator<Item = (&'a str, Duration)>) {
             .build()
     });
     for (host, age) in ages {
-        gauge.record(age.as_secs_f64(), &[KeyValue::new("trellis.host.id", host.to_string())]);
+        gauge.record(
+            age.as_secs_f64(),
+            &[KeyValue::new("trellis.host.id", host.to_string())],
+        );
     }
 }

@@ -72,6 +72,24 @@ fn check_executable(image: &str, bytes: &[u8]) -> Result<(), ControlError> {
     )))
 }
 
+/// The provider's name for its telemetry: the file name its image names (it runs from a
+/// copy named by digest), in characters safe anywhere, at most 64 of them.
+fn provider_name(image: &str) -> String {
+    let rest = image.split_once("://").map_or(image, |(_, rest)| rest);
+    let path = rest.split(['?', '#']).next().unwrap_or(rest);
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let name: String = last
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "provider".into()
+    } else {
+        name
+    }
+}
+
 fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Command {
     let mut cmd = Command::new(exe);
     cmd.env(env::NATS_URL, &ctx.nats_url)
@@ -86,6 +104,7 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
         )
         // The provider exports like its host: the same switch and OTEL_* settings.
         .envs(trellis_telemetry::child_env())
+        .env(env::NAME, provider_name(&prov.image))
         // Held open by the host for as long as it supervises the child: when the host is
         // gone for any reason the provider reads end-of-file and stops.
         .stdin(Stdio::piped())
@@ -255,6 +274,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn provider_names_come_from_the_image() {
+        assert_eq!(provider_name("file:///opt/x/trellis-provider-keyvalue-nats"), "trellis-provider-keyvalue-nats");
+        assert_eq!(provider_name("https://example.com/dl/mqtt-1.2?token=abc"), "mqtt-1.2");
+        assert_eq!(provider_name("file:///"), "provider");
+        assert_eq!(provider_name("file:///a/b c;rm"), "bcrm");
+    }
+
+    #[test]
     fn only_real_executables_and_no_contents_in_the_error() {
         assert!(check_executable("/bin/x", b"\x7fELF\x02\x01").is_ok());
         assert!(check_executable("/bin/x", b"#!/bin/sh\necho").is_ok());
@@ -265,3 +292,4 @@ mod tests {
         assert!(check_executable("/c.wasm", b"\0asm\x0d\0\x01\0").is_err());
     }
 }
+

@@ -30,6 +30,10 @@ const NATIVE_PACKAGES: &[&str] = &[
     "wasi:http/",
     // Answered from the component's own named configs.
     "wasi:config/",
+    // Written to the host log and exported as log records.
+    "wasi:logging/",
+    // A component's own spans and records, nested under its invocation.
+    "wasi:otel/",
 ];
 
 /// Whether the host implements this import itself.

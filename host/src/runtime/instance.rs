@@ -24,6 +24,8 @@ use super::limits::{LimitExceeded, Limiter, MemoryBudget};
 use super::output::OutputCapture;
 use super::state::{RpcState, StoreState};
 use super::wasi_config::{ComponentConfig, ConfigCtx};
+use super::wasi_logging::LoggingCtx;
+use super::wasi_otel::OtelCtx;
 
 /// Slack on top of the time limit for the outer watchdog, which only matters while the guest
 /// waits in a host call (the epoch check covers guest code).
@@ -77,6 +79,8 @@ pub(super) fn build(
         .stdout(output.clone())
         .stderr(output.clone())
         .build();
+    let logging = LoggingCtx::new(Arc::clone(&spec.component_id), spec.span.clone());
+    let otel = OtelCtx::new(Arc::clone(&spec.component_id), spec.span.clone(), spec.trace);
     let client = ImportClient::new(
         Arc::clone(&linking.invoker),
         Arc::clone(&linking.resolver),
@@ -97,6 +101,8 @@ pub(super) fn build(
         },
         output: output.clone(),
         config: ConfigCtx(spec.config),
+        logging,
+        otel,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -21,6 +21,8 @@ mod limits;
 mod output;
 mod state;
 mod wasi_config;
+mod wasi_logging;
+mod wasi_otel;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,6 +140,10 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("adding wasi:http to the linker: {e}"))?;
         wasi_config::add_to_linker(&mut base_linker, |s: &mut StoreState| &mut s.config)
             .map_err(|e| anyhow::anyhow!("adding wasi:config to the linker: {e}"))?;
+        wasi_logging::add_to_linker(&mut base_linker, |s: &mut StoreState| &mut s.logging)
+            .map_err(|e| anyhow::anyhow!("adding wasi:logging to the linker: {e}"))?;
+        wasi_otel::add_to_linker(&mut base_linker, |s: &mut StoreState| &mut s.otel)
+            .map_err(|e| anyhow::anyhow!("adding wasi:otel to the linker: {e}"))?;
         let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
         let ticker = EpochTicker::start(engine.clone())?;

@@ -14,6 +14,8 @@ use super::imports::ImportClient;
 use super::limits::Limiter;
 use super::output::OutputCapture;
 use super::wasi_config::ConfigCtx;
+use super::wasi_logging::LoggingCtx;
+use super::wasi_otel::OtelCtx;
 
 /// State for calls the component makes through linked imports.
 pub struct RpcState {
@@ -49,6 +51,10 @@ pub struct StoreState {
     pub output: OutputCapture,
     /// What `wasi:config/store` answers.
     pub config: ConfigCtx,
+    /// Where `wasi:logging` records go.
+    pub logging: LoggingCtx,
+    /// What `wasi:otel` answers and where a component's own spans go.
+    pub otel: OtelCtx,
 }
 
 impl WasiView for StoreState {

@@ -26,6 +26,9 @@ pub mod env {
     /// Comma-separated names of the provider's own named configs, merged in order.
     pub const CONFIG: &str = "TRELLIS_PROVIDER_CONFIG";
     pub const LOG: &str = "TRELLIS_LOG";
+    /// The provider's name from its image (the executable's file name): the executable
+    /// itself may run from a content-addressed copy.
+    pub const NAME: &str = "TRELLIS_PROVIDER_NAME";
 }
 
 /// A provider's answer to a health check.

@@ -98,8 +98,12 @@ impl Measured {
         if let Some(mut attrs) = self.attrs {
             let i = instruments();
             i.active.add(-1, &attrs[..1]);
-            attrs.push(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
-            i.duration.record(self.started.elapsed().as_secs_f64(), &attrs);
+            attrs.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+            i.duration
+                .record(self.started.elapsed().as_secs_f64(), &attrs);
         }
     }
 }
