@@ -110,6 +110,7 @@ impl Host {
             events: Arc::clone(&sink),
             local_http: Some(Arc::new(HostDispatch::new(&components))),
         }));
+        register_gauges(&components, &providers);
         let info = Arc::new(HostInfo {
             id: id.clone(),
             friendly_name: identity.friendly_name.clone(),
@@ -317,4 +318,33 @@ async fn reannounce(
             },
         }
     }
+}
+
+/// The host's observable gauges read the parts they describe while those exist.
+fn register_gauges(components: &Arc<Components>, providers: &Arc<Providers>) {
+    let components = Arc::downgrade(components);
+    let providers = Arc::downgrade(providers);
+    crate::observe::register_gauges(
+        move || {
+            let Some(components) = components.upgrade() else { return Vec::new() };
+            components
+                .all()
+                .iter()
+                .map(|c| crate::observe::InstanceFigures {
+                    component_id: c.id.to_string(),
+                    app: c.app(),
+                    active: c.active_instances(),
+                    max: c.replicas(),
+                })
+                .collect()
+        },
+        move || {
+            let Some(providers) = providers.upgrade() else { return Vec::new() };
+            providers
+                .all()
+                .iter()
+                .map(|p| (p.id.clone(), p.health().0 == trellis_lattice::inventory::ProviderHealth::Healthy))
+                .collect()
+        },
+    );
 }

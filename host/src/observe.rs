@@ -141,3 +141,52 @@ pub fn component_output(
         }
     });
 }
+
+/// One component's instance figures, as the gauges read them.
+pub struct InstanceFigures {
+    pub component_id: String,
+    pub app: Option<String>,
+    pub active: u32,
+    pub max: u32,
+}
+
+/// Registers the observable gauges read at each export: `trellis.component.instances.active`
+/// and `.max` per component, `trellis.provider.health` per provider (1 healthy, 0 not).
+pub fn register_gauges(
+    instances: impl Fn() -> Vec<InstanceFigures> + Send + Sync + 'static,
+    providers: impl Fn() -> Vec<(String, bool)> + Send + Sync + 'static,
+) {
+    if !trellis_telemetry::enabled() {
+        return;
+    }
+    let meter = opentelemetry::global::meter("trellis-host");
+    let instances = std::sync::Arc::new(instances);
+    let read = std::sync::Arc::clone(&instances);
+    meter
+        .u64_observable_gauge("trellis.component.instances.active")
+        .with_description("Instances of a component running an invocation now")
+        .with_callback(move |obs| {
+            for f in read() {
+                obs.observe(u64::from(f.active), &component_attributes(&f.component_id, f.app.as_deref()));
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("trellis.component.instances.max")
+        .with_description("Instances a component may run at once (its replicas)")
+        .with_callback(move |obs| {
+            for f in instances() {
+                obs.observe(u64::from(f.max), &component_attributes(&f.component_id, f.app.as_deref()));
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("trellis.provider.health")
+        .with_description("1 while a provider is healthy, 0 otherwise")
+        .with_callback(move |obs| {
+            for (id, healthy) in providers() {
+                obs.observe(u64::from(healthy), &[KeyValue::new("trellis.provider.id", id)]);
+            }
+        })
+        .build();
+}

@@ -184,7 +184,19 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
                         == Some("kv-nats")
             });
             let process = points.iter().any(|p| p.name == "process.memory.usage");
-            (http && inv && link && process).then_some(())
+            let max = points.iter().any(|p| {
+                p.name == "trellis.component.instances.max"
+                    && p.attributes.get("trellis.component.id").map(String::as_str)
+                        == Some("counter")
+                    && p.value == 4.0
+            });
+            let health = points.iter().any(|p| {
+                p.name == "trellis.provider.health"
+                    && p.attributes.get("trellis.provider.id").map(String::as_str)
+                        == Some("kv-nats")
+                    && p.value == 1.0
+            });
+            (http && inv && link && process && max && health).then_some(())
         })
         .await;
     for p in receiver.points() {
@@ -313,5 +325,56 @@ async fn with_observability_off_nothing_is_sent_and_no_exporter_is_built() {
         !host.log().contains("OpenTelemetry export on"),
         "{}",
         host.log()
+    );
+}
+
+#[tokio::test]
+async fn a_request_routed_to_another_host_continues_the_ingress_trace_there() {
+    init_logging();
+    let receiver = OtlpReceiver::start().await;
+    let nats = NatsServer::start().await;
+    let otel = receiver.env(Protocol::Grpc);
+    let ingress =
+        HostProcess::start_with_env(&nats.url(), "otel-hop", &[], &[], &pairs(&otel)).await;
+    let worker =
+        HostProcess::start_with_env(&nats.url(), "otel-hop", &[], &[], &pairs(&otel)).await;
+    let client = nats.client("otel-hop").await;
+    scale(&client, worker.id(), "hello", "hello-http").await;
+    let base = start_http_server(&client, ingress.id(), "web", &[]).await;
+    route(&client, "web", "hello", "hello", Some("/hello"), None).await;
+    let resp = reqwest::get(format!("{base}/hello")).await.expect("GET");
+    assert_eq!(resp.status().as_u16(), 200);
+
+    let trace = whole_trace(
+        &receiver,
+        "the routed request's trace",
+        |s| s.name == "GET /hello/*",
+        |t| {
+            has(t, |s| {
+                s.attr("trellis.component.id") == Some("hello") && s.kind == 2
+            })
+        },
+    )
+    .await;
+    let hop = trace
+        .iter()
+        .find(|s| s.name == "trellis:http/handler")
+        .expect("the hop's client span");
+    assert_eq!(hop.kind, 3);
+    assert_eq!(
+        hop.resource.get("service.instance.id").map(String::as_str),
+        Some(ingress.id())
+    );
+    let invocation = trace
+        .iter()
+        .find(|s| s.attr("trellis.component.id") == Some("hello") && s.kind == 2)
+        .expect("invocation");
+    assert_eq!(invocation.parent_span_id, hop.span_id, "{trace:#?}");
+    assert_eq!(
+        invocation
+            .resource
+            .get("service.instance.id")
+            .map(String::as_str),
+        Some(worker.id())
     );
 }

@@ -107,6 +107,17 @@ impl RunningComponent {
         self.replicas.load(Ordering::Acquire)
     }
 
+    /// Instances running an invocation now.
+    pub fn active_instances(&self) -> u32 {
+        self.replicas()
+            .saturating_sub(self.permits.available_permits() as u32)
+    }
+
+    /// The application that placed it (the manager's annotation), if any.
+    pub fn app(&self) -> Option<String> {
+        self.annotations.read().ok().and_then(|a| a.get(APP).cloned())
+    }
+
     pub fn info(&self) -> ComponentInfo {
         ComponentInfo {
             id: self.id.to_string(),
@@ -158,8 +169,7 @@ impl RunningComponent {
         let span = trellis_telemetry::spans::invocation(&self.id, function);
         let trace = trellis_telemetry::context::continue_remote(&span, incoming);
         let attrs = if trellis_telemetry::enabled() {
-            let app = self.annotations.read().ok().and_then(|a| a.get(APP).cloned());
-            crate::observe::component_attributes(&self.id, app.as_deref())
+            crate::observe::component_attributes(&self.id, self.app().as_deref())
         } else {
             Vec::new()
         };
