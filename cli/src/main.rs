@@ -11,6 +11,7 @@ mod manifest_file;
 mod output;
 mod providers;
 mod spy;
+mod top;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -114,6 +115,9 @@ enum Command {
     Provider(providers::ProviderCommand),
     /// Watch lattice events (and a component's invocations) live.
     Spy(spy::SpyArgs),
+    /// Live per-component figures from every host: invocations/s, errors/s, p50/p99,
+    /// active/max instances, peak memory, CPU per invocation.
+    Top(top::TopArgs),
     /// Deploy, inspect and remove applications (OAM manifests).
     #[command(subcommand)]
     App(apps::AppCommand),
@@ -197,6 +201,7 @@ impl Command {
             Command::Config(_) => "config",
             Command::Provider(_) => "provider",
             Command::Spy(_) => "spy",
+            Command::Top(_) => "top",
             Command::App(_) => "app",
         }
     }
@@ -215,6 +220,7 @@ async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Config(cmd) => links::config(global, cmd).await,
         Command::Provider(cmd) => providers::run(global, cmd).await,
         Command::Spy(args) => spy::run(global, args).await,
+        Command::Top(args) => top::run(global, args).await,
         Command::App(cmd) => apps::run(global, cmd).await,
     }
 }

@@ -71,6 +71,15 @@ impl HostControl for HostInfo {
         self.nats.server_info().max_payload
     }
 
+    fn stats(&self) -> trellis_lattice::stats::HostStats {
+        trellis_lattice::stats::HostStats {
+            host_id: self.id.clone(),
+            friendly_name: self.friendly_name.clone(),
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            components: self.components.all().iter().map(|c| c.stats()).collect(),
+        }
+    }
+
     fn request_stop(&self, timeout_ms: Option<u64>) {
         if let Ok(mut t) = self.stop_timeout.lock() {
             *t = timeout_ms.map(Duration::from_millis);

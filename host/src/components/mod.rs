@@ -6,6 +6,7 @@
 pub mod config;
 pub mod running;
 mod serve;
+pub mod stats;
 mod turns;
 mod writer;
 
@@ -187,6 +188,7 @@ impl Components {
             tracker: TaskTracker::new(),
             runtime: Arc::clone(&self.ctx.runtime),
             linking: self.ctx.linking.clone(),
+            stats: Default::default(),
         });
         let endpoint = serve::Endpoint {
             nats: &self.ctx.nats,

@@ -34,13 +34,31 @@ pub struct Invocation {
     pub attrs: Vec<opentelemetry::KeyValue>,
 }
 
-impl Invocation {
-    /// Records how it ended: span status and the component's metrics.
-    pub fn finish(&self, ran: std::time::Duration, memory_peak: u64, failure: Option<&Failure>) {
-        if let Some(f) = failure {
-            trellis_telemetry::spans::fail(&self.span, f.kind.as_str(), &f.message);
+/// What one run of an instance measured.
+pub struct Measured {
+    pub ran: std::time::Duration,
+    pub memory_peak: u64,
+    /// CPU time, on sampled invocations.
+    pub cpu: Option<std::time::Duration>,
+}
+
+/// Reads what an instance's run measured (see [`RunningComponent::measured_instance`]).
+pub struct Meter {
+    started: std::time::Instant,
+    memory_peak: Arc<std::sync::atomic::AtomicU64>,
+    cpu: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Meter {
+    pub fn read(&self) -> Measured {
+        Measured {
+            ran: self.started.elapsed(),
+            memory_peak: self.memory_peak.load(Ordering::Relaxed),
+            cpu: self
+                .cpu
+                .as_ref()
+                .map(|c| std::time::Duration::from_nanos(c.load(Ordering::Relaxed))),
         }
-        crate::observe::invocation(&self.attrs, ran, memory_peak, failure.map(|f| f.kind.as_str()));
     }
 }
 
@@ -64,6 +82,8 @@ pub struct RunningComponent {
     /// What its instances are built with.
     pub(super) runtime: Arc<Runtime>,
     pub(super) linking: Linking,
+    /// Live figures for `host.stats`.
+    pub(super) stats: super::stats::Stats,
 }
 
 impl RunningComponent {
@@ -111,6 +131,33 @@ impl RunningComponent {
     pub fn active_instances(&self) -> u32 {
         self.replicas()
             .saturating_sub(self.permits.available_permits() as u32)
+    }
+
+    /// Records how an invocation ended: span status, the live figures and the metrics.
+    pub fn finish(&self, inv: &Invocation, m: Measured, failure: Option<&Failure>) {
+        if let Some(f) = failure {
+            trellis_telemetry::spans::fail(&inv.span, f.kind.as_str(), &f.message);
+        }
+        self.stats.record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
+        crate::observe::invocation(&inv.attrs, m.ran, m.memory_peak, failure.map(|f| f.kind.as_str()));
+    }
+
+    /// An instance for `inv`, with its CPU time measured on a sample of invocations.
+    pub fn measured_instance(&self, inv: &Invocation) -> (Instance, Meter) {
+        let mut instance = self.instance(inv);
+        let cpu = self.stats.sample_cpu().then(|| instance.measure_cpu());
+        let meter = Meter {
+            started: std::time::Instant::now(),
+            memory_peak: instance.memory_peak(),
+            cpu,
+        };
+        (instance, meter)
+    }
+
+    /// Its live figures.
+    pub fn stats(&self) -> trellis_lattice::stats::ComponentStats {
+        self.stats
+            .snapshot(&self.id, self.app(), self.active_instances(), self.replicas())
     }
 
     /// The application that placed it (the manager's annotation), if any.

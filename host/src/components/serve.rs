@@ -152,15 +152,9 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
     };
 
     let (writer, slot) = ReclaimableWriter::new(tx);
-    let instance = comp.instance(&inv);
-    let peak = instance.memory_peak();
-    let started = std::time::Instant::now();
+    let (instance, meter) = comp.measured_instance(&inv);
     let (result, output) = call_export(instance, &comp.loaded.pre, function, rx, writer).await;
-    inv.finish(
-        started.elapsed(),
-        peak.map_or(0, |p| p.load(std::sync::atomic::Ordering::Relaxed)),
-        result.as_ref().err(),
-    );
+    comp.finish(&inv, meter.read(), result.as_ref().err());
     crate::observe::component_output(&inv.span, &comp.id, &trace, &output);
     if let Err(failure) = result {
         inv.span.in_scope(|| {

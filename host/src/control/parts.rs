@@ -49,6 +49,8 @@ pub trait HostControl: Send + Sync {
             .paged(index, room)
             .ok_or_else(|| ControlError::not_found(format!("the inventory has no page {index}")))
     }
+    /// Live per-component figures (`host.stats`).
+    fn stats(&self) -> trellis_lattice::stats::HostStats;
     /// Begins an orderly stop; in-flight invocations get `timeout_ms` (or the host's default).
     fn request_stop(&self, timeout_ms: Option<u64>);
 }

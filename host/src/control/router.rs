@@ -82,6 +82,7 @@ impl Router {
         Some(match req {
             HostRequest::Ping => answer(Ok::<_, ControlError>(self.host.inventory().summary())),
             HostRequest::Get(req) => answer(self.host.inventory_page(req.page)),
+            HostRequest::Stats => answer(Ok::<_, ControlError>(self.host.stats())),
             HostRequest::Stop(req) => {
                 tracing::info!("stop requested over the control interface");
                 self.host.request_stop(req.timeout_ms);

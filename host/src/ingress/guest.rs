@@ -44,8 +44,7 @@ where
         .await
         .map_err(|why| DispatchError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
     let trace = inv.trace;
-    let mut instance = comp.instance(&inv);
-    let peak = instance.memory_peak();
+    let (mut instance, meter) = comp.measured_instance(&inv);
     let internal = |e: wasmtime::Error| {
         DispatchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
     };
@@ -62,11 +61,11 @@ where
     // instance slot, the epoch ticking and the component's drain tracking last as long as
     // the guest does.
     let id = Arc::clone(&comp.id);
+    let comp_for_stats = Arc::clone(&comp);
     let drain = comp.tracker().token();
     let guest: GuestFuture = Box::pin(async move {
         let _permit = permit;
         let _drain = drain;
-        let started = std::time::Instant::now();
         let (result, printed) = instance
             .run(|mut store| async move {
                 let fail = |e: wasmtime::Error| classify(&e, "request failed");
@@ -82,11 +81,7 @@ where
                     .map_err(fail)
             })
             .await;
-        inv.finish(
-            started.elapsed(),
-            peak.map_or(0, |p| p.load(std::sync::atomic::Ordering::Relaxed)),
-            result.as_ref().err(),
-        );
+        comp_for_stats.finish(&inv, meter.read(), result.as_ref().err());
         crate::observe::component_output(&inv.span, &id, &trace, &printed);
         result.map_err(|e| (e, printed))
     });

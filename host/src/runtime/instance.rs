@@ -61,8 +61,10 @@ pub struct Instance {
     ticking: TickGuard,
     interrupt: CancellationToken,
     span: tracing::Span,
-    /// The memory the instance reached, measured while export is on.
-    memory_peak: Option<Arc<AtomicU64>>,
+    /// The memory the instance reached.
+    memory_peak: Arc<AtomicU64>,
+    /// Where the CPU time of the run goes, when it is measured.
+    cpu: Option<Arc<AtomicU64>>,
 }
 
 /// Builds an instance's store (see [`super::Runtime::instance`]).
@@ -89,7 +91,7 @@ pub(super) fn build(
         spec.span.clone(),
     );
     let mut limiter = Limiter::new(spec.limits.max_memory_bytes, 1_000_000, Arc::clone(budget));
-    let memory_peak = trellis_telemetry::enabled().then(|| limiter.watch_peak());
+    let memory_peak = limiter.watch_peak();
     let state = StoreState {
         wasi,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
@@ -116,13 +118,21 @@ pub(super) fn build(
         interrupt: spec.interrupt,
         span: spec.span,
         memory_peak,
+        cpu: None,
     }
 }
 
 impl Instance {
-    /// A handle on the memory the instance reaches (while export is on).
-    pub fn memory_peak(&self) -> Option<Arc<AtomicU64>> {
-        self.memory_peak.clone()
+    /// A handle on the memory the instance reaches.
+    pub fn memory_peak(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.memory_peak)
+    }
+
+    /// Measures the CPU time of the run; the handle holds it (in nanoseconds) afterwards.
+    pub fn measure_cpu(&mut self) -> Arc<AtomicU64> {
+        let total = Arc::new(AtomicU64::new(0));
+        self.cpu = Some(Arc::clone(&total));
+        total
     }
 
     /// The invocation's span.
@@ -150,11 +160,12 @@ impl Instance {
             interrupt,
             span,
             memory_peak: _,
+            cpu,
         } = self;
         // The guest yields every epoch tick, so a stop is noticed here even while it spins;
         // dropping the call ends it.
         let result = tokio::select! {
-            r = tokio::time::timeout(limit + WATCHDOG_SLACK, call(store).instrument(span)) => match r {
+            r = tokio::time::timeout(limit + WATCHDOG_SLACK, timed(call(store).instrument(span), cpu)) => match r {
                 Ok(r) => r,
                 Err(_) => Err(Failure::time_limit(limit)),
             },
@@ -162,6 +173,14 @@ impl Instance {
         };
         drop(ticking);
         (result, output.take())
+    }
+}
+
+/// `fut`, its CPU time measured into `cpu` when given.
+async fn timed<F: Future>(fut: F, cpu: Option<Arc<AtomicU64>>) -> F::Output {
+    match cpu {
+        Some(total) => super::cpu::CpuTimed::new(fut, total).await,
+        None => fut.await,
     }
 }
 

@@ -20,6 +20,7 @@ mod invoke;
 mod limits;
 mod output;
 mod state;
+mod cpu;
 mod wasi_config;
 mod wasi_logging;
 mod wasi_otel;

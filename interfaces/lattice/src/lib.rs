@@ -37,6 +37,7 @@ pub mod manifest;
 pub mod provider;
 pub mod rpc;
 pub mod server;
+pub mod stats;
 pub mod subject;
 pub mod trace;
 pub mod units;

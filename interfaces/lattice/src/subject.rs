@@ -48,6 +48,7 @@ pub mod ctl {
     pub const START: &str = "start";
     pub const HEALTH: &str = "health";
     pub const RETARGET: &str = "retarget";
+    pub const STATS: &str = "stats";
     /// The deployment manager's API noun; its verbs are in `crate::app::verb`.
     pub const APP: &str = "app";
 }
@@ -139,6 +140,11 @@ impl Subjects {
     /// The host's full inventory.
     pub fn host_get(&self, host_id: &str) -> String {
         self.control_for(ctl::HOST, ctl::GET, host_id)
+    }
+
+    /// The host's live per-component figures.
+    pub fn host_stats(&self, host_id: &str) -> String {
+        self.control_for(ctl::HOST, ctl::STATS, host_id)
     }
 
     pub fn host_stop(&self, host_id: &str) -> String {

@@ -57,6 +57,15 @@ impl HostControl for FakeHost {
         }
     }
 
+    fn stats(&self) -> trellis_lattice::stats::HostStats {
+        trellis_lattice::stats::HostStats {
+            host_id: HOST.into(),
+            friendly_name: "quiet-otter-0001".into(),
+            uptime_ms: 1000,
+            components: vec![],
+        }
+    }
+
     fn max_message_bytes(&self) -> usize {
         1 << 20
     }

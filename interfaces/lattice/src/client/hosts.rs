@@ -80,6 +80,17 @@ impl LatticeClient {
         .map_err(|e| unknown_host(e, host_id))
     }
 
+    /// A host's live per-component figures (`trellis top`).
+    pub async fn host_stats(&self, host_id: &str) -> Result<crate::stats::HostStats> {
+        self.request(
+            self.subjects.host_stats(host_id),
+            &Empty {},
+            self.config.request_timeout,
+        )
+        .await
+        .map_err(|e| unknown_host(e, host_id))
+    }
+
     /// The inventories of every host.
     pub async fn inventories(&self) -> Result<Vec<HostInventory>> {
         let hosts = self.hosts().await?;

@@ -21,6 +21,8 @@ pub enum HostRequest {
     Ping,
     /// The host's inventory (a page of it, when it is too large for one message).
     Get(GetHost),
+    /// The host's live per-component figures.
+    Stats,
     Stop(StopHost),
     PutLabel(PutLabel),
     DeleteLabel(DeleteLabel),
@@ -82,6 +84,7 @@ impl ControlRequest {
         Ok(match (noun, verb) {
             (ctl::HOST, ctl::PING) => C::Host(H::Ping),
             (ctl::HOST, ctl::GET) => C::Host(H::Get(body("host get", payload)?)),
+            (ctl::HOST, ctl::STATS) => C::Host(H::Stats),
             (ctl::HOST, ctl::STOP) => C::Host(H::Stop(body("host stop", payload)?)),
             (ctl::LABEL, ctl::PUT) => C::Host(H::PutLabel(body("label put", payload)?)),
             (ctl::LABEL, ctl::DEL) => C::Host(H::DeleteLabel(body("label delete", payload)?)),
@@ -124,6 +127,7 @@ impl ControlRequest {
             C::Host(h) => match h {
                 H::Ping => (ctl::HOST, ctl::PING),
                 H::Get(_) => (ctl::HOST, ctl::GET),
+                H::Stats => (ctl::HOST, ctl::STATS),
                 H::Stop(_) => (ctl::HOST, ctl::STOP),
                 H::PutLabel(_) => (ctl::LABEL, ctl::PUT),
                 H::DeleteLabel(_) => (ctl::LABEL, ctl::DEL),
@@ -176,6 +180,7 @@ fn known(noun: &str, verb: &str) -> Option<&'static str> {
 const KNOWN: &[(&str, &str, &str)] = &[
     (ctl::HOST, ctl::PING, "host.ping"),
     (ctl::HOST, ctl::GET, "host.get"),
+    (ctl::HOST, ctl::STATS, "host.stats"),
     (ctl::HOST, ctl::STOP, "host.stop"),
     (ctl::LABEL, ctl::PUT, "label.put"),
     (ctl::LABEL, ctl::DEL, "label.del"),
