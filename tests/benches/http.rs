@@ -28,7 +28,7 @@ mod density;
 mod load;
 
 use density::{density, wasmtime_compile_ms};
-use load::{interleaved, report, rss_kib, Run, Target};
+use load::{interleaved, report, rss_kib, wait_for_http, Run, Target};
 
 fn find_wasmtime() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -54,22 +54,6 @@ fn build_shim(out: &Path) -> PathBuf {
         .expect("running cc");
     assert!(status.success(), "building the TCP_NODELAY shim failed");
     so
-}
-
-fn wait_for_http(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let ok = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-            .output()
-            .map(|o| o.stdout == b"200")
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{url} did not answer 200 within 30s");
 }
 
 async fn first_200(url: &str) -> Duration {

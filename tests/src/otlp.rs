@@ -33,6 +33,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::otlp_model::{Point, ReceivedLog, ReceivedSpan};
 
+/// How much arrived, in a counting receiver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub spans: u64,
+    pub logs: u64,
+    pub points: u64,
+}
+
 /// Which transport the exporters are pointed at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -42,6 +50,9 @@ pub enum Protocol {
 
 #[derive(Default)]
 struct Received {
+    /// Only count what arrives (a benchmark's collector), keeping nothing.
+    count_only: bool,
+    counted: Counted,
     spans: Vec<ReceivedSpan>,
     logs: Vec<ReceivedLog>,
     points: Vec<Point>,
@@ -66,7 +77,24 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub async fn start() -> Self {
-        let store: Store = Arc::default();
+        Self::start_with(Received::default()).await
+    }
+
+    /// A receiver that decodes everything and keeps only counts (for benchmarks).
+    pub async fn start_counting() -> Self {
+        Self::start_with(Received {
+            count_only: true,
+            ..Received::default()
+        })
+        .await
+    }
+
+    pub fn counted(&self) -> Counted {
+        self.store.lock().map(|s| s.counted).unwrap_or_default()
+    }
+
+    async fn start_with(received: Received) -> Self {
+        let store: Store = Arc::new(Mutex::new(received));
         let stop = CancellationToken::new();
         let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -320,8 +348,11 @@ fn take_traces(store: &Store, headers: BTreeMap<String, String>, req: ExportTrac
         }
     }
     if let Ok(mut s) = store.lock() {
-        s.headers.push(headers);
-        s.spans.extend(spans);
+        s.counted.spans += spans.len() as u64;
+        if !s.count_only {
+            s.headers.push(headers);
+            s.spans.extend(spans);
+        }
     }
 }
 
@@ -339,8 +370,11 @@ fn take_logs(store: &Store, headers: BTreeMap<String, String>, req: ExportLogsSe
         }
     }
     if let Ok(mut s) = store.lock() {
-        s.headers.push(headers);
-        s.logs.extend(logs);
+        s.counted.logs += logs.len() as u64;
+        if !s.count_only {
+            s.headers.push(headers);
+            s.logs.extend(logs);
+        }
     }
 }
 
@@ -390,7 +424,10 @@ fn take_metrics(
         }
     }
     if let Ok(mut s) = store.lock() {
-        s.headers.push(headers);
-        s.points.extend(points);
+        s.counted.points += points.len() as u64;
+        if !s.count_only {
+            s.headers.push(headers);
+            s.points.extend(points);
+        }
     }
 }

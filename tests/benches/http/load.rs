@@ -1,4 +1,5 @@
 //! wrk runs of a server, their CPU cost, and medians over the runs without errors.
+#![allow(dead_code)] // shared by the http and observability benches, each using a part
 
 use std::process::Command;
 use std::time::Duration;
@@ -162,4 +163,21 @@ pub fn interleaved(
         }
     }
     runs
+}
+
+/// Waits until `url` answers 200 (a server just started).
+pub fn wait_for_http(url: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let ok = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .map(|o| o.stdout == b"200")
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{url} did not answer 200 within 30s");
 }
