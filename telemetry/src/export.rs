@@ -98,7 +98,12 @@ type BuildError = opentelemetry_otlp::ExporterBuildError;
 macro_rules! build_exporter {
     ($exporter:ty, $transport:expr) => {{
         let transport: &Transport = $transport;
-        if transport.grpc {
+        if !transport.grpc && transport.endpoint.starts_with("https://") {
+            Err(opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(
+                "HTTPS endpoints are reached over gRPC in this build: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+                    .into(),
+            ))
+        } else if transport.grpc {
             let builder = <$exporter>::builder()
                 .with_tonic()
                 .with_endpoint(transport.endpoint.clone());
@@ -266,6 +271,16 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn https_over_http_protobuf_is_refused_with_the_way_out() {
+        let t = Transport {
+            grpc: false,
+            endpoint: "https://api.honeycomb.io/v1/traces".into(),
+        };
+        let err = span_exporter(&t).expect_err("refused");
+        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{err}");
     }
 
     #[test]

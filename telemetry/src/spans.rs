@@ -208,11 +208,3 @@ pub fn http_status(span: &Span, status: u16) {
         span.record("error.type", status);
     }
 }
-
-/// An event on the current span (retries, reroutes), exported as a span event.
-#[macro_export]
-macro_rules! span_event {
-    ($($arg:tt)+) => {
-        ::tracing::info!(target: "trellis::event", $($arg)+)
-    };
-}

@@ -25,6 +25,9 @@ pub struct ReceivedSpan {
     pub status_message: String,
     pub attributes: BTreeMap<String, String>,
     pub events: Vec<String>,
+    /// Start and end, nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 impl ReceivedSpan {
@@ -42,6 +45,8 @@ impl ReceivedSpan {
             status_message: status.message,
             attributes: attributes(&span.attributes),
             events: span.events.into_iter().map(|e| e.name).collect(),
+            start_ns: span.start_time_unix_nano,
+            end_ns: span.end_time_unix_nano,
         }
     }
 

@@ -131,6 +131,9 @@ impl Invoker {
                             lattice: self.subjects.lattice().to_string(),
                         });
                     }
+                    // Exported as an event on the caller's span (a host lost, a component
+                    // moving): target `trellis::event`.
+                    tracing::debug!(target: "trellis::event", target_id = target, retry_in_ms = backoff.as_millis() as u64, "no responders; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(200));
                 }
@@ -164,6 +167,7 @@ impl Invoker {
                         func,
                         "callee did not accept in time; sending again"
                     );
+                    tracing::debug!(target: "trellis::event", target_id = target, "callee did not accept in time; sending again");
                 }
             }
         }
