@@ -14,6 +14,7 @@ struct Instruments {
     duration: Histogram<f64>,
     queue_wait: Histogram<f64>,
     memory_peak: Histogram<u64>,
+    cpu: Histogram<f64>,
     link_call: Histogram<f64>,
     logs_dropped: Counter<u64>,
 }
@@ -50,6 +51,11 @@ fn instruments() -> Option<&'static Instruments> {
                 .with_unit("By")
                 .with_description("Linear memory an invocation's instance reached")
                 .build(),
+            cpu: meter
+                .f64_histogram("trellis.component.cpu.time")
+                .with_unit("s")
+                .with_description("CPU time of an invocation (measured on one in 16)")
+                .build(),
             link_call: meter
                 .f64_histogram("trellis.link.call.duration")
                 .with_unit("s")
@@ -84,10 +90,14 @@ pub fn invocation(
     attrs: &[KeyValue],
     duration: Duration,
     memory_peak: u64,
+    cpu: Option<Duration>,
     error: Option<&'static str>,
 ) {
     let Some(i) = instruments() else { return };
     i.invocations.add(1, attrs);
+    if let Some(cpu) = cpu {
+        i.cpu.record(cpu.as_secs_f64(), attrs);
+    }
     i.duration.record(duration.as_secs_f64(), attrs);
     i.memory_peak.record(memory_peak, attrs);
     if let Some(kind) = error {

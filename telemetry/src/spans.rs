@@ -118,7 +118,7 @@ pub fn http_server(method: &str, route: &str, path: &str, server_address: &str) 
 
 /// An HTTP request handed over the lattice to a component on another host.
 pub fn http_hop(parent: &Span, component_id: &str) -> Span {
-    if parent.is_disabled() {
+    if !crate::context::of(parent).is_some_and(|cx| cx.sampled) {
         return Span::none();
     }
     tracing::info_span!(

@@ -189,6 +189,7 @@ impl Components {
             runtime: Arc::clone(&self.ctx.runtime),
             linking: self.ctx.linking.clone(),
             stats: Default::default(),
+            metric_attrs: RwLock::new(None),
         });
         let endpoint = serve::Endpoint {
             nats: &self.ctx.nats,
@@ -242,6 +243,7 @@ impl Components {
             if let Ok(mut a) = c.annotations.write() {
                 *a = req.annotations.clone();
             }
+            c.annotations_changed();
         }
         Ok(())
     }

@@ -31,7 +31,14 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 pub struct Invocation {
     pub span: tracing::Span,
     pub trace: TraceContext,
-    pub attrs: Vec<opentelemetry::KeyValue>,
+    /// `None` while nothing is exported.
+    pub attrs: Option<Arc<[opentelemetry::KeyValue]>>,
+}
+
+impl Invocation {
+    fn attrs(&self) -> &[opentelemetry::KeyValue] {
+        self.attrs.as_deref().unwrap_or(&[])
+    }
 }
 
 /// What one run of an instance measured.
@@ -84,6 +91,8 @@ pub struct RunningComponent {
     pub(super) linking: Linking,
     /// Live figures for `host.stats`.
     pub(super) stats: super::stats::Stats,
+    /// Attributes of its metrics, made on first use.
+    pub(super) metric_attrs: RwLock<Option<Arc<[opentelemetry::KeyValue]>>>,
 }
 
 impl RunningComponent {
@@ -139,7 +148,13 @@ impl RunningComponent {
             trellis_telemetry::spans::fail(&inv.span, f.kind.as_str(), &f.message);
         }
         self.stats.record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
-        crate::observe::invocation(&inv.attrs, m.ran, m.memory_peak, failure.map(|f| f.kind.as_str()));
+        crate::observe::invocation(
+            inv.attrs(),
+            m.ran,
+            m.memory_peak,
+            m.cpu,
+            failure.map(|f| f.kind.as_str()),
+        );
     }
 
     /// An instance for `inv`, with its CPU time measured on a sample of invocations.
@@ -213,14 +228,47 @@ impl RunningComponent {
     /// Opens the span of one invocation of `function`, continuing the caller's context
     /// `incoming`; returns it with the context its own calls carry.
     pub fn begin(&self, function: &str, incoming: Option<TraceContext>) -> Invocation {
-        let span = trellis_telemetry::spans::invocation(&self.id, function);
-        let trace = trellis_telemetry::context::continue_remote(&span, incoming);
-        let attrs = if trellis_telemetry::enabled() {
-            crate::observe::component_attributes(&self.id, self.app().as_deref())
+        if !trellis_telemetry::enabled() {
+            return Invocation {
+                span: tracing::Span::none(),
+                trace: trellis_telemetry::context::continue_remote(&tracing::Span::none(), incoming),
+                attrs: None,
+            };
+        }
+        // A caller that decided not to sample this trace: no spans here either (the
+        // decision is the root's), only the context handed on.
+        let span = if incoming.is_some_and(|t| !t.sampled) {
+            tracing::Span::none()
         } else {
-            Vec::new()
+            trellis_telemetry::spans::invocation(&self.id, function)
         };
-        Invocation { span, trace, attrs }
+        let trace = trellis_telemetry::context::continue_remote(&span, incoming);
+        Invocation {
+            span,
+            trace,
+            attrs: Some(self.metric_attrs()),
+        }
+    }
+
+    /// The attributes of its measurements, made once (and again after its annotations
+    /// change).
+    fn metric_attrs(&self) -> Arc<[opentelemetry::KeyValue]> {
+        if let Some(attrs) = self.metric_attrs.read().ok().and_then(|a| a.clone()) {
+            return attrs;
+        }
+        let attrs: Arc<[opentelemetry::KeyValue]> =
+            crate::observe::component_attributes(&self.id, self.app().as_deref()).into();
+        if let Ok(mut cached) = self.metric_attrs.write() {
+            *cached = Some(Arc::clone(&attrs));
+        }
+        attrs
+    }
+
+    /// Forgets the cached measurement attributes (its annotations changed).
+    pub(super) fn annotations_changed(&self) {
+        if let Ok(mut cached) = self.metric_attrs.write() {
+            *cached = None;
+        }
     }
 
     /// Waits for a free instance slot for `inv` (see [`Self::admit`]), measured as its
@@ -234,7 +282,7 @@ impl RunningComponent {
             .admit()
             .instrument(trellis_telemetry::spans::queue_wait(&inv.span))
             .await;
-        crate::observe::queue_wait(&inv.attrs, started.elapsed());
+        crate::observe::queue_wait(inv.attrs(), started.elapsed());
         if let Err(why) = &admitted {
             trellis_telemetry::spans::fail(&inv.span, RemoteErrorKind::Unavailable.as_str(), why);
         }

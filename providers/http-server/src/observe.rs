@@ -61,7 +61,7 @@ pub struct Measured {
 
 /// Opens the server span of `req` (matched to `route`) and makes the request carry it, so
 /// the component's invocation nests under it wherever it runs.
-pub fn begin<B>(req: &mut Request<B>, route: &str, server_address: &str) -> Measured {
+pub fn begin<B>(req: &mut Request<B>, route: &crate::routes::Route) -> Measured {
     if !trellis_telemetry::enabled() {
         return Measured {
             span: tracing::Span::none(),
@@ -69,8 +69,21 @@ pub fn begin<B>(req: &mut Request<B>, route: &str, server_address: &str) -> Meas
             attrs: None,
         };
     }
+    let server_address = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string())
+        .unwrap_or_default();
+    // The route's template: what it matches, never the request's own path.
+    let route = match &route.path {
+        Some(prefix) => format!("{}/*", prefix.trim_end_matches('/')),
+        None => "/*".to_string(),
+    };
+    let route = route.as_str();
     let method = method_attr(req.method());
-    let span = spans::http_server(method, route, req.uri().path(), server_address);
+    let span = spans::http_server(method, route, req.uri().path(), &server_address);
     let incoming = req
         .headers()
         .get(TRACEPARENT)

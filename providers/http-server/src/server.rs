@@ -72,14 +72,7 @@ impl ServerState {
             )
             .into_response();
         };
-        let server_address = host
-            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string())
-            .unwrap_or_default();
-        let template = match &route.path {
-            Some(prefix) => format!("{}/*", prefix.trim_end_matches('/')),
-            None => "/*".to_string(),
-        };
-        let measured = observe::begin(&mut req, &template, &server_address);
+        let measured = observe::begin(&mut req, &route);
         let span = measured.span.clone();
         let resp = self.routed(route, req).instrument(span).await;
         measured.finish(resp.status());

@@ -180,7 +180,8 @@ impl ProviderContext {
 
     /// The exported span of one call (disabled when nothing is exported).
     fn call_span(&self, incoming: &IncomingCall, function: &str) -> tracing::Span {
-        if !trellis_telemetry::enabled() {
+        // Off, or a caller that decided not to sample this trace.
+        if !trellis_telemetry::enabled() || incoming.trace.is_some_and(|t| !t.sampled) {
             return tracing::Span::none();
         }
         let (interface, func) = function.rsplit_once('.').unwrap_or((function, ""));
