@@ -205,6 +205,47 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
             "no request path in metric attributes: {p:?}"
         );
     }
+
+    // A caller that decided not to sample: nothing of its trace is exported anywhere, while
+    // a sampled request sent after it arrives whole.
+    let unsampled = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_http = reqwest::Client::new();
+    for (trace_id, flags) in [
+        (unsampled, "00"),
+        ("0af7651916cd43dd8448eb211c80319c", "01"),
+    ] {
+        let resp = client_http
+            .get(format!("{base}/counter/hits"))
+            .header(
+                "traceparent",
+                format!("00-{trace_id}-00f067aa0ba902b7-{flags}"),
+            )
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    receiver
+        .wait_for("the sampled request's spans from both hosts", |r| {
+            // Each host exports in the order spans end: once the later request's spans from
+            // A (its root) and B (the provider) are here, the earlier one's would be too.
+            let spans = r.spans();
+            let later = |s: &&ReceivedSpan| s.trace_id == "0af7651916cd43dd8448eb211c80319c";
+            let from_a = spans
+                .iter()
+                .filter(later)
+                .any(|s| s.name == "GET /counter/*");
+            let from_b = spans
+                .iter()
+                .filter(later)
+                .any(|s| s.attr("trellis.provider.id") == Some("kv-nats"));
+            (from_a && from_b).then_some(())
+        })
+        .await;
+    assert!(
+        receiver.spans().iter().all(|s| s.trace_id != unsampled),
+        "an unsampled trace exported spans"
+    );
 }
 
 #[tokio::test]
