@@ -63,6 +63,7 @@ where
     let id = Arc::clone(&comp.id);
     let comp_for_stats = Arc::clone(&comp);
     let drain = comp.tracker().token();
+    let instantiating = trellis_telemetry::spans::instantiate(instance.span());
     let guest: GuestFuture = Box::pin(async move {
         let _permit = permit;
         let _drain = drain;
@@ -71,7 +72,7 @@ where
                 let fail = |e: wasmtime::Error| classify(&e, "request failed");
                 let proxy = pre
                     .instantiate_async(&mut store)
-                    .instrument(trellis_telemetry::spans::instantiate(&tracing::Span::current()))
+                    .instrument(instantiating)
                     .await
                     .map_err(fail)?;
                 proxy

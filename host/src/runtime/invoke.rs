@@ -24,11 +24,14 @@ where
     I: AsyncRead + wrpc_transport::Index<I> + Send + Sync + Unpin + 'static,
     O: AsyncWrite + wrpc_transport::Index<O> + Send + Sync + Unpin + 'static,
 {
+    // A child of the invocation's own span (none when it is not recorded), never of
+    // whatever span happens to be current.
+    let instantiating = trellis_telemetry::spans::instantiate(instance.span());
     instance
         .run(|mut store| async move {
             let guest = pre
                 .instantiate_async(&mut store)
-                .instrument(trellis_telemetry::spans::instantiate(&tracing::Span::current()))
+                .instrument(instantiating)
                 .await
                 .map_err(|e| classify(&e, "failed to instantiate"))?;
             let func = guest
