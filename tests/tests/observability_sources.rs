@@ -2,8 +2,6 @@
 //! started by a host (inheriting its settings), the deployment manager's reconcile passes,
 //! and what happens when the collector is unreachable.
 
-use std::time::Duration;
-
 use trellis_lattice::control::{ScaleComponent, StartProvider};
 use trellis_lattice::link::Link;
 use trellis_lattice::Placement;
@@ -287,5 +285,4 @@ async fn an_unreachable_collector_costs_no_request_an_error_and_drops_are_counte
         "no span went to the metrics receiver"
     );
     drop(blackhole);
-    let _ = Duration::ZERO;
 }
