@@ -100,16 +100,7 @@ async fn provider_calls(nats: &NatsServer) -> anyhow::Result<()> {
             .scale_component(app.id(), &start(component, "counter"))
             .await?;
         client
-            .put_link(trellis_lattice::link::Link {
-                source_id: component.into(),
-                target_id: provider.into(),
-                name: "default".into(),
-                wit_namespace: "wasi".into(),
-                wit_package: "keyvalue".into(),
-                interfaces: vec!["atomics".into(), "store".into()],
-                source_config: vec![],
-                target_config: vec!["bucket".into()],
-            })
+            .put_link(trellis_tests::counter_link(component, provider, "bucket"))
             .await?;
     }
     let raw = client.nats().clone();

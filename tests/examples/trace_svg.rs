@@ -5,12 +5,9 @@
 //!
 //! Run: `cargo build --bins && cargo run -p trellis-tests --example trace_svg -- docs/trace.svg`
 
-use trellis_lattice::control::StartProvider;
-use trellis_lattice::link::Link;
-use trellis_lattice::Placement;
 use trellis_tests::otlp::{pairs, ReceivedSpan};
 use trellis_tests::{
-    connected_trace, route, scale_request, start_http_server, HostProcess, NatsServer,
+    connected_trace, counter_across_two_hosts, route, start_http_server, HostProcess, NatsServer,
     OtlpReceiver, Protocol,
 };
 
@@ -39,38 +36,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let client = nats.client("picture").await;
-    client
-        .put_config(
-            "bucket",
-            [("bucket".to_string(), "picture".to_string())].into(),
-        )
-        .await?;
-    client
-        .start_provider(
-            &Placement::Host(b.id().to_string()),
-            &StartProvider {
-                provider_id: "kv-nats".into(),
-                image: "builtin://keyvalue-nats".into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await?;
-    client
-        .scale_component(a.id(), &scale_request("counter", "counter", 4))
-        .await?;
-    client
-        .put_link(Link {
-            source_id: "counter".into(),
-            target_id: "kv-nats".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "keyvalue".into(),
-            interfaces: vec!["atomics".into(), "store".into()],
-            source_config: vec![],
-            target_config: vec!["bucket".into()],
-        })
-        .await?;
+    counter_across_two_hosts(&client, a.id(), b.id(), "picture").await;
     let base = start_http_server(&client, a.id(), "web", &[]).await;
     route(&client, "web", "counter", "counter", Some("/counter"), None).await;
     // A first request warms the instance pool and the provider's bucket; the second is drawn.

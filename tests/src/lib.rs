@@ -6,6 +6,7 @@
 
 mod cli;
 pub mod deploy;
+mod fixtures;
 mod events;
 mod host;
 mod nats;
@@ -21,6 +22,7 @@ mod web;
 
 pub use cli::{Cli, CliChild, CliOutput};
 pub use deploy::ManagerProcess;
+pub use fixtures::{counter_across_two_hosts, counter_link};
 pub use events::EventLog;
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;

@@ -5,13 +5,11 @@
 
 use std::time::Duration;
 
-use trellis_lattice::control::StartProvider;
-use trellis_lattice::link::Link;
-use trellis_lattice::{LatticeClient, Placement};
+use trellis_lattice::LatticeClient;
 use trellis_tests::otlp::{pairs, ReceivedSpan};
 use trellis_tests::{
-    connected_trace, init_logging, route, scale_request, start_http_server, Cli, HostProcess,
-    NatsServer, OtlpReceiver, Protocol,
+    connected_trace, counter_across_two_hosts, init_logging, route, scale_request,
+    start_http_server, Cli, HostProcess, NatsServer, OtlpReceiver, Protocol,
 };
 
 fn env(receiver: &OtlpReceiver, protocol: Protocol) -> Vec<(String, String)> {
@@ -23,43 +21,6 @@ async fn scale(client: &LatticeClient, host: &str, id: &str, component: &str) {
         .scale_component(host, &scale_request(id, component, 4))
         .await
         .unwrap_or_else(|e| panic!("{id} starts: {e}"));
-}
-
-/// counter on host A (with the HTTP server), its key-value provider on host B.
-async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str) {
-    client
-        .put_config(
-            "bucket",
-            [("bucket".to_string(), "otel".to_string())].into(),
-        )
-        .await
-        .expect("config");
-    client
-        .start_provider(
-            &Placement::Host(b.to_string()),
-            &StartProvider {
-                provider_id: "kv-nats".into(),
-                image: "builtin://keyvalue-nats".into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .expect("provider starts");
-    scale(client, a, "counter", "counter").await;
-    client
-        .put_link(Link {
-            source_id: "counter".into(),
-            target_id: "kv-nats".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "keyvalue".into(),
-            interfaces: vec!["atomics".into(), "store".into()],
-            source_config: vec![],
-            target_config: vec!["bucket".into()],
-        })
-        .await
-        .expect("link");
 }
 
 /// The trace (connected, one root) in which `root` is the root span, once it holds spans
@@ -97,7 +58,7 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
             .await;
     let b = HostProcess::start_with_env(&nats.url(), "otel", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel").await;
-    counter_across_two_hosts(&client, a.id(), b.id()).await;
+    counter_across_two_hosts(&client, a.id(), b.id(), "otel").await;
     let base = start_http_server(&client, a.id(), "web", &[]).await;
     route(&client, "web", "counter", "counter", Some("/counter"), None).await;
 
@@ -257,7 +218,7 @@ async fn trellis_call_is_one_trace_from_the_cli_over_http_protobuf() {
     let a = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &pairs(&otel)).await;
     let b = HostProcess::start_with_env(&nats.url(), "otel-call", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel-call").await;
-    counter_across_two_hosts(&client, a.id(), b.id()).await;
+    counter_across_two_hosts(&client, a.id(), b.id(), "otel").await;
 
     let mut cli = Cli::new(&nats.url(), "otel-call");
     for (k, v) in &otel {

@@ -3,12 +3,11 @@
 //! and what happens when the collector is unreachable.
 
 use trellis_lattice::control::{ScaleComponent, StartProvider};
-use trellis_lattice::link::Link;
 use trellis_lattice::Placement;
 use trellis_tests::otlp::pairs;
 use trellis_tests::{
-    bin, component_ref, connected_trace, init_logging, scale_request, Cli, HostProcess,
-    ManagerProcess, NatsServer, OtlpReceiver, Protocol,
+    bin, component_ref, connected_trace, counter_link, init_logging, scale_request, Cli,
+    HostProcess, ManagerProcess, NatsServer, OtlpReceiver, Protocol,
 };
 
 fn scale(id: &str, component: &str) -> ScaleComponent {
@@ -104,16 +103,7 @@ async fn an_external_provider_exports_with_its_hosts_settings() {
         .await
         .expect("counter");
     client
-        .put_link(Link {
-            source_id: "counter".into(),
-            target_id: "kv-ext".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "keyvalue".into(),
-            interfaces: vec!["atomics".into(), "store".into()],
-            source_config: vec![],
-            target_config: vec!["bucket".into()],
-        })
+        .put_link(counter_link("counter", "kv-ext", "bucket"))
         .await
         .expect("link");
     assert_eq!(

@@ -16,16 +16,7 @@ use trellis_tests::{
 };
 
 fn counter_link(target: &str, config: &str) -> Link {
-    Link {
-        source_id: "counter".into(),
-        target_id: target.into(),
-        name: "default".into(),
-        wit_namespace: "wasi".into(),
-        wit_package: "keyvalue".into(),
-        interfaces: vec!["atomics".into(), "store".into()],
-        source_config: vec![],
-        target_config: vec![config.into()],
-    }
+    trellis_tests::counter_link("counter", target, config)
 }
 
 fn counter_key() -> LinkKey {

@@ -1,0 +1,52 @@
+//! Set-ups several tests and benches share.
+
+use trellis_lattice::control::StartProvider;
+use trellis_lattice::link::Link;
+use trellis_lattice::{LatticeClient, Placement};
+
+/// The link from `source` (the counter example) to the key-value provider `target`, its
+/// bucket named by the config `config`.
+pub fn counter_link(source: &str, target: &str, config: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target_id: target.into(),
+        name: "default".into(),
+        wit_namespace: "wasi".into(),
+        wit_package: "keyvalue".into(),
+        interfaces: vec!["atomics".into(), "store".into()],
+        source_config: vec![],
+        target_config: vec![config.into()],
+    }
+}
+
+/// `counter` (4 replicas) on host `a`, its NATS key-value provider `kv-nats` on host `b`,
+/// counting in bucket `bucket`.
+pub async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str, bucket: &str) {
+    client
+        .put_config(
+            "bucket",
+            [("bucket".to_string(), bucket.to_string())].into(),
+        )
+        .await
+        .expect("config");
+    client
+        .start_provider(
+            &Placement::Host(b.to_string()),
+            &StartProvider {
+                provider_id: "kv-nats".into(),
+                image: "builtin://keyvalue-nats".into(),
+                config: vec![],
+                annotations: Default::default(),
+            },
+        )
+        .await
+        .expect("provider starts");
+    client
+        .scale_component(a, &crate::scale_request("counter", "counter", 4))
+        .await
+        .expect("counter starts");
+    client
+        .put_link(counter_link("counter", "kv-nats", "bucket"))
+        .await
+        .expect("link");
+}
