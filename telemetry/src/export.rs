@@ -7,7 +7,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLoggerProvider};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
 use crate::batch::{BatchConfig, Counts, Drain, Queue};
@@ -168,7 +168,16 @@ impl Pipelines {
                 counts.push(("spans", queue.counts()));
                 span_queue = Some(queue.clone());
                 drains.push(drain);
+                // Trellis decides head sampling before it makes a span (`sampling`); the SDK
+                // follows a sampled parent and records what it is handed.
+                let rule = crate::sampling::Rule::from_lookup(|k| std::env::var(k).ok());
+                let sampler = if rule.parent_based {
+                    Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+                } else {
+                    Sampler::AlwaysOn
+                };
                 let provider = SdkTracerProvider::builder()
+                    .with_sampler(sampler)
                     .with_resource(resource.clone())
                     .with_span_processor(QueueProcessor(queue))
                     .build();

@@ -15,6 +15,7 @@ pub mod foreign;
 mod processors;
 mod metrics;
 mod resource;
+pub mod sampling;
 pub mod spans;
 mod subscriber;
 mod switch;
@@ -43,6 +44,7 @@ pub fn init(service: Service, logging: &Logging, observability: bool) -> Telemet
     let pipelines = export::Pipelines::start(resource);
     subscriber::install(logging, Some(&pipelines));
     context::install();
+    sampling::install(sampling::Rule::from_lookup(|k| std::env::var(k).ok()));
     if let Some(queue) = &pipelines.span_queue {
         foreign::install(queue.clone());
     }

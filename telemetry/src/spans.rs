@@ -155,7 +155,7 @@ pub fn control(operation: &str, server_id: &str) -> Span {
 /// The root span of one piece of work a process starts itself: a CLI command, a reconcile
 /// pass of the manager.
 pub fn root(name: &str) -> Span {
-    if !enabled() {
+    if !crate::sampling::decide(None) {
         return Span::none();
     }
     tracing::info_span!(

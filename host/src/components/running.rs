@@ -235,14 +235,16 @@ impl RunningComponent {
                 attrs: None,
             };
         }
-        // A caller that decided not to sample this trace: no spans here either (the
-        // decision is the root's), only the context handed on.
-        let span = if incoming.is_some_and(|t| !t.sampled) {
-            tracing::Span::none()
-        } else {
+        // Not sampled (the caller's decision, or this new trace's): no spans, only the
+        // context handed on, marked so.
+        let sampled = trellis_telemetry::sampling::decide(incoming.as_ref());
+        let span = if sampled {
             trellis_telemetry::spans::invocation(&self.id, function)
+        } else {
+            tracing::Span::none()
         };
-        let trace = trellis_telemetry::context::continue_remote(&span, incoming);
+        let mut trace = trellis_telemetry::context::continue_remote(&span, incoming);
+        trace.sampled &= sampled;
         Invocation {
             span,
             trace,

@@ -52,7 +52,11 @@ pub async fn serve(
         while let Some(incoming) = requests.next().await {
             let router = Arc::clone(&router);
             let name = ControlRequest::name_of(&subjects, &incoming.subject);
-            let exported = spans::control(name.unwrap_or("unknown"), &host_id);
+            let exported = if trellis_telemetry::sampling::decide(incoming.parent.as_ref()) {
+                spans::control(name.unwrap_or("unknown"), &host_id)
+            } else {
+                tracing::Span::none()
+            };
             let trace = context::continue_remote(&exported, incoming.parent);
             let span = if exported.is_disabled() {
                 tracing::info_span!("control", request = name.unwrap_or("unknown"), trace_id = %trace.trace_id_hex())

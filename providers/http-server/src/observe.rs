@@ -83,13 +83,20 @@ pub fn begin<B>(req: &mut Request<B>, route: &crate::routes::Route) -> Measured 
     };
     let route = route.as_str();
     let method = method_attr(req.method());
-    let span = spans::http_server(method, route, req.uri().path(), &server_address);
     let incoming = req
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceContext::parse);
-    let own = context::continue_remote(&span, incoming);
+    // An unsampled request makes no span; what it hands on says so.
+    let sampled = trellis_telemetry::sampling::decide(incoming.as_ref());
+    let span = if sampled {
+        spans::http_server(method, route, req.uri().path(), &server_address)
+    } else {
+        tracing::Span::none()
+    };
+    let mut own = context::continue_remote(&span, incoming);
+    own.sampled &= sampled;
     if let Ok(value) = http::HeaderValue::from_str(&own.to_string()) {
         req.headers_mut().insert(TRACEPARENT, value);
     }

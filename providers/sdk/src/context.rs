@@ -180,8 +180,8 @@ impl ProviderContext {
 
     /// The exported span of one call (disabled when nothing is exported).
     fn call_span(&self, incoming: &IncomingCall, function: &str) -> tracing::Span {
-        // Off, or a caller that decided not to sample this trace.
-        if !trellis_telemetry::enabled() || incoming.trace.is_some_and(|t| !t.sampled) {
+        // Off, or not sampled (the caller's decision, or this new trace's).
+        if !trellis_telemetry::sampling::decide(incoming.trace.as_ref()) {
             return tracing::Span::none();
         }
         let (interface, func) = function.rsplit_once('.').unwrap_or((function, ""));
