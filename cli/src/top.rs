@@ -57,8 +57,13 @@ async fn sample(client: &LatticeClient, only: Option<&str>) -> anyhow::Result<Sa
     let answers = futures::future::join_all(hosts.iter().map(|h| client.host_stats(h))).await;
     let mut out = Sample::new();
     for answer in answers {
-        // A host that stopped between the listing and the question is simply gone.
-        let Ok(stats) = answer else { continue };
+        let stats = match answer {
+            Ok(stats) => stats,
+            // The one host asked for by name must answer.
+            Err(err) if only.is_some() => return Err(err.into()),
+            // A host that stopped between the listing and the question is simply gone.
+            Err(_) => continue,
+        };
         for c in &stats.components {
             let key = (stats.host_id.clone(), c.component_id.clone());
             out.insert(key, (stats.clone(), c.clone()));
@@ -149,6 +154,9 @@ fn render(rows: &[Row], interval: Duration) -> String {
 }
 
 pub async fn run(global: &Global, args: TopArgs) -> anyhow::Result<()> {
+    if let Some(host) = &args.host {
+        trellis_lattice::id::validate_host_id(host)?;
+    }
     let client = global.client().await?;
     let json = global.output == Format::Json;
     let count = args.count.or(json.then_some(1));

@@ -82,6 +82,8 @@ impl LatticeClient {
 
     /// A host's live per-component figures (`trellis top`).
     pub async fn host_stats(&self, host_id: &str) -> Result<crate::stats::HostStats> {
+        // A host id becomes a subject token: nothing else may reach the subject.
+        id::validate_host_id(host_id)?;
         self.request(
             self.subjects.host_stats(host_id),
             &Empty {},
