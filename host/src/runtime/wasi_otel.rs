@@ -239,3 +239,59 @@ pub fn add_to_linker<T: 'static>(
     logs::add_to_linker::<T, HasSelf<OtelCtx>>(linker, get)?;
     metrics::add_to_linker::<T, HasSelf<OtelCtx>>(linker, get)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otel_tracing::Host as _;
+
+    fn span(trace_id: String, parent: &str) -> otel_tracing::SpanData {
+        let at = Datetime {
+            seconds: 1,
+            nanoseconds: 0,
+        };
+        otel_tracing::SpanData {
+            span_context: otel_tracing::SpanContext {
+                trace_id,
+                span_id: "00000000000000aa".into(),
+                trace_flags: otel_tracing::TraceFlags::SAMPLED,
+                is_remote: false,
+                trace_state: Vec::new(),
+            },
+            parent_span_id: parent.into(),
+            span_kind: otel_tracing::SpanKind::Internal,
+            name: "x".repeat(10 * MAX_NAME),
+            start_time: at,
+            end_time: at,
+            attributes: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: otel_tracing::Status::Unset,
+            instrumentation_scope: types::InstrumentationScope {
+                name: "t".into(),
+                version: None,
+                schema_url: None,
+                attributes: Vec::new(),
+            },
+            dropped_attributes: 0,
+            dropped_events: 0,
+            dropped_links: 0,
+        }
+    }
+
+    #[test]
+    fn a_component_cannot_write_into_another_trace_or_start_one() {
+        let trace = TraceContext::new_root();
+        let mut ctx = OtelCtx::new("c".into(), tracing::Span::none(), trace);
+        let current = ctx.current_span_context();
+        assert_eq!(current.trace_id, format!("{:032x}", trace.trace_id));
+        assert_eq!(current.span_id, format!("{:016x}", trace.span_id));
+        let other = format!("{:032x}", trace.trace_id ^ 1);
+        ctx.on_end(span(other, &current.span_id));
+        ctx.on_end(span(current.trace_id.clone(), ""));
+        ctx.on_end(span(current.trace_id.clone(), "not-hex"));
+        assert_eq!((ctx.dropped, ctx.spans), (3, 0));
+        ctx.on_end(span(current.trace_id.clone(), &current.span_id));
+        assert_eq!((ctx.dropped, ctx.spans), (3, 1));
+    }
+}
