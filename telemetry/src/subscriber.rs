@@ -2,7 +2,9 @@
 //! OpenTelemetry span layer and the log bridge, each with its own filter.
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt as _};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
@@ -60,34 +62,57 @@ fn stderr_layer(logging: &Logging) -> Boxed {
 }
 
 pub(crate) fn install(logging: &Logging, pipelines: Option<&Pipelines>) {
+    let layers = layers(
+        logging,
+        pipelines.and_then(|p| p.tracer.clone()),
+        pipelines.and_then(|p| p.logger_provider.as_ref()),
+    );
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+}
+
+/// The layers: stderr always; spans and the log bridge when their pipelines are built.
+fn layers(
+    logging: &Logging,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+    logger_provider: Option<&SdkLoggerProvider>,
+) -> Vec<Boxed> {
     let mut layers: Vec<Boxed> = vec![stderr_layer(logging)];
-    if let Some(pipelines) = pipelines {
-        if let Some(tracer) = pipelines.tracer.clone() {
-            // Only the spans Trellis names (target `trellis`) are exported, with the warnings
-            // and errors logged inside them as span events.
-            let spans = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_threads(false)
-                .with_location(false)
-                .with_tracked_inactivity(false)
-                .with_filter(filter_fn(|meta| {
+    if let Some(tracer) = tracer {
+        // Only the spans Trellis names (target `trellis`, all at INFO) are exported, with
+        // the warnings and errors logged inside them as span events. The level hint
+        // matters: without one the process's maximum level becomes TRACE, and every
+        // `log::trace!` of wasmtime and cranelift is turned into an event and filtered
+        // at run time (`log` records have no callsite whose interest could be cached).
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_threads(false)
+            .with_location(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                filter_fn(|meta| {
                     if meta.is_span() {
                         meta.target() == "trellis"
                     } else {
                         meta.target() == "trellis::event"
                             || (*meta.level() <= tracing::Level::WARN && !machinery(meta.target()))
                     }
-                }));
-            layers.push(spans.boxed());
-        }
-        if let Some(provider) = &pipelines.logger_provider {
-            let bridge = OpenTelemetryTracingBridge::new(provider)
-                .with_filter(filter(&logging.filter))
-                .with_filter(filter_fn(|meta| !machinery(meta.target())));
-            layers.push(bridge.boxed());
-        }
+                })
+                .with_max_level_hint(LevelFilter::INFO),
+            );
+        layers.push(spans.boxed());
     }
-    let _ = tracing_subscriber::registry().with(layers).try_init();
+    if let Some(provider) = logger_provider {
+        // One filter, so the level hint of the directives holds for the layer (the same
+        // reason as above).
+        let directives = filter(&logging.filter);
+        let hint = tracing_subscriber::layer::Filter::<Registry>::max_level_hint(&directives)
+            .unwrap_or(LevelFilter::TRACE);
+        let not_machinery = filter_fn(|meta| !machinery(meta.target())).with_max_level_hint(hint);
+        let bridge =
+            OpenTelemetryTracingBridge::new(provider).with_filter(directives.and(not_machinery));
+        layers.push(bridge.boxed());
+    }
+    layers
 }
 
 #[cfg(test)]
@@ -99,5 +124,31 @@ mod tests {
         assert!(crate::subscriber::machinery("h2::codec"));
         assert!(!crate::subscriber::machinery("trellis_host::components"));
         assert!(!crate::subscriber::machinery("hyperion"));
+    }
+
+    /// With export on, the process's maximum level stays that of its log directives: were it
+    /// TRACE, every `log::trace!` of wasmtime would be dispatched and filtered per record.
+    #[test]
+    fn export_keeps_the_level_hint_of_the_directives() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing::level_filters::LevelFilter;
+        use tracing::Subscriber as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .build()
+            .tracer("test");
+        let logs = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        for (directives, expected) in [("info", LevelFilter::INFO), ("debug", LevelFilter::DEBUG)] {
+            let logging = crate::switch::Logging {
+                filter: directives.into(),
+                json: false,
+                plain: true,
+            };
+            let layers = crate::subscriber::layers(&logging, Some(tracer.clone()), Some(&logs));
+            assert_eq!(layers.len(), 3);
+            let subscriber = tracing_subscriber::registry().with(layers);
+            assert_eq!(subscriber.max_level_hint(), Some(expected), "{directives}");
+        }
     }
 }
