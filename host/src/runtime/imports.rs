@@ -244,7 +244,7 @@ impl ImportClient {
     /// Context of a call made now: a new span in the invocation's trace.
     pub fn call_context(&self) -> CallContext {
         CallContext {
-            trace: self.trace.child(),
+            trace: Some(self.trace.child()),
             source: Some(self.source.to_string()),
             link: None,
         }
@@ -281,7 +281,8 @@ impl wrpc_transport::Invoke for ImportClient {
         };
         let span = spans::import_call(&self.span, instance, func, &target.link_name, &target.target_id);
         let cx = CallContext {
-            trace: trellis_telemetry::context::of(&span).unwrap_or(cx.trace),
+            trace: trellis_telemetry::context::of(&span).or(cx.trace),
+
             link: Some(target.link_name),
             ..cx
         };

@@ -23,20 +23,25 @@ pub struct TraceContext {
 /// (installed once by its telemetry).
 static CURRENT: OnceLock<fn() -> Option<TraceContext>> = OnceLock::new();
 
-/// Installs the source of [`TraceContext::current_or_root`]. Later calls are ignored.
+/// Installs the source of [`TraceContext::current`]. Later calls are ignored.
 pub fn set_current_source(source: fn() -> Option<TraceContext>) {
     let _ = CURRENT.set(source);
 }
 
 impl TraceContext {
-    /// The context of the span running now, so a request made here joins its trace; a new
-    /// trace when there is none (or nothing records spans).
-    pub fn current_or_root() -> Self {
-        CURRENT
-            .get()
-            .and_then(|current| current())
-            .unwrap_or_else(Self::new_root)
+    /// The context of the span running now, so a request made here joins its trace. None
+    /// when there is none or this process records nothing: its requests then carry no
+    /// `traceparent` and the callee starts the trace by its own sampler (a caller that
+    /// records nothing must not make every callee sample by claiming `sampled`).
+    pub fn current() -> Option<Self> {
+        CURRENT.get().and_then(|current| current())
     }
+
+    /// Headers carrying `trace`, or none.
+    pub fn headers_of(trace: Option<Self>) -> HeaderMap {
+        trace.map(|t| t.headers()).unwrap_or_default()
+    }
+
 
     /// Starts a new trace.
     pub fn new_root() -> Self {

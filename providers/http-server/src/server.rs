@@ -123,7 +123,10 @@ impl ServerState {
         };
         let hop = trellis_telemetry::spans::http_hop(&tracing::Span::current(), &target);
         let cx = CallContext {
-            trace: trellis_telemetry::context::of(&hop).unwrap_or_else(|| dispatch::trace_of(&req)),
+            trace: Some(
+                trellis_telemetry::context::of(&hop).unwrap_or_else(|| dispatch::trace_of(&req)),
+            ),
+
             source: Some(self.server_id.clone()),
             link: Some(route.link_name.clone()),
         };

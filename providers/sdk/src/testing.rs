@@ -179,8 +179,9 @@ impl wrpc_transport::Invoke for LinkedClient {
         P: AsRef<[Option<usize>]> + Send + Sync,
     {
         let cx = CallContext {
-            trace: TraceContext::new_root(),
+            trace: Some(TraceContext::new_root()),
             source: self.source.clone(),
+
             link: self.link.clone(),
         };
         Ok(self

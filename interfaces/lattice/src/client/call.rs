@@ -59,18 +59,19 @@ impl LatticeClient {
         function: &str,
         args: &[serde_json::Value],
     ) -> Result<serde_json::Value> {
-        self.call_in_trace(component_id, function, args, TraceContext::current_or_root())
+        self.call_in_trace(component_id, function, args, TraceContext::current())
             .await
     }
 
-    /// Like [`Self::call`], as part of an existing trace.
+    /// Like [`Self::call`], as part of an existing trace (none: the callee starts one).
     pub async fn call_in_trace(
         &self,
         component_id: &str,
         function: &str,
         args: &[serde_json::Value],
-        trace: TraceContext,
+        trace: Option<TraceContext>,
     ) -> Result<serde_json::Value> {
+
         let desc = self.describe(component_id).await?;
         let sig = desc.function(function)?;
         if let Some(what) = sig.unsupported() {

@@ -125,7 +125,7 @@ impl LatticeClient {
     ) -> Result<Resp> {
         let payload = self.payload(body)?;
         let what = subject.clone();
-        let headers = TraceContext::current_or_root().headers();
+        let headers = TraceContext::headers_of(TraceContext::current());
         let request = async_nats::Request::new()
             .payload(payload.into())
             .headers(headers)
@@ -163,7 +163,8 @@ impl LatticeClient {
             .publish_with_reply_and_headers(
                 subject,
                 inbox,
-                TraceContext::current_or_root().headers(),
+                TraceContext::headers_of(TraceContext::current()),
+
                 payload.into(),
             )
             .await

@@ -22,14 +22,15 @@ pub mod headers {
 /// Who is calling and in which trace.
 #[derive(Clone, Debug)]
 pub struct CallContext {
-    pub trace: TraceContext,
+    /// None: the caller records nothing and sends no `traceparent`.
+    pub trace: Option<TraceContext>,
     pub source: Option<String>,
     pub link: Option<String>,
 }
 
 impl CallContext {
     /// A call from outside any component (CLI, tests, ingress).
-    pub fn external(trace: TraceContext) -> Self {
+    pub fn external(trace: Option<TraceContext>) -> Self {
         Self {
             trace,
             source: None,
@@ -41,7 +42,9 @@ impl CallContext {
 /// Builds the headers of an outgoing call.
 pub fn call_headers(cx: &CallContext, call_id: &str, errors_subject: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
-    cx.trace.inject(&mut h);
+    if let Some(trace) = &cx.trace {
+        trace.inject(&mut h);
+    }
     if let Some(source) = &cx.source {
         h.insert(headers::SOURCE, source.as_str());
     }
@@ -108,5 +111,20 @@ impl IncomingCall {
             }
             Err(err) => tracing::warn!(%err, "failed to encode error report"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rpc::call::{call_headers, CallContext};
+    use crate::trace::{TraceContext, TRACEPARENT};
+
+    #[test]
+    fn a_call_without_a_trace_carries_no_traceparent() {
+        let h = call_headers(&CallContext::external(None), "id", "errors");
+        assert!(h.get(TRACEPARENT).is_none());
+        let trace = TraceContext::new_root();
+        let h = call_headers(&CallContext::external(Some(trace)), "id", "errors");
+        assert_eq!(TraceContext::from_headers(Some(&h)), Some(trace));
     }
 }
