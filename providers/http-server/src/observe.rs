@@ -69,19 +69,6 @@ pub fn begin<B>(req: &mut Request<B>, route: &crate::routes::Route) -> Measured 
             attrs: None,
         };
     }
-    let server_address = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string())
-        .unwrap_or_default();
-    // The route's template: what it matches, never the request's own path.
-    let route = match &route.path {
-        Some(prefix) => format!("{}/*", prefix.trim_end_matches('/')),
-        None => "/*".to_string(),
-    };
-    let route = route.as_str();
     let method = method_attr(req.method());
     let incoming = req
         .headers()
@@ -91,7 +78,13 @@ pub fn begin<B>(req: &mut Request<B>, route: &crate::routes::Route) -> Measured 
     // An unsampled request makes no span; what it hands on says so.
     let sampled = trellis_telemetry::sampling::decide(incoming.as_ref());
     let span = if sampled {
-        spans::http_server(method, route, req.uri().path(), &server_address)
+        let server_address = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .map_or("", |h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+        spans::http_server(method, &route.template, req.uri().path(), server_address)
     } else {
         tracing::Span::none()
     };
@@ -102,7 +95,11 @@ pub fn begin<B>(req: &mut Request<B>, route: &crate::routes::Route) -> Measured 
     }
     let attrs = vec![
         KeyValue::new("http.request.method", method),
-        KeyValue::new("http.route", route.to_string()),
+        KeyValue::new(
+            "http.route",
+            opentelemetry::StringValue::from(std::sync::Arc::clone(&route.template)),
+        ),
+
     ];
     instruments().active.add(1, &attrs[..1]);
     Measured {

@@ -19,6 +19,8 @@ pub struct Route {
     pub path: Option<String>,
     /// Host name (without port), case-insensitive. `None` matches every host.
     pub host: Option<String>,
+    /// What it matches, as `http.route` (`/hello/*`, `/*`): never a request's own path.
+    pub template: std::sync::Arc<str>,
 }
 
 impl Route {
@@ -99,12 +101,18 @@ impl RouteTable {
                         .to_ascii_lowercase()
                 })
                 .filter(|h| !h.is_empty());
+            let template = match &path {
+                Some(prefix) => format!("{}/*", prefix.trim_end_matches('/')),
+                None => "/*".to_string(),
+            };
             routes.push(Route {
                 target: link.target_id.clone(),
                 link_name: link.name.clone(),
                 path,
                 host,
+                template: template.into(),
             });
+
         }
         routes.sort_by(|a, b| {
             b.specificity()
