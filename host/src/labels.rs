@@ -1,6 +1,7 @@
 //! The labels a host carries: built-in facts about the machine plus the user's, changed at
 //! run time by label requests.
 
+use std::path::Path;
 use std::sync::RwLock;
 
 use trellis_lattice::labels::{self, Labels};
@@ -70,7 +71,35 @@ pub fn builtin() -> Labels {
     if has_gpio() {
         l.insert("trellis.gpio".into(), "true".into());
     }
+    if let Some(model) = DEVICE_TREE_MODEL.iter().find_map(|p| board_model(Path::new(p))) {
+        l.insert(labels::BOARD.into(), model);
+    }
     l
+}
+
+/// Where the kernel shows the device tree's `model` (boards; absent on PCs and VMs).
+const DEVICE_TREE_MODEL: &[&str] = &[
+    "/sys/firmware/devicetree/base/model",
+    "/proc/device-tree/model",
+];
+
+/// The board's model from a device-tree `model` file: a NUL-terminated string, read up to
+/// the longest label value; nothing when it is missing, not a regular file, or not a
+/// printable label value.
+fn board_model(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut raw = Vec::new();
+    file.take(labels::MAX_VALUE_LEN as u64 + 1)
+        .read_to_end(&mut raw)
+        .ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    let model = text.trim_end_matches('\0').trim();
+    (!model.is_empty() && labels::validate_value(labels::BOARD, model).is_ok())
+        .then(|| model.to_string())
 }
 
 fn hostname() -> String {
@@ -165,4 +194,25 @@ mod tests {
         let user: Labels = [("tier".to_string(), "edge".to_string())].into();
         assert_eq!(merge(&user).unwrap()["tier"], "edge");
     }
+
+    #[test]
+    fn board_model_from_the_device_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::write(&model, b"Raspberry Pi 4 Model B Rev 1.4\0").unwrap();
+        assert_eq!(
+            crate::labels::board_model(&model).as_deref(),
+            Some("Raspberry Pi 4 Model B Rev 1.4")
+        );
+        // Too long, control characters, empty, a directory, missing: no label.
+        std::fs::write(&model, vec![b'x'; labels::MAX_VALUE_LEN + 1]).unwrap();
+        assert_eq!(crate::labels::board_model(&model), None);
+        std::fs::write(&model, b"board\nwith lines\0").unwrap();
+        assert_eq!(crate::labels::board_model(&model), None);
+        std::fs::write(&model, b"\0").unwrap();
+        assert_eq!(crate::labels::board_model(&model), None);
+        assert_eq!(crate::labels::board_model(dir.path()), None);
+        assert_eq!(crate::labels::board_model(&dir.path().join("none")), None);
+    }
+
 }

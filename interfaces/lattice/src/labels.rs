@@ -15,9 +15,13 @@ pub const OS: &str = "trellis.os";
 pub const HOSTNAME: &str = "trellis.hostname";
 pub const CPUS: &str = "trellis.cpus";
 pub const MEMORY_MB: &str = "trellis.memory_mb";
+/// The board's model, where its device tree names one (`Raspberry Pi 4 Model B Rev 1.4`).
+pub const BOARD: &str = "trellis.board";
+
 
 const MAX_KEY_LEN: usize = 253;
-const MAX_VALUE_LEN: usize = 256;
+/// The longest label value, in bytes.
+pub const MAX_VALUE_LEN: usize = 256;
 
 /// Whether `key` is reserved for the host's built-in labels.
 pub fn is_builtin(key: &str) -> bool {
