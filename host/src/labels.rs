@@ -71,7 +71,10 @@ pub fn builtin() -> Labels {
     if has_gpio() {
         l.insert("trellis.gpio".into(), "true".into());
     }
-    if let Some(model) = DEVICE_TREE_MODEL.iter().find_map(|p| board_model(Path::new(p))) {
+    if let Some(model) = DEVICE_TREE_MODEL
+        .iter()
+        .find_map(|p| board_model(Path::new(p)))
+    {
         l.insert(labels::BOARD.into(), model);
     }
     l
@@ -214,5 +217,4 @@ mod tests {
         assert_eq!(crate::labels::board_model(dir.path()), None);
         assert_eq!(crate::labels::board_model(&dir.path().join("none")), None);
     }
-
 }

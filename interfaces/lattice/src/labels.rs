@@ -18,7 +18,6 @@ pub const MEMORY_MB: &str = "trellis.memory_mb";
 /// The board's model, where its device tree names one (`Raspberry Pi 4 Model B Rev 1.4`).
 pub const BOARD: &str = "trellis.board";
 
-
 const MAX_KEY_LEN: usize = 253;
 /// The longest label value, in bytes.
 pub const MAX_VALUE_LEN: usize = 256;
