@@ -170,32 +170,52 @@ pub fn register_gauges(
         return;
     }
     let meter = opentelemetry::global::meter("trellis-host");
-    let instances = std::sync::Arc::new(instances);
-    let read = std::sync::Arc::clone(&instances);
-    meter
-        .u64_observable_gauge("trellis.component.instances.active")
-        .with_description("Instances of a component running an invocation now")
-        .with_callback(move |obs| {
-            for f in read() {
-                obs.observe(u64::from(f.active), &component_attributes(&f.component_id, f.app.as_deref()));
-            }
-        })
-        .build();
-    meter
-        .u64_observable_gauge("trellis.component.instances.max")
-        .with_description("Instances a component may run at once (its replicas)")
-        .with_callback(move |obs| {
-            for f in instances() {
-                obs.observe(u64::from(f.max), &component_attributes(&f.component_id, f.app.as_deref()));
-            }
-        })
-        .build();
+    let instances: Instances = std::sync::Arc::new(instances);
+    instance_gauge(
+        &meter,
+        "trellis.component.instances.active",
+        "Instances of a component running an invocation now",
+        std::sync::Arc::clone(&instances),
+        |f| f.active,
+    );
+    instance_gauge(
+        &meter,
+        "trellis.component.instances.max",
+        "Instances a component may run at once (its replicas)",
+        instances,
+        |f| f.max,
+    );
     meter
         .u64_observable_gauge("trellis.provider.health")
         .with_description("1 while a provider is healthy, 0 otherwise")
         .with_callback(move |obs| {
             for (id, healthy) in providers() {
-                obs.observe(u64::from(healthy), &[KeyValue::new("trellis.provider.id", id)]);
+                obs.observe(
+                    u64::from(healthy),
+                    &[KeyValue::new("trellis.provider.id", id)],
+                );
+            }
+        })
+        .build();
+}
+
+type Instances = std::sync::Arc<dyn Fn() -> Vec<InstanceFigures> + Send + Sync>;
+
+/// One per-component gauge over the instance figures.
+fn instance_gauge(
+    meter: &opentelemetry::metrics::Meter,
+    name: &'static str,
+    description: &'static str,
+    instances: Instances,
+    value: fn(&InstanceFigures) -> u32,
+) {
+    meter
+        .u64_observable_gauge(name)
+        .with_description(description)
+        .with_callback(move |obs| {
+            for f in instances() {
+                let attrs = component_attributes(&f.component_id, f.app.as_deref());
+                obs.observe(u64::from(value(&f)), &attrs);
             }
         })
         .build();

@@ -98,10 +98,7 @@ const ROUNDS: usize = 5;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("TRELLIS_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds = load::seconds();
     let scratch = tempfile::tempdir()?;
     let shim = build_shim(scratch.path());
     let nats = NatsServer::start().await;

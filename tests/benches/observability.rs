@@ -30,10 +30,7 @@ struct Mode {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("TRELLIS_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds = load::seconds();
     let receiver = OtlpReceiver::start_counting().await;
     let nats = NatsServer::start().await;
     let on = receiver.env(Protocol::Grpc);

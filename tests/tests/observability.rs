@@ -151,13 +151,18 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
                         == Some("counter")
                     && p.value == 4.0
             });
+            let active = points.iter().any(|p| {
+                p.name == "trellis.component.instances.active"
+                    && p.attributes.get("trellis.component.id").map(String::as_str)
+                        == Some("counter")
+            });
             let health = points.iter().any(|p| {
                 p.name == "trellis.provider.health"
                     && p.attributes.get("trellis.provider.id").map(String::as_str)
                         == Some("kv-nats")
                     && p.value == 1.0
             });
-            (http && inv && link && process && max && health).then_some(())
+            (http && inv && link && process && max && active && health).then_some(())
         })
         .await;
     for p in receiver.points() {

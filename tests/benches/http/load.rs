@@ -14,6 +14,14 @@ pub struct Run {
     pub errors: u64,
 }
 
+/// Seconds per wrk run: `TRELLIS_BENCH_SECONDS`, 10 by default.
+pub fn seconds() -> u64 {
+    std::env::var("TRELLIS_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     if v.is_empty() {
