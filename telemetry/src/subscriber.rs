@@ -43,20 +43,40 @@ fn filter(directives: &str) -> EnvFilter {
     EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
+/// The log directives, narrowed by `keep`, keeping the directives' level hint (see
+/// [`layers`] for why the hint matters).
+fn directives_and(
+    logging: &Logging,
+    keep: fn(&tracing::Metadata<'_>) -> bool,
+) -> impl tracing_subscriber::layer::Filter<Registry> {
+    let directives = filter(&logging.filter);
+    let hint = tracing_subscriber::layer::Filter::<Registry>::max_level_hint(&directives)
+        .unwrap_or(LevelFilter::TRACE);
+    directives.and(filter_fn(keep).with_max_level_hint(hint))
+}
+
+/// Spans made for export (target `trellis`) stay out of the stderr log: it reads the same with
+/// export on as off, and the log layer does not format every exported span's fields.
+fn stderr_filter(logging: &Logging) -> impl tracing_subscriber::layer::Filter<Registry> {
+    directives_and(logging, |meta| {
+        !(meta.is_span() && meta.target() == "trellis")
+    })
+}
+
 fn stderr_layer(logging: &Logging) -> Boxed {
     use std::io::IsTerminal as _;
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let boxed: Boxed = if logging.json {
-        layer.json().with_filter(filter(&logging.filter)).boxed()
+        layer.json().with_filter(stderr_filter(logging)).boxed()
     } else if logging.plain {
         layer
             .without_time()
-            .with_filter(filter(&logging.filter))
+            .with_filter(stderr_filter(logging))
             .boxed()
     } else {
-        layer.with_filter(filter(&logging.filter)).boxed()
+        layer.with_filter(stderr_filter(logging)).boxed()
     };
     boxed
 }
@@ -102,14 +122,9 @@ fn layers(
         layers.push(spans.boxed());
     }
     if let Some(provider) = logger_provider {
-        // One filter, so the level hint of the directives holds for the layer (the same
-        // reason as above).
-        let directives = filter(&logging.filter);
-        let hint = tracing_subscriber::layer::Filter::<Registry>::max_level_hint(&directives)
-            .unwrap_or(LevelFilter::TRACE);
-        let not_machinery = filter_fn(|meta| !machinery(meta.target())).with_max_level_hint(hint);
-        let bridge =
-            OpenTelemetryTracingBridge::new(provider).with_filter(directives.and(not_machinery));
+        // One filter, so the level hint of the directives holds for the layer.
+        let keep = directives_and(logging, |meta| !machinery(meta.target()));
+        let bridge = OpenTelemetryTracingBridge::new(provider).with_filter(keep);
         layers.push(bridge.boxed());
     }
     layers
