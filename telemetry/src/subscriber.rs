@@ -141,7 +141,61 @@ mod tests {
         assert!(!crate::subscriber::machinery("hyperion"));
     }
 
+    /// The stderr log sees events and spans of its own, never the spans made for export.
+    #[test]
+    fn spans_made_for_export_stay_out_of_the_stderr_log() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tracing_subscriber::layer::{Context, SubscriberExt as _};
+        use tracing_subscriber::Layer as _;
+
+        #[derive(Clone, Default)]
+        struct Seen(Arc<AtomicUsize>, Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_new_span(
+                &self,
+                _: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+            fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let logging = crate::switch::Logging {
+            filter: "info".into(),
+            json: false,
+            plain: true,
+        };
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry().with(
+            seen.clone()
+                .with_filter(crate::subscriber::stderr_filter(&logging)),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let exported = tracing::info_span!(target: "trellis", "invocation");
+            let own = tracing::info_span!(target: "trellis_host::components", "serve");
+            let _in = exported.enter();
+            tracing::info!(target: "trellis_host::components", "an event inside it");
+            tracing::debug!(target: "trellis_host::components", "below the directives");
+            drop(own);
+        });
+        assert_eq!(
+            seen.0.load(Ordering::Relaxed),
+            1,
+            "spans seen by the stderr log"
+        );
+        assert_eq!(
+            seen.1.load(Ordering::Relaxed),
+            1,
+            "events seen by the stderr log"
+        );
+    }
+
     /// With export on, the process's maximum level stays that of its log directives: were it
+
     /// TRACE, every `log::trace!` of wasmtime would be dispatched and filtered per record.
     #[test]
     fn export_keeps_the_level_hint_of_the_directives() {
