@@ -195,7 +195,6 @@ mod tests {
     }
 
     /// With export on, the process's maximum level stays that of its log directives: were it
-
     /// TRACE, every `log::trace!` of wasmtime would be dispatched and filtered per record.
     #[test]
     fn export_keeps_the_level_hint_of_the_directives() {
