@@ -11,9 +11,9 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use trellis_telemetry::{context, spans};
 use std::sync::Arc;
 use std::time::Duration;
+use trellis_telemetry::{context, spans};
 
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
@@ -66,12 +66,18 @@ pub async fn serve(
             tokio::spawn(
                 async move {
                     let request = incoming.request.clone();
-                    if let Some(answer) = router.handle(request, name, &trace).await {
-                        if let Err(err) = &answer {
-                            spans::fail(&tracing::Span::current(), err.kind.as_str(), &err.message);
-                        }
-                        incoming.respond(answer).await;
-                    }
+                    router
+                        .serve(request, name, &trace, |answer| async move {
+                            if let Err(err) = &answer {
+                                spans::fail(
+                                    &tracing::Span::current(),
+                                    err.kind.as_str(),
+                                    &err.message,
+                                );
+                            }
+                            incoming.respond(answer).await;
+                        })
+                        .await;
                 }
                 .instrument(span),
             );

@@ -33,6 +33,31 @@ pub struct Router {
 }
 
 impl Router {
+    /// Serves one request: handles it, hands the answer to `reply`, then does what must wait
+    /// for the answer to have left. A stop is one: stopping closes the connection the answer
+    /// would leave by, so the caller of `host stop` could wait for a reply that never comes.
+    pub async fn serve<F, Fut>(
+        &self,
+        request: Result<ControlRequest, ControlError>,
+        name: Option<&str>,
+        trace: &TraceContext,
+        reply: F,
+    ) where
+        F: FnOnce(Answer) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let stop = match &request {
+            Ok(ControlRequest::Host(HostRequest::Stop(req))) => Some(req.timeout_ms),
+            _ => None,
+        };
+        if let Some(answer) = self.handle(request, name, trace).await {
+            reply(answer).await;
+        }
+        if let Some(timeout_ms) = stop {
+            self.host.request_stop(timeout_ms);
+        }
+    }
+
     /// Handles one request; `None` means stay silent (an auction this host does not match).
     /// `name` says which request it was when it did not parse (`component.scale`).
     pub async fn handle(
@@ -83,11 +108,12 @@ impl Router {
             HostRequest::Ping => answer(Ok::<_, ControlError>(self.host.inventory().summary())),
             HostRequest::Get(req) => answer(self.host.inventory_page(req.page)),
             HostRequest::Stats => answer(Ok::<_, ControlError>(self.host.stats())),
-            HostRequest::Stop(req) => {
+            // The stop itself follows the answer (see `serve`).
+            HostRequest::Stop(_) => {
                 tracing::info!("stop requested over the control interface");
-                self.host.request_stop(req.timeout_ms);
                 answer(Ok::<_, ControlError>(Empty {}))
             }
+
             HostRequest::PutLabel(req) => {
                 let r = self.labels.put(&req.key, &req.value);
                 answer(self.labels_changed(r, trace).await)

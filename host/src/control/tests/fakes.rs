@@ -327,7 +327,14 @@ impl Bench {
     pub async fn send(&self, subject: &str, payload: &str) -> Option<Answer> {
         let request = ControlRequest::parse(&self.subjects, subject, payload.as_bytes());
         let name = ControlRequest::name_of(&self.subjects, subject);
-        self.router.handle(request, name, &self.trace).await
+        let answered = std::sync::Mutex::new(None);
+        self.router
+            .serve(request, name, &self.trace, |answer| {
+                *answered.lock().unwrap() = Some(answer);
+                std::future::ready(())
+            })
+            .await;
+        answered.into_inner().unwrap()
     }
 
     /// Like [`Self::send`], for requests that must be answered.

@@ -24,6 +24,28 @@ async fn ping_get_and_stop() {
     assert_eq!(b.host.stops.lock().unwrap().len(), 1);
 }
 
+/// The stop begins once the answer has left (stopping closes the connection it leaves by).
+#[tokio::test]
+async fn a_stop_is_requested_after_its_answer_left() {
+    let b = Bench::new();
+    let subject = b.subjects.host_stop(HOST);
+    let request = trellis_lattice::server::ControlRequest::parse(
+        &b.subjects,
+        &subject,
+        br#"{"timeout_ms":100}"#,
+    );
+    let stops_when_answered = std::sync::Mutex::new(None);
+    b.router
+        .serve(request, None, &b.trace, |answer| {
+            assert!(answer.is_ok(), "{answer:?}");
+            *stops_when_answered.lock().unwrap() = Some(b.host.stops.lock().unwrap().len());
+            std::future::ready(())
+        })
+        .await;
+    assert_eq!(*stops_when_answered.lock().unwrap(), Some(0));
+    assert_eq!(*b.host.stops.lock().unwrap(), vec![Some(100)]);
+}
+
 #[tokio::test]
 async fn labels_change_and_are_announced() {
     let b = Bench::new();
