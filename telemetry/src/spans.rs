@@ -94,6 +94,35 @@ pub fn provider_call(provider: &str, interface: &str, function: &str, source: &s
     )
 }
 
+/// A messaging provider handing one received message to a component (a consumer span,
+/// named by the subscription's filter so names stay few; the topic itself is an attribute).
+pub fn message_process(
+    system: &str,
+    subscription: &str,
+    topic: &str,
+    provider: &str,
+    component: &str,
+) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: "trellis",
+        "message process",
+        otel.name = %format_args!("process {subscription}"),
+        otel.kind = "consumer",
+        messaging.system = system,
+        messaging.operation.type = "process",
+        messaging.destination.name = topic,
+        messaging.destination.template = subscription,
+        trellis.provider.id = provider,
+        trellis.component.id = component,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        error.type = Empty,
+    )
+}
+
 /// An HTTP request at ingress. `route` is the matched route template (never the raw path,
 /// so span names stay few).
 pub fn http_server(method: &str, route: &str, path: &str, server_address: &str) -> Span {

@@ -9,6 +9,8 @@ pub mod deploy;
 mod fixtures;
 mod events;
 mod host;
+pub mod messaging;
+
 mod nats;
 pub mod otlp;
 mod otlp_model;

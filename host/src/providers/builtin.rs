@@ -24,6 +24,9 @@ const BUILTINS: &[(&str, RunFn)] = &[
     ("keyvalue-redis", |_, env, stop| {
         trellis_provider_keyvalue_redis::run(env, stop).boxed()
     }),
+    ("messaging-nats", |_, env, stop| {
+        trellis_provider_messaging_nats::run(env, stop).boxed()
+    }),
     ("http-server", |ctx, env, stop| {
         // Built in, the server hands requests for components on this host straight to them.
         trellis_provider_http_server::run(env, stop, ctx.local_http.clone()).boxed()

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use trellis_lattice::kv::{self, Change, LatticeStore, StateChange, Update};
-use trellis_lattice::link::{Config, Link, LinkKey};
+use trellis_lattice::kv::{self, LatticeStore};
+use trellis_lattice::link::{Config, Link};
 use trellis_provider::{CancellationToken, ProviderContext};
 
 /// One route.
@@ -112,7 +112,6 @@ impl RouteTable {
                 host,
                 template: template.into(),
             });
-
         }
         routes.sort_by(|a, b| {
             b.specificity()
@@ -199,7 +198,7 @@ impl Routes {
             snapshot: Arc::default(),
         };
         let shared = routes.clone();
-        let mut state = Followed::from_snapshot(links, configs);
+        let mut state = kv::Mirror::from_snapshot(links, configs);
         tokio::spawn(kv::follow(store.state_followed(), stop, move |update| {
             state.apply(update);
             let table = RouteTable::build(&server_id, &state.links(), &state.configs);
@@ -213,43 +212,6 @@ impl Routes {
 
 /// A table read straight from the store, and when.
 type FreshRead = (tokio::time::Instant, Arc<RouteTable>);
-
-/// The links and configs as the follower last saw them.
-struct Followed {
-    links: BTreeMap<LinkKey, Link>,
-    configs: kv::Configs,
-}
-
-impl Followed {
-    fn from_snapshot(links: Vec<Link>, configs: kv::Configs) -> Self {
-        Self {
-            links: links.into_iter().map(|l| (l.key(), l)).collect(),
-            configs,
-        }
-    }
-
-    fn links(&self) -> Vec<Link> {
-        self.links.values().cloned().collect()
-    }
-
-    fn apply(&mut self, update: Update<(Vec<Link>, kv::Configs), StateChange>) {
-        match update {
-            Update::Snapshot((links, configs)) => *self = Self::from_snapshot(links, configs),
-            Update::Change(StateChange::Link(Change::Put(l))) => {
-                self.links.insert(l.key(), l);
-            }
-            Update::Change(StateChange::Link(Change::Deleted(k))) => {
-                self.links.remove(&k);
-            }
-            Update::Change(StateChange::Config(Change::Put((name, c)))) => {
-                self.configs.insert(name, c);
-            }
-            Update::Change(StateChange::Config(Change::Deleted(name))) => {
-                self.configs.remove(&name);
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -221,7 +221,8 @@ impl ProviderContext {
         let call = match self.resolve(&cx, wit_namespace, wit_package).await {
             Ok(mut call) => {
                 let exported = self.call_span(&call.incoming, &call.function);
-                call.trace = trellis_telemetry::context::continue_remote(&exported, call.incoming.trace);
+                call.trace =
+                    trellis_telemetry::context::continue_remote(&exported, call.incoming.trace);
                 (call, exported)
             }
             Err((incoming, err)) => {

@@ -18,6 +18,7 @@
 //! each call [`ProviderContext::handle`], and a [`Provider::serve`] returning the
 //! generated `serve(wrpc, handler)`.
 
+pub mod caller;
 pub mod context;
 pub mod env;
 mod error;
@@ -29,7 +30,9 @@ pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use caller::Caller;
 pub use context::{Call, ProviderContext};
+
 pub use env::ProviderEnv;
 pub use error::{Error, Result};
 pub use health::HEALTH_TIMEOUT;

@@ -178,7 +178,10 @@ fn init_telemetry(executable: &str) -> trellis_telemetry::Telemetry {
     }
     let name = std::env::var(env::NAME).unwrap_or_else(|_| executable.to_string());
     let service = trellis_telemetry::Service {
-        name: format!("trellis-provider-{}", name.trim_start_matches("trellis-provider-")),
+        name: format!(
+            "trellis-provider-{}",
+            name.trim_start_matches("trellis-provider-")
+        ),
         version: env!("CARGO_PKG_VERSION"),
         instance_id: var(env::PROVIDER_ID),
         attributes,

@@ -3,6 +3,7 @@
 //! keep a copy of them current.
 
 mod follow;
+mod mirror;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 
 pub use follow::{follow, Backoff, Followed, Update};
+pub use mirror::Mirror;
 
 use crate::error::{Error, Result};
 use crate::link::{validate_config_name, Config, Link, LinkKey};

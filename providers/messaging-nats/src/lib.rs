@@ -1,0 +1,247 @@
+//! `trellis:messaging` over NATS subjects (`builtin://messaging-nats`, or this crate's
+//! executable).
+//!
+//! A topic is a NATS subject, taken as it is (`factory.line1.temp`; `trellis/demo/button`
+//! is one token). The content type travels as the `Content-Type` header, metadata as the
+//! other headers, the sender's trace as `traceparent`. Delivery is core NATS: at most once,
+//! in order per subject, and every instance of the provider shares one queue group per link
+//! so each message reaches the component once.
+//!
+//! Link config (target config for `producer`, source config for `incoming-handler`):
+//! `url` (a NATS server other than the lattice's; the lattice's own connection when
+//! absent), `user` + `password` or `token` for it, and `subscriptions`, `queue`,
+//! `concurrency` (see `trellis-provider-messaging`).
+
+mod subject;
+
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
+use futures::StreamExt as _;
+use trellis_lattice::trace::{TraceContext, TRACEPARENT};
+use trellis_provider::{CancellationToken, Config, ProviderContext, ProviderEnv};
+use trellis_provider_messaging::config::ConfigError;
+use trellis_provider_messaging::{
+    Error, Incoming, Message, MessagingProvider, Subscribe, Transport,
+};
+
+pub use subject::{check_filter, check_publish};
+
+/// How long a publish may wait for the server to confirm it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to a server a link names may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Distinct servers (by URL and credentials) one provider keeps connections to.
+pub const MAX_CONNECTIONS: usize = 32;
+
+const CONTENT_TYPE: &str = "Content-Type";
+
+/// Runs the provider inside a host until `shutdown`.
+pub async fn run(env: ProviderEnv, shutdown: CancellationToken) -> anyhow::Result<()> {
+    trellis_provider::run_builtin(env, shutdown, provider()).await?;
+    Ok(())
+}
+
+/// The provider, for `trellis_provider::run_main` or `run_with`.
+pub fn provider() -> MessagingProvider<NatsTransport> {
+    MessagingProvider::new(NatsTransport::default())
+}
+
+/// A server a link names, with its credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Server {
+    url: String,
+    user: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+}
+
+impl Server {
+    fn of(config: &Config) -> Option<Self> {
+        let get = |k: &str| {
+            config
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Self {
+            url: get("url")?,
+            user: get("user"),
+            password: get("password"),
+            token: get("token"),
+        })
+    }
+
+    async fn connect(&self) -> Result<async_nats::Client, String> {
+        let mut options = async_nats::ConnectOptions::new()
+            .connection_timeout(CONNECT_TIMEOUT)
+            .name("trellis-provider-messaging-nats");
+        if let (Some(u), Some(p)) = (&self.user, &self.password) {
+            options = options.user_and_password(u.clone(), p.clone());
+        }
+        if let Some(t) = &self.token {
+            options = options.token(t.clone());
+        }
+        // The error names the URL, never the credentials.
+        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(self.url.as_str())).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(format!("cannot connect to NATS at {}: {e}", self.url)),
+            Err(_) => Err(format!("cannot connect to NATS at {}: timed out", self.url)),
+        }
+    }
+}
+
+/// The lattice's own NATS connection, and one per other server a link names.
+#[derive(Default)]
+pub struct NatsTransport {
+    lattice: OnceLock<async_nats::Client>,
+    others: tokio::sync::Mutex<HashMap<Server, async_nats::Client>>,
+}
+
+impl NatsTransport {
+    async fn client(&self, config: &Config) -> Result<(async_nats::Client, String), String> {
+        let Some(server) = Server::of(config) else {
+            return self
+                .lattice
+                .get()
+                .cloned()
+                .map(|c| (c, "the lattice's NATS".to_string()))
+                .ok_or_else(|| "the provider has not started".to_string());
+        };
+        let mut others = self.others.lock().await;
+        if let Some(c) = others.get(&server) {
+            return Ok((c.clone(), server.url.clone()));
+        }
+        if others.len() >= MAX_CONNECTIONS {
+            return Err(format!(
+                "more than {MAX_CONNECTIONS} NATS servers named by links"
+            ));
+        }
+        let client = server.connect().await?;
+        others.insert(server.clone(), client.clone());
+        Ok((client, server.url))
+    }
+}
+
+fn headers_of(message: &Message) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::new();
+    let bad = |what: &str| Error::Other(format!("{what} cannot be a NATS header"));
+    if let Some(ct) = &message.content_type {
+        let value = HeaderValue::from_str(ct).map_err(|_| bad("the content type"))?;
+        headers.insert(CONTENT_TYPE, value);
+    }
+    for (k, v) in &message.metadata {
+        let name = HeaderName::from_str(k).map_err(|_| bad(&format!("metadata key {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| bad(&format!("the value of metadata key {k:?}")))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// A received NATS message as the component sees it.
+fn incoming_of(msg: async_nats::Message, filter: &Arc<str>) -> Incoming {
+    let mut content_type = None;
+    let mut trace = None;
+    let mut metadata = Vec::new();
+    if let Some(headers) = &msg.headers {
+        for (name, values) in headers.iter() {
+            let name: &str = name.as_ref();
+            for value in values {
+                if name.eq_ignore_ascii_case(CONTENT_TYPE) {
+                    content_type = Some(value.as_str().to_string());
+                } else if name.eq_ignore_ascii_case(TRACEPARENT) {
+                    trace = TraceContext::parse(value.as_str());
+                } else {
+                    metadata.push((name.to_string(), value.as_str().to_string()));
+                }
+            }
+        }
+    }
+    Incoming {
+        message: Message {
+            topic: msg.subject.to_string(),
+            data: msg.payload,
+            content_type,
+            metadata,
+        },
+        filter: filter.clone(),
+        trace,
+        ack: None,
+    }
+}
+
+impl Transport for NatsTransport {
+    const SYSTEM: &'static str = "nats";
+
+    fn bind(&self, ctx: &ProviderContext) {
+        let _ = self.lattice.set(ctx.nats().clone());
+    }
+
+    async fn send(&self, config: &Config, message: Message) -> Result<(), Error> {
+        check_publish(&message.topic).map_err(Error::Other)?;
+        let (client, server) = self.client(config).await.map_err(Error::Connection)?;
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(Error::Connection(format!("not connected to {server}")));
+        }
+        let max = client.server_info().max_payload;
+        if message.data.len() > max {
+            return Err(Error::MessageTooLarge(max as u64));
+        }
+        let headers = headers_of(&message)?;
+        let sent = async {
+            client
+                .publish_with_headers(message.topic, headers, message.data)
+                .await
+                .map_err(|e| Error::Connection(format!("publishing to {server}: {e}")))?;
+            // Returns once the server has everything sent so far.
+            client
+                .flush()
+                .await
+                .map_err(|e| Error::Connection(format!("publishing to {server}: {e}")))
+        };
+        tokio::time::timeout(SEND_TIMEOUT, sent)
+            .await
+            .unwrap_or(Err(Error::Timeout))
+    }
+
+    async fn subscribe(&self, sub: Subscribe) -> Result<(), ConfigError> {
+        for t in &sub.topics {
+            check_filter(t).map_err(|r| ConfigError::new("subscriptions", r))?;
+        }
+        let (client, server) = self
+            .client(&sub.config)
+            .await
+            .map_err(|r| ConfigError::new("url", r))?;
+        let mut streams = Vec::new();
+        for topic in &sub.topics {
+            let subscriber = client
+                .queue_subscribe(topic.clone(), sub.group.clone())
+                .await
+                .map_err(|e| {
+                    ConfigError::new("subscriptions", format!("subscribing on {server}: {e}"))
+                })?;
+            let filter: Arc<str> = topic.as_str().into();
+            streams.push(subscriber.map(move |m| incoming_of(m, &filter)).boxed());
+        }
+        let mut merged = futures::stream::select_all(streams);
+        let (sink, stop) = (sub.sink, sub.stop);
+        // Subscribers end (and unsubscribe) when this task drops them; the client
+        // resubscribes by itself after reconnecting.
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    next = merged.next() => match next {
+                        Some(incoming) => { sink.offer(incoming); }
+                        None => break,
+                    },
+                }
+            }
+        });
+        Ok(())
+    }
+}

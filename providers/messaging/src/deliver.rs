@@ -1,0 +1,282 @@
+//! Delivery of received messages to one subscribed component: each message one call of its
+//! `incoming-handler.handle`, one topic's messages one after the other and in order,
+//! different topics side by side, and never more than the link's `queue` waiting (the rest
+//! dropped and counted).
+
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use trellis_lattice::rpc::{CallContext, CallError, CallReader, RemoteErrorKind};
+use trellis_lattice::trace::TraceContext;
+use trellis_provider::Caller;
+use trellis_telemetry::{context, spans};
+
+use crate::bindings::trellis::messaging::incoming_handler;
+use crate::bindings::Message;
+use crate::config;
+use crate::observe;
+
+/// Tells the broker a message was handled (MQTT QoS 1 `PUBACK`). Not called for a message
+/// that was dropped or could not reach the component, so the broker delivers it again.
+pub type Ack = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// One received message on its way to the component.
+pub struct Incoming {
+    pub message: Message,
+    /// The subscription's filter it matched (names the span; `factory/+/temp`).
+    pub filter: Arc<str>,
+    /// The sender's trace, where the transport carries one.
+    pub trace: Option<TraceContext>,
+    pub ack: Option<Ack>,
+}
+
+/// What happened to the messages of one link.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Handled by the component without error.
+    pub delivered: AtomicU64,
+    /// Handled with an error, or the component trapped: logged, acknowledged.
+    pub failed: AtomicU64,
+    /// Dropped because the queue was full or the link went away.
+    pub dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Who receives: the component, over which link, from which provider.
+#[derive(Clone)]
+pub struct Target {
+    pub caller: Caller,
+    pub provider_id: Arc<str>,
+    pub link_name: Arc<str>,
+    /// `mqtt`, `nats`: `messaging.system` on spans and metrics.
+    pub system: &'static str,
+}
+
+impl Target {
+    pub fn component(&self) -> &str {
+        self.caller.target()
+    }
+}
+
+/// The receiving end a transport hands messages to; cheap to clone.
+#[derive(Clone)]
+pub struct Sink {
+    lanes: Arc<[mpsc::Sender<Incoming>]>,
+    counters: Arc<Counters>,
+    target: Target,
+}
+
+impl Sink {
+    /// Starts the delivery tasks of one link; they end when `stop` fires or every clone of
+    /// the sink is gone.
+    pub fn start(target: Target, delivery: &config::Delivery, stop: CancellationToken) -> Self {
+        let lanes = delivery.concurrency.max(1);
+        let per_lane = (delivery.queue / lanes).max(1);
+        let counters = Arc::new(Counters::default());
+        let senders: Vec<_> = (0..lanes)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(per_lane);
+                tokio::spawn(lane(rx, target.clone(), counters.clone(), stop.clone()));
+                tx
+            })
+            .collect();
+        Self {
+            lanes: senders.into(),
+            counters,
+            target,
+        }
+    }
+
+    /// Queues a message for the component without waiting: `false` when it was dropped
+    /// (queue full, delivery stopped).
+    pub fn offer(&self, incoming: Incoming) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        incoming.message.topic.hash(&mut h);
+        let lane = (h.finish() % self.lanes.len() as u64) as usize;
+        match self.lanes[lane].try_send(incoming) {
+            Ok(()) => true,
+            Err(_) => {
+                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                observe::dropped(&self.target);
+                // Every drop is counted; the log says so at the first and then every 1000th.
+                if dropped == 1 || dropped % 1000 == 0 {
+                    tracing::warn!(
+                        component_id = self.target.component(),
+                        link_name = &*self.target.link_name,
+                        dropped,
+                        "messages dropped: the component's queue is full"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+async fn lane(
+    mut rx: mpsc::Receiver<Incoming>,
+    target: Target,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            next = rx.recv() => match next {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        deliver(&target, &counters, incoming, &stop).await;
+    }
+    // What still waits is dropped unacknowledged: a broker that acknowledges sends it again.
+    rx.close();
+    while rx.try_recv().is_ok() {
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Handled,
+    /// The component ran and said no (or trapped): not sent again.
+    Rejected(String),
+    /// The call never reached a component (none running, NATS away): tried again.
+    Undeliverable(String),
+}
+
+fn outcome(result: anyhow::Result<Result<(), crate::bindings::Error>>) -> Outcome {
+    match result {
+        Ok(Ok(())) => Outcome::Handled,
+        Ok(Err(e)) => Outcome::Rejected(format!("the handler returned {e:?}")),
+        Err(err) => {
+            let failure = err
+                .downcast_ref::<CallError>()
+                .or_else(|| err.chain().find_map(|e| CallReader::failure(e)));
+            match failure {
+                Some(CallError::NoResponders { .. } | CallError::Transport { .. }) => {
+                    Outcome::Undeliverable(format!("{err:#}"))
+                }
+                Some(CallError::Remote(r)) if r.kind == RemoteErrorKind::Unavailable => {
+                    Outcome::Undeliverable(format!("{err:#}"))
+                }
+                _ => Outcome::Rejected(format!("{err:#}")),
+            }
+        }
+    }
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+async fn deliver(
+    target: &Target,
+    counters: &Counters,
+    incoming: Incoming,
+    stop: &CancellationToken,
+) {
+    let Incoming {
+        message,
+        filter,
+        trace,
+        ack,
+    } = incoming;
+    let span = if trellis_telemetry::sampling::decide(trace.as_ref()) {
+        spans::message_process(
+            target.system,
+            &filter,
+            &message.topic,
+            &target.provider_id,
+            target.component(),
+        )
+    } else {
+        tracing::Span::none()
+    };
+    let trace = if span.is_disabled() {
+        trace.map(|t| t.child())
+    } else {
+        Some(context::continue_remote(&span, trace))
+    };
+    let cx = CallContext {
+        trace,
+        source: Some(target.provider_id.to_string()),
+        link: Some(target.link_name.to_string()),
+    };
+    let mut wait = FIRST_RETRY;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let result = incoming_handler::handle(&target.caller, cx.clone(), &message)
+            .instrument(span.clone())
+            .await;
+        match outcome(result) {
+            Outcome::Handled => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                observe::processed(target, None);
+                break;
+            }
+            Outcome::Rejected(reason) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                observe::processed(target, Some("handler"));
+                spans::fail(&span, "handler", &reason);
+                span.in_scope(|| {
+                    tracing::warn!(
+                        component_id = target.component(),
+                        link_name = &*target.link_name,
+                        topic = message.topic,
+                        %reason,
+                        "a message was not handled"
+                    )
+                });
+                break;
+            }
+            Outcome::Undeliverable(reason) => {
+                if attempts == 1 || attempts % 20 == 0 {
+                    tracing::warn!(
+                        component_id = target.component(),
+                        link_name = &*target.link_name,
+                        topic = message.topic,
+                        attempts,
+                        %reason,
+                        "cannot reach the component; trying again"
+                    );
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(MAX_RETRY);
+            }
+        }
+    }
+    if let Some(ack) = ack {
+        ack().await;
+    }
+}
