@@ -27,6 +27,9 @@ const BUILTINS: &[(&str, RunFn)] = &[
     ("messaging-nats", |_, env, stop| {
         trellis_provider_messaging_nats::run(env, stop).boxed()
     }),
+    ("mqtt", |_, env, stop| {
+        trellis_provider_mqtt::run(env, stop).boxed()
+    }),
     ("http-server", |ctx, env, stop| {
         // Built in, the server hands requests for components on this host straight to them.
         trellis_provider_http_server::run(env, stop, ctx.local_http.clone()).boxed()

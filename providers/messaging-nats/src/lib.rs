@@ -181,7 +181,12 @@ impl Transport for NatsTransport {
         let _ = self.lattice.set(ctx.nats().clone());
     }
 
-    async fn send(&self, config: &Config, message: Message) -> Result<(), Error> {
+    async fn send(
+        &self,
+        config: &Config,
+        message: Message,
+        trace: Option<TraceContext>,
+    ) -> Result<(), Error> {
         check_publish(&message.topic).map_err(Error::Other)?;
         let (client, server) = self.client(config).await.map_err(Error::Connection)?;
         if client.connection_state() != async_nats::connection::State::Connected {
@@ -191,7 +196,13 @@ impl Transport for NatsTransport {
         if message.data.len() > max {
             return Err(Error::MessageTooLarge(max as u64));
         }
-        let headers = headers_of(&message)?;
+        let mut headers = headers_of(&message)?;
+        if let Some(t) = trace {
+            if headers.get(TRACEPARENT).is_none() {
+                t.inject(&mut headers);
+            }
+        }
+
         let sent = async {
             client
                 .publish_with_headers(message.topic, headers, message.data)

@@ -4,7 +4,8 @@
 //! dropped and counted).
 
 use std::hash::{Hash as _, Hasher as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +78,9 @@ impl Target {
 #[derive(Clone)]
 pub struct Sink {
     lanes: Arc<[mpsc::Sender<Incoming>]>,
+    /// Messages queued or being handled, over every lane; at most `limit`.
+    waiting: Arc<AtomicUsize>,
+    limit: usize,
     counters: Arc<Counters>,
     target: Target,
 }
@@ -86,17 +90,26 @@ impl Sink {
     /// the sink is gone.
     pub fn start(target: Target, delivery: &config::Delivery, stop: CancellationToken) -> Self {
         let lanes = delivery.concurrency.max(1);
-        let per_lane = (delivery.queue / lanes).max(1);
+        let limit = delivery.queue.max(1);
         let counters = Arc::new(Counters::default());
+        let waiting = Arc::new(AtomicUsize::new(0));
         let senders: Vec<_> = (0..lanes)
             .map(|_| {
-                let (tx, rx) = mpsc::channel(per_lane);
-                tokio::spawn(lane(rx, target.clone(), counters.clone(), stop.clone()));
+                // Each lane could hold them all; `waiting` bounds the sum.
+                let (tx, rx) = mpsc::channel(limit);
+                let lane_state = Lane {
+                    target: target.clone(),
+                    counters: counters.clone(),
+                    waiting: waiting.clone(),
+                };
+                tokio::spawn(lane(rx, lane_state, stop.clone()));
                 tx
             })
             .collect();
         Self {
             lanes: senders.into(),
+            waiting,
+            limit,
             counters,
             target,
         }
@@ -108,9 +121,19 @@ impl Sink {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         incoming.message.topic.hash(&mut h);
         let lane = (h.finish() % self.lanes.len() as u64) as usize;
-        match self.lanes[lane].try_send(incoming) {
-            Ok(()) => true,
-            Err(_) => {
+        let admitted = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok();
+        let queued = admitted && self.lanes[lane].try_send(incoming).is_ok();
+        if admitted && !queued {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        match queued {
+            true => true,
+            false => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 observe::dropped(&self.target);
                 // Every drop is counted; the log says so at the first and then every 1000th.
@@ -127,6 +150,11 @@ impl Sink {
         }
     }
 
+    /// How many messages may wait for the component (the link's `queue`).
+    pub fn capacity(&self) -> usize {
+        self.limit
+    }
+
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }
@@ -136,12 +164,13 @@ impl Sink {
     }
 }
 
-async fn lane(
-    mut rx: mpsc::Receiver<Incoming>,
+struct Lane {
     target: Target,
     counters: Arc<Counters>,
-    stop: CancellationToken,
-) {
+    waiting: Arc<AtomicUsize>,
+}
+
+async fn lane(mut rx: mpsc::Receiver<Incoming>, lane: Lane, stop: CancellationToken) {
     loop {
         let incoming = tokio::select! {
             biased;
@@ -151,12 +180,13 @@ async fn lane(
                 None => break,
             },
         };
-        deliver(&target, &counters, incoming, &stop).await;
+        deliver(&lane.target, &lane.counters, incoming, &stop).await;
+        lane.waiting.fetch_sub(1, Ordering::AcqRel);
     }
     // What still waits is dropped unacknowledged: a broker that acknowledges sends it again.
     rx.close();
     while rx.try_recv().is_ok() {
-        counters.dropped.fetch_add(1, Ordering::Relaxed);
+        lane.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -17,6 +17,9 @@ pub mod deliver;
 mod observe;
 pub mod provider;
 pub mod subscriptions;
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub mod transport;
 
 pub use bindings::{Error, Message};

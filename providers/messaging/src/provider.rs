@@ -88,7 +88,12 @@ impl<T: Transport> producer::Handler<NatsContext> for Producer<T> {
                 if let Err(reason) = check_topic(&message.topic) {
                     return Ok(Err(Error::Other(reason)));
                 }
-                let result = self.transport.send(call.target_config(), message).await;
+                let trace = Some(call.trace).filter(|t| t.sampled);
+                let result = self
+                    .transport
+                    .send(call.target_config(), message, trace)
+                    .await;
+
                 let error = result.as_ref().err().map(error_type);
                 observe::sent(T::SYSTEM, call.source(), error);
                 Ok(result)

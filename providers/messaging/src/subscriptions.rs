@@ -36,6 +36,7 @@ struct Wanted {
 struct Running {
     wanted: Wanted,
     stop: CancellationToken,
+    unsubscribe: CancellationToken,
     counters: Option<Arc<Counters>>,
 }
 
@@ -153,6 +154,7 @@ impl<T: Transport> Reconciler<T> {
             running.retain(|key, r| {
                 let keep = wanted.get(key) == Some(&r.wanted);
                 if !keep {
+                    r.unsubscribe.cancel();
                     r.stop.cancel();
                 }
                 keep
@@ -165,13 +167,17 @@ impl<T: Transport> Reconciler<T> {
         }
         for (key, wanted) in to_start {
             let stop = CancellationToken::new();
-            let counters = self.start(&key, &wanted, stop.clone()).await;
+            let unsubscribe = CancellationToken::new();
+            let counters = self
+                .start(&key, &wanted, stop.clone(), unsubscribe.clone())
+                .await;
             if let Ok(mut running) = self.subs.running.lock() {
                 running.insert(
                     key,
                     Running {
                         wanted,
                         stop,
+                        unsubscribe,
                         counters,
                     },
                 );
@@ -186,6 +192,7 @@ impl<T: Transport> Reconciler<T> {
         key: &LinkKey,
         wanted: &Wanted,
         stop: CancellationToken,
+        unsubscribe: CancellationToken,
     ) -> Option<Arc<Counters>> {
         let name = format!("{}/{}", key.source_id, key.name);
         let refused = |err: config::ConfigError| {
@@ -212,6 +219,7 @@ impl<T: Transport> Reconciler<T> {
             topics: delivery.topics.clone(),
             sink,
             stop: stop.clone(),
+            unsubscribe,
         };
         match self.transport.subscribe(sub).await {
             Ok(()) => {

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
+use trellis_lattice::trace::TraceContext;
 use trellis_provider::{Config, ProviderContext};
 
 use crate::bindings::{Error, Message};
@@ -23,8 +24,13 @@ pub struct Subscribe {
     /// own syntax.
     pub topics: Vec<String>,
     pub sink: Sink,
-    /// Fires when the link goes away or changes: unsubscribe and stop.
+    /// Fires when the subscription ends: the link went away or changed, or the provider
+    /// stops.
     pub stop: CancellationToken,
+    /// Fired before `stop` when the link went away or changed: unsubscribe too (a durable
+    /// session would otherwise keep collecting messages for it). Not fired when the provider
+    /// only stops, so the session keeps them for its return.
+    pub unsubscribe: CancellationToken,
 }
 
 /// A broker a messaging provider speaks to.
@@ -35,12 +41,14 @@ pub trait Transport: Send + Sync + 'static {
     /// The provider starts, before any call or subscription.
     fn bind(&self, _ctx: &ProviderContext) {}
 
-    /// Publishes `message` on the broker the link's target config names. Returns when the
-    /// broker took it (acknowledged, at QoS 1); fails, never hangs, when it is away.
+    /// Publishes `message` on the broker the link's target config names, carrying `trace`
+    /// (the sending call's) where the transport has headers. Returns when the broker took
+    /// it (acknowledged, at QoS 1); fails, never hangs, when it is away.
     fn send(
         &self,
         config: &Config,
         message: Message,
+        trace: Option<TraceContext>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Starts delivering the messages of `sub.topics` to `sub.sink` until `sub.stop` fires,
