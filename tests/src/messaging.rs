@@ -55,7 +55,6 @@ pub async fn health(
 }
 
 /// Starts provider `provider_id` from `image` on `host` and `relay` (2 replicas) there too,
-
 /// subscribed to `subscriptions` and sending through the provider, both links naming the
 /// broker config `broker` (may be empty).
 pub async fn relay_through(

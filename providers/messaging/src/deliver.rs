@@ -5,7 +5,6 @@
 
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
 use std::sync::Arc;
 use std::time::Duration;
 
