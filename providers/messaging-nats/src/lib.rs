@@ -8,9 +8,10 @@
 //! so each message reaches the component once.
 //!
 //! Link config (target config for `producer`, source config for `incoming-handler`):
-//! `url` (a NATS server other than the lattice's; the lattice's own connection when
-//! absent), `user` + `password` or `token` for it, and `subscriptions`, `queue`,
-//! `concurrency` (see `trellis-provider-messaging`).
+//! `url` (`nats://`, `tls://`, `ws://` or `wss://`: a NATS server other than the
+//! lattice's; without one, or with a `url` of another scheme such as an MQTT broker's, the
+//! lattice's own connection), `user` + `password` or `token` for it, and `subscriptions`,
+//! `queue`, `concurrency` (see `trellis-provider-messaging`).
 
 mod subject;
 
@@ -60,6 +61,9 @@ struct Server {
 }
 
 impl Server {
+    /// The server a link's config names. A `url` of another scheme (`mqtt://`) is not
+    /// for this provider: the lattice's NATS is used, so one named config serves a link
+    /// whichever messaging provider it targets.
     fn of(config: &Config) -> Option<Self> {
         let get = |k: &str| {
             config
@@ -67,8 +71,9 @@ impl Server {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let url = get("url").filter(|u| is_nats_url(u))?;
         Some(Self {
-            url: get("url")?,
+            url,
             user: get("user"),
             password: get("password"),
             token: get("token"),
@@ -92,6 +97,11 @@ impl Server {
             Err(_) => Err(format!("cannot connect to NATS at {}: timed out", self.url)),
         }
     }
+}
+
+fn is_nats_url(url: &str) -> bool {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("nats" | "tls" | "ws" | "wss"))
 }
 
 /// The lattice's own NATS connection, and one per other server a link names.
@@ -254,5 +264,29 @@ impl Transport for NatsTransport {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_nats_urls_name_another_server() {
+        assert_eq!(Server::of(&cfg(&[])), None);
+        assert_eq!(Server::of(&cfg(&[("url", "mqtt://127.0.0.1:1883")])), None);
+        let s = Server::of(&cfg(&[("url", "nats://10.0.0.1:4222"), ("token", "t")])).unwrap();
+        assert_eq!(
+            (s.url.as_str(), s.token.as_deref()),
+            ("nats://10.0.0.1:4222", Some("t"))
+        );
+        assert!(Server::of(&cfg(&[("url", "TLS://hub:4222")])).is_some());
     }
 }
