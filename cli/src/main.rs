@@ -5,6 +5,7 @@ mod call;
 mod component;
 mod exit;
 mod global;
+mod gpio;
 mod hosts;
 mod links;
 mod manifest_file;
@@ -121,6 +122,9 @@ enum Command {
     /// Deploy, inspect and remove applications (OAM manifests).
     #[command(subcommand)]
     App(apps::AppCommand),
+    /// A host's GPIO: list chips and lines, read a line, drive a simulated input.
+    #[command(subcommand)]
+    Gpio(gpio::GpioCommand),
 }
 
 #[tokio::main]
@@ -203,6 +207,7 @@ impl Command {
             Command::Spy(_) => "spy",
             Command::Top(_) => "top",
             Command::App(_) => "app",
+            Command::Gpio(_) => "gpio",
         }
     }
 }
@@ -222,5 +227,6 @@ async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Spy(args) => spy::run(global, args).await,
         Command::Top(args) => top::run(global, args).await,
         Command::App(cmd) => apps::run(global, cmd).await,
+        Command::Gpio(cmd) => gpio::run(global, cmd).await,
     }
 }

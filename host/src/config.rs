@@ -146,6 +146,31 @@ pub struct HostArgs {
     /// `tier` always is).
     #[arg(long = "otel-label", value_name = "KEY")]
     pub otel_labels: Vec<String>,
+
+    /// A simulated GPIO chip `NAME=LINES` (repeatable, e.g. `--gpio-sim sim0=8`): its inputs
+    /// are driven with `trellis gpio set`.
+    #[arg(long = "gpio-sim", value_name = "NAME=LINES")]
+    pub gpio_sim: Vec<String>,
+}
+
+/// Parses `--gpio-sim NAME=LINES`.
+pub fn parse_gpio_sim(value: &str) -> anyhow::Result<(String, u32)> {
+    let (name, lines) = value
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--gpio-sim {value}: expected NAME=LINES, e.g. sim0=8"))?;
+    trellis_gpio::validate_chip_name(name)
+        .map_err(|e| anyhow::anyhow!("--gpio-sim {value}: {e}"))?;
+    let lines: u32 = lines
+        .parse()
+        .ok()
+        .filter(|n| (1..=trellis_gpio::MAX_LINES).contains(n))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--gpio-sim {value}: LINES must be 1 to {}",
+                trellis_gpio::MAX_LINES
+            )
+        })?;
+    Ok((name.to_string(), lines))
 }
 
 pub use trellis_lattice::units::parse_bytes;
@@ -175,6 +200,8 @@ pub struct HostConfig {
     pub fetch_timeout: Duration,
     pub cache_dir: PathBuf,
     pub shutdown_timeout: Duration,
+    /// Simulated GPIO chips: name and number of lines.
+    pub gpio_sim: Vec<(String, u32)>,
 }
 
 impl HostConfig {
@@ -202,6 +229,7 @@ impl HostConfig {
             fetch_timeout: crate::runtime::DEFAULT_FETCH_TIMEOUT,
             cache_dir: default_cache_dir(),
             shutdown_timeout: Duration::from_secs(10),
+            gpio_sim: Vec::new(),
         }
     }
 
@@ -279,6 +307,11 @@ impl HostConfig {
             fetch_timeout: args.fetch_timeout,
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,
+            gpio_sim: args
+                .gpio_sim
+                .iter()
+                .map(|s| parse_gpio_sim(s))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 }

@@ -73,6 +73,24 @@ impl Host {
         let events = EventPublisher::new(nats.clone(), subjects.clone(), id.clone());
         let sink: Arc<dyn EventSink> = Arc::new(events.clone());
         let shutdown = CancellationToken::new();
+        let chips = trellis_gpio::Chips::new("/dev");
+        for (name, lines) in &config.gpio_sim {
+            chips
+                .add_sim(name, *lines)
+                .map_err(|e| anyhow::anyhow!("--gpio-sim {name}={lines}: {e}"))?;
+        }
+        chips.rescan();
+        tokio::spawn(crate::gpio::follow::devices(
+            Arc::clone(&chips),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::gpio::follow::labels(
+            Arc::clone(&chips),
+            Arc::clone(&labels),
+            Arc::clone(&sink),
+            id.clone(),
+            shutdown.clone(),
+        ));
 
         let components = Arc::new(Components::new(ComponentsContext {
             host_id: id.clone(),
@@ -95,6 +113,7 @@ impl Host {
                 memory_budget: config.memory_budget,
             },
             shutdown_timeout: config.shutdown_timeout,
+            chips: Arc::clone(&chips),
         }));
         let providers = Arc::new(Providers::new(ProvidersContext {
             host_id: id.clone(),
@@ -153,6 +172,7 @@ impl Host {
                 events: Arc::clone(&sink),
             },
             events: Arc::clone(&sink),
+            gpio: Arc::clone(&chips),
         });
         crate::control::serve(router, &nats, &subjects, &id, shutdown.clone()).await?;
 
@@ -326,7 +346,9 @@ fn register_gauges(components: &Arc<Components>, providers: &Arc<Providers>) {
     let providers = Arc::downgrade(providers);
     crate::observe::register_gauges(
         move || {
-            let Some(components) = components.upgrade() else { return Vec::new() };
+            let Some(components) = components.upgrade() else {
+                return Vec::new();
+            };
             components
                 .all()
                 .iter()
@@ -339,11 +361,18 @@ fn register_gauges(components: &Arc<Components>, providers: &Arc<Providers>) {
                 .collect()
         },
         move || {
-            let Some(providers) = providers.upgrade() else { return Vec::new() };
+            let Some(providers) = providers.upgrade() else {
+                return Vec::new();
+            };
             providers
                 .all()
                 .iter()
-                .map(|p| (p.id.clone(), p.health().0 == trellis_lattice::inventory::ProviderHealth::Healthy))
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        p.health().0 == trellis_lattice::inventory::ProviderHealth::Healthy,
+                    )
+                })
                 .collect()
         },
     );

@@ -39,6 +39,20 @@ impl HostLabels {
         Ok(all.clone())
     }
 
+    /// Sets or removes built-in labels (facts that changed, such as chips coming and
+    /// going); returns every label when anything changed.
+    pub fn set_builtin(&self, changes: &[(&str, Option<String>)]) -> Option<Labels> {
+        let mut all = self.labels.write().unwrap_or_else(|p| p.into_inner());
+        let before = all.clone();
+        for (key, value) in changes {
+            match value {
+                Some(v) => all.insert(key.to_string(), v.clone()),
+                None => all.remove(*key),
+            };
+        }
+        (*all != before).then(|| all.clone())
+    }
+
     /// Removes a user label; returns every label after the change.
     pub fn delete(&self, key: &str) -> Result<Labels, ControlError> {
         labels::validate_user_label(key, "").map_err(ControlError::from)?;
@@ -67,9 +81,6 @@ pub fn builtin() -> Labels {
     );
     if let Some(mb) = memory_mb() {
         l.insert(labels::MEMORY_MB.into(), mb.to_string());
-    }
-    if has_gpio() {
-        l.insert("trellis.gpio".into(), "true".into());
     }
     if let Some(model) = DEVICE_TREE_MODEL
         .iter()
@@ -126,13 +137,17 @@ pub fn memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn has_gpio() -> bool {
-    std::fs::read_dir("/dev")
-        .map(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("gpiochip"))
-        })
-        .unwrap_or(false)
+/// The GPIO labels for a host with these chips (none without chips).
+pub fn gpio_labels(chips: &[String]) -> Vec<(&'static str, Option<String>)> {
+    if chips.is_empty() {
+        return vec![(labels::GPIO, None), (labels::GPIO_CHIPS, None)];
+    }
+    let mut names = chips.join(",");
+    names.truncate(labels::MAX_VALUE_LEN);
+    vec![
+        (labels::GPIO, Some(labels::GPIO_PRESENT.to_string())),
+        (labels::GPIO_CHIPS, Some(names)),
+    ]
 }
 
 /// Built-in labels with the user's on top; a user label may not use a built-in key.

@@ -17,6 +17,7 @@
 pub mod components;
 pub mod config;
 pub mod control;
+pub mod gpio;
 pub mod heartbeat;
 pub mod host;
 pub mod identity;

@@ -150,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
                 trace: TraceContext::new_root(),
                 span: tracing::Span::none(),
                 interrupt: Default::default(),
+                gpio: None,
             },
         );
         let (result, _) = call_export(

@@ -9,6 +9,7 @@ pub mod deploy;
 mod fixtures;
 mod events;
 mod host;
+pub mod gpio;
 pub mod messaging;
 
 mod nats;

@@ -46,7 +46,21 @@ pub struct ComponentsContext {
     /// What a start may ask for.
     pub limits: HostLimits,
     pub shutdown_timeout: Duration,
+    /// The host's GPIO chips.
+    pub chips: Arc<trellis_gpio::Chips>,
 }
+
+/// Whether a component needs pins: it imports `wasi:gpio` or handles edges.
+fn uses_gpio(loaded: &crate::runtime::LoadedComponent) -> bool {
+    loaded.imports.iter().any(|i| i.starts_with("wasi:gpio/"))
+        || loaded
+            .functions
+            .iter()
+            .any(crate::gpio::edges::is_edge_handler)
+}
+
+/// Tells apart the running copies of one component id (see `trellis_gpio::chips`).
+static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Every component of the host, by id.
 pub struct Components {
@@ -173,6 +187,14 @@ impl Components {
             functions = loaded.functions.len(),
             "component loaded"
         );
+        let gpio = uses_gpio(&loaded).then(|| {
+            let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::gpio::ComponentPins::new(
+                format!("{}#{copy}", req.component_id).into(),
+                Arc::clone(&self.ctx.chips),
+                &config,
+            )
+        });
         let comp = Arc::new(RunningComponent {
             id: Arc::from(req.component_id.as_str()),
             loaded,
@@ -190,6 +212,7 @@ impl Components {
             linking: self.ctx.linking.clone(),
             stats: Default::default(),
             metric_attrs: RwLock::new(None),
+            gpio,
         });
         let endpoint = serve::Endpoint {
             nats: &self.ctx.nats,
@@ -205,9 +228,14 @@ impl Components {
         })?;
         // The new instance serves in the same queue group before the old one leaves: no gap.
         if let Some(old) = self.insert(Arc::clone(&comp)) {
+            // The new copy takes over the old one's lines now, not after its drain.
+            if let Some(g) = &old.gpio {
+                g.release_all();
+            }
             let timeout = self.ctx.shutdown_timeout;
             tokio::spawn(async move { old.stop(timeout).await });
         }
+        crate::gpio::edges::spawn(&comp);
         Ok(self.scaled(
             &comp.id,
             comp.loaded.image.clone(),
@@ -229,6 +257,9 @@ impl Components {
         let names_changed = c.config.read().map_or(true, |cur| cur.0 != req.config);
         if !req.image.is_empty() && names_changed {
             let config = self.component_config(&req.config).await?;
+            if let Some(g) = &c.gpio {
+                g.regrant(&config);
+            }
             if let Ok(mut cur) = c.config.write() {
                 *cur = (req.config.clone(), config);
             }

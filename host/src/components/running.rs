@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
 use trellis_lattice::link::Config;
-use tracing::Instrument as _;
 use trellis_lattice::manifest::annotations::APP;
 use trellis_lattice::rpc::RemoteErrorKind;
 use trellis_lattice::trace::TraceContext;
@@ -93,6 +93,8 @@ pub struct RunningComponent {
     pub(super) stats: super::stats::Stats,
     /// Attributes of its metrics, made on first use.
     pub(super) metric_attrs: RwLock<Option<Arc<[opentelemetry::KeyValue]>>>,
+    /// Its pins, when it imports `wasi:gpio` or handles edges.
+    pub gpio: Option<Arc<crate::gpio::ComponentPins>>,
 }
 
 impl RunningComponent {
@@ -129,6 +131,9 @@ impl RunningComponent {
                 }
             }
             c.1 = Arc::new(merged);
+            if let Some(g) = &self.gpio {
+                g.regrant(&c.1);
+            }
         }
     }
 
@@ -147,7 +152,8 @@ impl RunningComponent {
         if let Some(f) = failure {
             trellis_telemetry::spans::fail(&inv.span, f.kind.as_str(), &f.message);
         }
-        self.stats.record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
+        self.stats
+            .record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
         crate::observe::invocation(
             inv.attrs(),
             m.ran,
@@ -171,13 +177,20 @@ impl RunningComponent {
 
     /// Its live figures.
     pub fn stats(&self) -> trellis_lattice::stats::ComponentStats {
-        self.stats
-            .snapshot(&self.id, self.app(), self.active_instances(), self.replicas())
+        self.stats.snapshot(
+            &self.id,
+            self.app(),
+            self.active_instances(),
+            self.replicas(),
+        )
     }
 
     /// The application that placed it (the manager's annotation), if any.
     pub fn app(&self) -> Option<String> {
-        self.annotations.read().ok().and_then(|a| a.get(APP).cloned())
+        self.annotations
+            .read()
+            .ok()
+            .and_then(|a| a.get(APP).cloned())
     }
 
     pub fn info(&self) -> ComponentInfo {
@@ -231,7 +244,10 @@ impl RunningComponent {
         if !trellis_telemetry::enabled() {
             return Invocation {
                 span: tracing::Span::none(),
-                trace: trellis_telemetry::context::continue_remote(&tracing::Span::none(), incoming),
+                trace: trellis_telemetry::context::continue_remote(
+                    &tracing::Span::none(),
+                    incoming,
+                ),
                 attrs: None,
             };
         }
@@ -302,6 +318,7 @@ impl RunningComponent {
                 trace: inv.trace,
                 span: inv.span.clone(),
                 interrupt: self.interrupt.clone(),
+                gpio: self.gpio.clone(),
             },
         )
     }
@@ -334,6 +351,13 @@ impl RunningComponent {
     /// those accepted and still waiting for an instance: a replaced copy drains instead of
     /// refusing them. Whatever still waits at the timeout is refused.
     pub async fn stop(&self, timeout: Duration) {
+        self.drain(timeout).await;
+        if let Some(g) = &self.gpio {
+            g.release_all();
+        }
+    }
+
+    async fn drain(&self, timeout: Duration) {
         self.cancel.cancel();
         self.tracker.close();
         if tokio::time::timeout(timeout, self.tracker.wait())

@@ -41,6 +41,10 @@ pub async fn start(at: Endpoint<'_>, comp: &Arc<RunningComponent>) -> anyhow::Re
     .await?;
     let mut streams = Vec::with_capacity(comp.loaded.functions.len());
     for (index, f) in comp.loaded.functions.iter().enumerate() {
+        // Edges come from this host's chips only: a lattice call could fake them.
+        if crate::gpio::edges::is_edge_handler(f) {
+            continue;
+        }
         let sig = &f.export.signature;
         let no_async_params: Arc<[Box<[Option<usize>]>]> = Arc::from([]);
         let stream = client
@@ -58,6 +62,9 @@ pub async fn start(at: Endpoint<'_>, comp: &Arc<RunningComponent>) -> anyhow::Re
             .map_ok(|inv| (HTTP_ENTRY, inv));
         streams.push(stream.boxed());
     }
+    // A component may serve nothing over the lattice (an edge handler only): it still
+    // answers describe.
+    let serving = !streams.is_empty();
     let mut invocations = futures::stream::select_all(streams);
 
     let listen = Listen::queue(at.subjects.component_describe(&comp.id), group);
@@ -72,7 +79,7 @@ pub async fn start(at: Endpoint<'_>, comp: &Arc<RunningComponent>) -> anyhow::Re
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                next = invocations.next() => match next {
+                next = invocations.next(), if serving => match next {
                     Some(Ok((HTTP_ENTRY, (cx, tx, rx)))) => {
                         let call = Call { nats: nats.clone(), host_id: Arc::clone(&host_id), comp: Arc::clone(&c) };
                         tracker.spawn(crate::ingress::lattice::serve_lattice(call.nats, call.host_id, call.comp, cx, tx, rx));
@@ -109,6 +116,7 @@ async fn answer_describe(host_id: &str, comp: &RunningComponent, request: Incomi
                 .loaded
                 .functions
                 .iter()
+                .filter(|f| !crate::gpio::edges::is_edge_handler(f))
                 .map(|f| f.export.signature.clone())
                 .collect(),
             imports: comp.loaded.imports.clone(),
@@ -141,7 +149,10 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
 
     let function = &comp.loaded.functions[index];
     let function_name = function.export.signature.qualified_name();
-    let inv = comp.begin(&function_name, TraceContext::from_headers(cx.headers.as_ref()));
+    let inv = comp.begin(
+        &function_name,
+        TraceContext::from_headers(cx.headers.as_ref()),
+    );
     let trace = inv.trace;
     let _permit = match comp.admit_for(&inv).await {
         Ok(p) => p,

@@ -6,6 +6,7 @@
 //!   requests; `parts`: the narrow traits the router sees the host's parts through.
 
 pub mod parts;
+pub mod gpio;
 pub mod router;
 pub mod state;
 #[cfg(test)]

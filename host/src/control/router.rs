@@ -30,6 +30,8 @@ pub struct Router {
     pub providers: Arc<dyn ProviderControl>,
     pub state: StateHandlers,
     pub events: Arc<dyn EventSink>,
+    /// The host's GPIO chips.
+    pub gpio: Arc<trellis_gpio::Chips>,
 }
 
 impl Router {
@@ -137,6 +139,16 @@ impl Router {
                     self.events.publish(event, Some(trace)).await;
                 }
                 answer(r.map(|()| Empty {}))
+            }
+            HostRequest::GpioList => answer(Ok::<_, ControlError>(super::gpio::list(
+                &self.gpio,
+                self.host.host_id(),
+            ))),
+            HostRequest::GpioGet(req) => {
+                answer(super::gpio::get(Arc::clone(&self.gpio), self.host.host_id(), req).await)
+            }
+            HostRequest::GpioSet(req) => {
+                answer(super::gpio::set(&self.gpio, self.host.host_id(), req))
             }
         })
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::Instrument as _;
-use trellis_telemetry::spans;
 use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker};
 use trellis_lattice::trace::TraceContext;
+use trellis_telemetry::spans;
 use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, Linker, ResourceType, Type};
 use wasmtime::Engine;
@@ -34,6 +34,8 @@ const NATIVE_PACKAGES: &[&str] = &[
     "wasi:logging/",
     // A component's own spans and records, nested under its invocation.
     "wasi:otel/",
+    // The pins of this host's chips the component was granted.
+    "wasi:gpio/",
 ];
 
 /// Whether the host implements this import itself.
@@ -279,7 +281,13 @@ impl wrpc_transport::Invoke for ImportClient {
                 .await
                 .map_err(anyhow::Error::msg)?,
         };
-        let span = spans::import_call(&self.span, instance, func, &target.link_name, &target.target_id);
+        let span = spans::import_call(
+            &self.span,
+            instance,
+            func,
+            &target.link_name,
+            &target.target_id,
+        );
         let cx = CallContext {
             trace: trellis_telemetry::context::of(&span).or(cx.trace),
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument as _;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use trellis_lattice::inventory::ComponentLimits;
 use trellis_lattice::rpc::Invoker;
 use trellis_lattice::trace::TraceContext;
@@ -51,6 +51,8 @@ pub struct InstanceSpec {
     pub span: tracing::Span,
     /// Fires when the component is stopped and its invocations must end now.
     pub interrupt: CancellationToken,
+    /// Its pins, when it uses GPIO.
+    pub gpio: Option<Arc<crate::gpio::ComponentPins>>,
 }
 
 /// A fresh store, armed with its limits, waiting to run one invocation.
@@ -82,7 +84,11 @@ pub(super) fn build(
         .stderr(output.clone())
         .build();
     let logging = LoggingCtx::new(Arc::clone(&spec.component_id), spec.span.clone());
-    let otel = OtelCtx::new(Arc::clone(&spec.component_id), spec.span.clone(), spec.trace);
+    let otel = OtelCtx::new(
+        Arc::clone(&spec.component_id),
+        spec.span.clone(),
+        spec.trace,
+    );
     let client = ImportClient::new(
         Arc::clone(&linking.invoker),
         Arc::clone(&linking.resolver),
@@ -105,6 +111,7 @@ pub(super) fn build(
         config: ConfigCtx(spec.config),
         logging,
         otel,
+        gpio: crate::gpio::GpioCtx(spec.gpio),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

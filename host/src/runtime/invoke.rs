@@ -1,8 +1,8 @@
 //! One wRPC invocation of an exported function: read the parameters, call the function in
 //! a fresh instance, write the results.
 
-use tracing::Instrument as _;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument as _;
 use trellis_lattice::rpc::RemoteErrorKind;
 use wasmtime::component::InstancePre;
 

@@ -10,6 +10,7 @@
 //! - `state`, `limits`, `output`, `wasi_config`: what an instance's store holds.
 
 mod cache;
+mod cpu;
 mod describe;
 mod engine;
 mod failure;
@@ -20,7 +21,6 @@ mod invoke;
 mod limits;
 mod output;
 mod state;
-mod cpu;
 mod wasi_config;
 mod wasi_logging;
 mod wasi_otel;
@@ -145,6 +145,8 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("adding wasi:logging to the linker: {e}"))?;
         wasi_otel::add_to_linker(&mut base_linker, |s: &mut StoreState| &mut s.otel)
             .map_err(|e| anyhow::anyhow!("adding wasi:otel to the linker: {e}"))?;
+        crate::gpio::wasi::add_to_linker(&mut base_linker, StoreState::gpio_view)
+            .map_err(|e| anyhow::anyhow!("adding wasi:gpio to the linker: {e}"))?;
         let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
         let ticker = EpochTicker::start(engine.clone())?;

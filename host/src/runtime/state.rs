@@ -55,6 +55,17 @@ pub struct StoreState {
     pub logging: LoggingCtx,
     /// What `wasi:otel` answers and where a component's own spans go.
     pub otel: OtelCtx,
+    /// The pins `wasi:gpio` may use.
+    pub gpio: crate::gpio::GpioCtx,
+}
+
+impl StoreState {
+    pub fn gpio_view(&mut self) -> crate::gpio::GpioView<'_> {
+        crate::gpio::GpioView {
+            ctx: &mut self.gpio,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for StoreState {

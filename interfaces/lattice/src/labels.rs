@@ -17,6 +17,12 @@ pub const CPUS: &str = "trellis.cpus";
 pub const MEMORY_MB: &str = "trellis.memory_mb";
 /// The board's model, where its device tree names one (`Raspberry Pi 4 Model B Rev 1.4`).
 pub const BOARD: &str = "trellis.board";
+/// `present` when the host has at least one GPIO chip (real or simulated).
+pub const GPIO: &str = "trellis.gpio";
+/// The host's GPIO chips by name, comma-separated (`gpiochip0,sim0`).
+pub const GPIO_CHIPS: &str = "trellis.gpio.chips";
+/// The value of [`GPIO`] on a host with chips.
+pub const GPIO_PRESENT: &str = "present";
 
 const MAX_KEY_LEN: usize = 253;
 /// The longest label value, in bytes.

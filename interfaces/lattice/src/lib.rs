@@ -25,6 +25,7 @@ pub mod client;
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod gpio;
 pub mod http;
 pub mod id;
 pub mod image;

@@ -36,6 +36,7 @@ pub mod ctl {
     pub const LINK: &str = "link";
     pub const CONFIG: &str = "config";
     pub const PROVIDER: &str = "provider";
+    pub const GPIO: &str = "gpio";
 
     pub const PING: &str = "ping";
     pub const GET: &str = "get";
@@ -49,6 +50,8 @@ pub mod ctl {
     pub const HEALTH: &str = "health";
     pub const RETARGET: &str = "retarget";
     pub const STATS: &str = "stats";
+    pub const LIST: &str = "list";
+    pub const SET: &str = "set";
     /// The deployment manager's API noun; its verbs are in `crate::app::verb`.
     pub const APP: &str = "app";
 }
@@ -149,6 +152,19 @@ impl Subjects {
 
     pub fn host_stop(&self, host_id: &str) -> String {
         self.control_for(ctl::HOST, ctl::STOP, host_id)
+    }
+
+    /// The host's GPIO chips and lines.
+    pub fn gpio_list(&self, host_id: &str) -> String {
+        self.control_for(ctl::GPIO, ctl::LIST, host_id)
+    }
+
+    pub fn gpio_get(&self, host_id: &str) -> String {
+        self.control_for(ctl::GPIO, ctl::GET, host_id)
+    }
+
+    pub fn gpio_set(&self, host_id: &str) -> String {
+        self.control_for(ctl::GPIO, ctl::SET, host_id)
     }
 
     pub fn label_put(&self, host_id: &str) -> String {

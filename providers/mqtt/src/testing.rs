@@ -229,6 +229,15 @@ impl Probe {
         }
     }
 
+    /// Publishes without waiting for the broker's answer (its `PUBACK`s are dropped).
+    pub async fn publish_nowait(&mut self, topic: &str, payload: impl Into<Bytes>, qos: QoS) {
+        self.client
+            .publish(topic, qos, false, payload.into())
+            .await
+            .expect("publish");
+        while self.acks.try_recv().is_ok() {}
+    }
+
     /// The next message received, within `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<Publish> {
         tokio::time::timeout(within, self.messages.recv())

@@ -13,6 +13,7 @@ mod cross;
 mod errors;
 mod fields;
 pub mod imports;
+pub mod needs;
 mod syntax;
 mod traits;
 
@@ -95,13 +96,15 @@ fn parse_then_check(
     text: &str,
     inspect: impl Fn(&str, bool) -> Inspection,
 ) -> Result<Manifest, ValidationErrors> {
-    let manifest = parse(source_name, text)?;
-    let errors = check_images(&manifest, inspect);
-    if errors.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(ValidationErrors::new(source_name, errors))
+    let mut manifest = parse(source_name, text)?;
+    let (errors, imports) = check_and_collect(&manifest, inspect);
+    if !errors.is_empty() {
+        return Err(ValidationErrors::new(source_name, errors));
     }
+    for (index, imports) in imports {
+        needs::imply(&mut manifest, index, &needs::implied_requirements(&imports));
+    }
+    Ok(manifest)
 }
 
 /// Reports images that cannot be used (not a regular file, too large, not matching their
@@ -111,7 +114,17 @@ pub fn check_images(
     manifest: &Manifest,
     inspect: impl Fn(&str, bool) -> Inspection,
 ) -> Vec<ValidationError> {
+    check_and_collect(manifest, inspect).0
+}
+
+/// [`check_images`], also returning the imports of every component whose image was read,
+/// by its index.
+fn check_and_collect(
+    manifest: &Manifest,
+    inspect: impl Fn(&str, bool) -> Inspection,
+) -> (Vec<ValidationError>, Vec<(usize, Vec<String>)>) {
     let mut errs = Vec::new();
+    let mut collected = Vec::new();
     for (i, c) in manifest.spec.components.iter().enumerate() {
         let component = c.kind == trellis_lattice::manifest::ComponentKind::Component;
         let imports = match inspect(&c.properties.image, component) {
@@ -127,6 +140,7 @@ pub fn check_images(
                 imports: Some(imports),
             } => imports,
         };
+        collected.push((i, imports.clone()));
         let unversioned: Vec<&str> = imports
             .iter()
             .map(|i| i.split('@').next().unwrap_or(i))
@@ -152,7 +166,7 @@ pub fn check_images(
             }
         }
     }
-    errs
+    (errs, collected)
 }
 
 /// The top level: `apiVersion`, `kind`, `metadata`, `spec`.

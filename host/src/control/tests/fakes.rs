@@ -308,6 +308,7 @@ impl Bench {
                 events: events.clone(),
             },
             events: events.clone(),
+            gpio: trellis_gpio::Chips::new(std::env::temp_dir().join("trellis-no-gpio")),
         };
         Self {
             router,

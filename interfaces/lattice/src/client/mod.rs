@@ -4,6 +4,7 @@
 mod apps;
 mod call;
 mod connect;
+mod gpio;
 mod hosts;
 mod links;
 

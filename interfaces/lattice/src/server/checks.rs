@@ -9,6 +9,7 @@ use crate::control::{
     StopProvider,
 };
 use crate::error::{Error, Result};
+use crate::gpio::{self, GpioLine, GpioSet};
 use crate::id::{validate_component_id, validate_token};
 use crate::image::ImageRef;
 use crate::labels;
@@ -65,6 +66,28 @@ fn version(version: &Option<String>) -> Result<()> {
             ))
         }
         _ => Ok(()),
+    }
+}
+
+impl Check for GpioLine {
+    fn check(&self) -> Result<()> {
+        gpio::validate_chip_name(&self.chip)?;
+        gpio::validate_line(self.line)
+    }
+}
+
+impl Check for GpioSet {
+    fn check(&self) -> Result<()> {
+        gpio::validate_chip_name(&self.chip)?;
+        gpio::validate_line(self.line)?;
+        if self.value > 1 {
+            return Err(Error::invalid(
+                "value",
+                &self.value.to_string(),
+                "must be 0 or 1",
+            ));
+        }
+        Ok(())
     }
 }
 

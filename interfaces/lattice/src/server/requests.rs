@@ -11,6 +11,7 @@ use crate::control::{
     PutLabel, PutLink, RetargetLink, ScaleComponent, StartProvider, StopHost, StopProvider,
 };
 use crate::error::{ControlError, ErrorKind};
+use crate::gpio::{GpioLine, GpioSet};
 
 use crate::subject::{ctl, Subjects};
 
@@ -31,6 +32,9 @@ pub enum HostRequest {
     Auction(ComponentAuction),
     StartProvider(StartProvider),
     StopProvider(StopProvider),
+    GpioList,
+    GpioGet(GpioLine),
+    GpioSet(GpioSet),
 }
 
 /// Lattice-wide link and config writes, answered by one host of the hosts' queue group.
@@ -95,6 +99,9 @@ impl ControlRequest {
                 C::Host(H::StartProvider(body("provider start", payload)?))
             }
             (ctl::PROVIDER, ctl::STOP) => C::Host(H::StopProvider(body("provider stop", payload)?)),
+            (ctl::GPIO, ctl::LIST) => C::Host(H::GpioList),
+            (ctl::GPIO, ctl::GET) => C::Host(H::GpioGet(body("gpio get", payload)?)),
+            (ctl::GPIO, ctl::SET) => C::Host(H::GpioSet(body("gpio set", payload)?)),
             (ctl::LINK, ctl::PUT) => C::State(S::PutLink(body("link put", payload)?)),
             (ctl::LINK, ctl::RETARGET) => {
                 C::State(S::RetargetLink(body("link retarget", payload)?))
@@ -135,6 +142,9 @@ impl ControlRequest {
                 H::Auction(_) => (ctl::COMPONENT, ctl::AUCTION),
                 H::StartProvider(_) => (ctl::PROVIDER, ctl::START),
                 H::StopProvider(_) => (ctl::PROVIDER, ctl::STOP),
+                H::GpioList => (ctl::GPIO, ctl::LIST),
+                H::GpioGet(_) => (ctl::GPIO, ctl::GET),
+                H::GpioSet(_) => (ctl::GPIO, ctl::SET),
             },
             C::State(s) => match s {
                 S::PutLink(_) => (ctl::LINK, ctl::PUT),
@@ -189,6 +199,9 @@ const KNOWN: &[(&str, &str, &str)] = &[
     (ctl::COMPONENT, ctl::DESCRIBE, "component.describe"),
     (ctl::PROVIDER, ctl::START, "provider.start"),
     (ctl::PROVIDER, ctl::STOP, "provider.stop"),
+    (ctl::GPIO, ctl::LIST, "gpio.list"),
+    (ctl::GPIO, ctl::GET, "gpio.get"),
+    (ctl::GPIO, ctl::SET, "gpio.set"),
     (ctl::LINK, ctl::PUT, "link.put"),
     (ctl::LINK, ctl::RETARGET, "link.retarget"),
     (ctl::LINK, ctl::DEL, "link.del"),
