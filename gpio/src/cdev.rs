@@ -13,7 +13,7 @@ use gpiocdev::line::{Bias as CBias, EdgeDetection, EdgeKind, Value};
 use gpiocdev::request::{Config, Request};
 use tokio::sync::broadcast;
 
-use crate::{
+use crate::line::{
     Backend, Bias, ChipInfo, Direction, Edge, EdgeEvent, GpioError, LineHandle, LineInfo,
     LineSettings, EVENT_BUFFER,
 };
@@ -105,7 +105,7 @@ impl Backend for CdevChip {
             .map_err(|_| GpioError::NoSuchChip(self.name.to_string()))?;
         let info = chip.info().map_err(|e| self.error(0, e))?;
         let mut lines = Vec::with_capacity(info.num_lines as usize);
-        for offset in 0..info.num_lines.min(crate::MAX_LINES) {
+        for offset in 0..info.num_lines.min(crate::line::MAX_LINES) {
             let l = chip.line_info(offset).map_err(|e| self.error(offset, e))?;
             lines.push(LineInfo {
                 offset,

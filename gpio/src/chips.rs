@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::cdev::CdevChip;
+use crate::line::{Backend, ChipInfo, Direction, GpioError, LineHandle, LineSettings};
 use crate::sim::SimChip;
-use crate::{Backend, ChipInfo, Direction, GpioError, LineHandle, LineSettings};
 
 /// Owners are `{component id}#{n}` (one per running copy of a component, so a replaced copy
 /// releasing its lines never releases its successor's); people see the component id.

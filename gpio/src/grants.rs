@@ -1,7 +1,7 @@
 //! Which pins a component may use: `pins=button:sim0:0,led:sim0:1` in its config, a label
 //! (what the component asks for), a chip and a line each.
 
-use crate::{validate_chip_name, MAX_LINES};
+use crate::line::{validate_chip_name, MAX_LINES};
 
 /// Pins one component may hold at most.
 pub const MAX_GRANTS: usize = 64;

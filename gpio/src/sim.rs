@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::{
+use crate::line::{
     monotonic_ns, Backend, ChipInfo, Direction, Edge, EdgeEvent, GpioError, LineHandle, LineInfo,
     LineSettings, EVENT_BUFFER, MAX_LINES,
 };
@@ -52,7 +52,7 @@ pub struct SimChip {
 
 impl SimChip {
     pub fn new(name: &str, lines: u32) -> Result<Arc<Self>, GpioError> {
-        crate::validate_chip_name(name).map_err(GpioError::Unsupported)?;
+        crate::line::validate_chip_name(name).map_err(GpioError::Unsupported)?;
         if lines == 0 || lines > MAX_LINES {
             return Err(GpioError::Unsupported(format!(
                 "a simulated chip has 1 to {MAX_LINES} lines"

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use trellis_gpio::{Direction, Edge, EdgeEvent, LineSettings};
 use wasmtime::component::Val;
 
-use crate::components::RunningComponent;
+use crate::components::running::RunningComponent;
 use crate::runtime::{classify, Failure, ServedFunction};
 
 /// The export that receives edges; served only by its own host, never over the lattice.

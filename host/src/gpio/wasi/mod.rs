@@ -27,14 +27,14 @@ mod bindings {
         },
         with: {
             "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
-            "wasi:gpio/digital.digital-out-pin": super::DigitalOut,
-            "wasi:gpio/digital.stateful-digital-out-pin": super::StatefulOut,
-            "wasi:gpio/digital.digital-in-pin": super::DigitalIn,
-            "wasi:gpio/digital.digital-in-out-pin": super::DigitalInOut,
-            "wasi:gpio/analog.analog-out-pin": super::AnalogOut,
-            "wasi:gpio/analog.analog-in-pin": super::AnalogIn,
-            "wasi:gpio/analog.analog-in-out-pin": super::AnalogInOut,
-            "wasi:gpio/delay.delay": super::Delay,
+            "wasi:gpio/digital.digital-out-pin": crate::gpio::wasi::DigitalOut,
+            "wasi:gpio/digital.stateful-digital-out-pin": crate::gpio::wasi::StatefulOut,
+            "wasi:gpio/digital.digital-in-pin": crate::gpio::wasi::DigitalIn,
+            "wasi:gpio/digital.digital-in-out-pin": crate::gpio::wasi::DigitalInOut,
+            "wasi:gpio/analog.analog-out-pin": crate::gpio::wasi::AnalogOut,
+            "wasi:gpio/analog.analog-in-pin": crate::gpio::wasi::AnalogIn,
+            "wasi:gpio/analog.analog-in-out-pin": crate::gpio::wasi::AnalogInOut,
+            "wasi:gpio/delay.delay": crate::gpio::wasi::Delay,
         },
     });
 }
