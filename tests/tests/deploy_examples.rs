@@ -144,3 +144,110 @@ async fn the_hello_http_example_answers_over_http() {
         .ok();
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }
+
+/// The README's GPIO walkthrough: a host with a simulated chip and one without, the broker
+/// config, the app deployed; a press reaches MQTT, an MQTT message drives the LED.
+#[tokio::test]
+async fn the_gpio_mqtt_example_lands_on_the_gpio_host_and_works_end_to_end() {
+    use trellis_provider_mqtt::testing::{Mosquitto, Probe, Properties, Qos};
+    init_logging();
+    let broker = Mosquitto::start().await;
+    let nats = NatsServer::start().await;
+    let lattice = "ex-gpio";
+    let board = HostProcess::start(&nats.url(), lattice, &[], &["--gpio-sim", "sim0=8"]).await;
+    let plain = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let cli = Cli::new(&nats.url(), lattice);
+    let url = format!("url={}", broker.url());
+    cli.run(&["config", "put", "mqtt-broker", &url]).await.ok();
+    let _manager = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    cli.run(&["app", "deploy", &example("gpio-mqtt.yaml"), "--wait"])
+        .await
+        .ok();
+    let inventory = |id: &str| {
+        let cli = &cli;
+        let id = id.to_string();
+        async move {
+            cli.run(&["get", "inventory", &id, "-o", "json"])
+                .await
+                .ok()
+                .json()
+        }
+    };
+    let on_board = inventory(board.id()).await.to_string();
+    assert!(
+        on_board.contains("gpio-mqtt-button") && on_board.contains("gpio-mqtt-led"),
+        "{on_board}"
+    );
+    let on_plain = inventory(plain.id()).await.to_string();
+    assert!(
+        !on_plain.contains("gpio-mqtt-"),
+        "nothing of the app where there is no GPIO: {on_plain}"
+    );
+
+    let mut sub = Probe::connect(&broker, "mosquitto-sub").await;
+    sub.subscribe("trellis/demo/button").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `pressed` on MQTT"
+        );
+        cli.run(&["gpio", "set", board.id(), "sim0:0", "1"])
+            .await
+            .ok();
+        cli.run(&["gpio", "set", board.id(), "sim0:0", "0"])
+            .await
+            .ok();
+        if let Some(m) = sub.next_within(Duration::from_millis(500)).await {
+            break m;
+        }
+    };
+    assert_eq!(&got.payload[..], b"pressed");
+
+    let mut pubr = Probe::connect(&broker, "mosquitto-pub").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LED never came on"
+        );
+        pubr.publish(
+            "trellis/demo/led",
+            "on",
+            Qos::AtLeastOnce,
+            Properties::default(),
+        )
+        .await;
+        let level = cli
+            .run(&["gpio", "get", board.id(), "sim0:1"])
+            .await
+            .ok()
+            .stdout;
+        if level.trim() == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pubr.publish(
+        "trellis/demo/led",
+        "off",
+        Qos::AtLeastOnce,
+        Properties::default(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cli
+        .run(&["gpio", "get", board.id(), "sim0:1"])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        != "0"
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LED never went off"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
