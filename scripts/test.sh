@@ -24,3 +24,6 @@ else
     echo "==> cargo test (install cargo-nextest for parallel test processes)" >&2
     cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "==> GPIO character-device backend against a real kernel's gpio-sim (qemu)" >&2
+"$root/scripts/gpio-kernel-check.sh"
