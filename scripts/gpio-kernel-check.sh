@@ -9,17 +9,25 @@ cd "$root"
 
 target="$(rustc -vV | sed -n 's/^host: //p')"
 echo "==> building the GPIO kernel test (static, $target)" >&2
-bin="$(RUSTFLAGS='-C target-feature=+crt-static' cargo test -p trellis-gpio --test kernel \
-    --no-run --locked --target "$target" --message-format=json 2>/dev/null |
-    python3 -c '
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! RUSTFLAGS='-C target-feature=+crt-static' cargo test -p trellis-gpio --test kernel \
+    --no-run --locked --target "$target" --message-format=json >"$log.json" 2>"$log"; then
+    tail -n 30 "$log" >&2
+    rm -f "$log.json"
+    echo "gpio-kernel-check: building the test failed" >&2
+    exit 1
+fi
+bin="$(python3 -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel":
         print(m["executable"])
-' | tail -n 1)"
+' "$log.json" | tail -n 1)"
+rm -f "$log.json"
 if [ -z "$bin" ]; then
-    echo "gpio-kernel-check: building the test failed; run the cargo command above to see why" >&2
+    echo "gpio-kernel-check: cargo built no kernel test executable" >&2
     exit 1
 fi
 exec "$root/scripts/gpio-kernel-test.sh" "$bin" --ignored --test-threads=1 --nocapture

@@ -170,3 +170,58 @@ async fn the_character_device_backend_for_real() {
     assert_eq!(chips.names().borrow().len(), 2);
     println!("ok   a chip that disappears and comes back");
 }
+
+/// Figures, not checks: how long an edge takes from the write that causes it to the
+/// watcher that receives it, on the kernel's gpio-sim (character device, event thread,
+/// broadcast) beside a simulated chip in this process, interleaved. Printed by
+/// `scripts/gpio-kernel-check.sh`.
+#[tokio::test]
+#[ignore = "needs a kernel with gpio-sim: scripts/gpio-kernel-check.sh"]
+async fn edge_latency_figures() {
+    use std::time::Instant;
+    let chip0 = env("GPIO_SIM_CHIP0");
+    let chips = Chips::new("/dev");
+    chips.rescan();
+    chips.add_sim("sim0", 8).expect("simulated chip");
+    let watched = LineSettings {
+        edges: true,
+        ..LineSettings::input()
+    };
+    let real = chips.claim("bench#1", &chip0, 5, &watched).expect("claim");
+    let sim = chips.claim("bench#1", "sim0", 5, &watched).expect("claim");
+    let (mut real_rx, mut sim_rx) = (real.events(), sim.events());
+    let (mut real_t, mut sim_t) = (Vec::new(), Vec::new());
+    const N: usize = 200;
+    for i in 0..N {
+        let high = i % 2 == 0;
+        let start = Instant::now();
+        pull(5, high);
+        tokio::time::timeout(Duration::from_secs(10), real_rx.recv())
+            .await
+            .expect("edge")
+            .expect("open");
+        real_t.push(start.elapsed());
+        let start = Instant::now();
+        chips.set("sim0", 5, high).expect("drive");
+        tokio::time::timeout(Duration::from_secs(10), sim_rx.recv())
+            .await
+            .expect("edge")
+            .expect("open");
+        sim_t.push(start.elapsed());
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    println!("edge latency, write -> watcher, {N} edges each, interleaved (qemu TCG, 1 vCPU):");
+    println!(
+        "  character device (gpio-sim pull write)  p50 {:?}  p99 {:?}",
+        pct(&mut real_t, 0.5),
+        pct(&mut real_t, 0.99)
+    );
+    println!(
+        "  simulated chip in process (baseline)    p50 {:?}  p99 {:?}",
+        pct(&mut sim_t, 0.5),
+        pct(&mut sim_t, 0.99)
+    );
+}

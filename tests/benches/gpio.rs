@@ -27,6 +27,24 @@ fn now_ns() -> u64 {
     trellis_gpio::monotonic_ns()
 }
 
+/// One press: rise (a message) and fall (none). Returns (edge → here, drive → here).
+async fn press(
+    client: &trellis_lattice::LatticeClient,
+    host: &str,
+    presses: &mut async_nats::Subscriber,
+) -> Option<(Duration, Duration)> {
+    let start = Instant::now();
+    client.gpio_set(host, "sim0", 0, true).await.ok()?;
+    let m = tokio::time::timeout(Duration::from_secs(5), presses.next())
+        .await
+        .ok()??;
+    let arrived = now_ns();
+    let drive = start.elapsed();
+    client.gpio_set(host, "sim0", 0, false).await.ok()?;
+    let edge: u64 = m.headers.as_ref()?.get("edge-ns")?.as_str().parse().ok()?;
+    Some((Duration::from_nanos(arrived.saturating_sub(edge)), drive))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let nats = NatsServer::start().await;
@@ -60,29 +78,12 @@ async fn main() -> anyhow::Result<()> {
     let mut echo = raw.subscribe("bench.raw").await?;
     raw.flush().await?;
 
-    // One press: rise (a message) and fall (none). Returns (edge → here, drive → here).
-    let press = |presses: &mut async_nats::Subscriber| {
-        let client = &client;
-        let host = host.id().to_string();
-        async move {
-            let start = Instant::now();
-            client.gpio_set(&host, "sim0", 0, true).await.ok()?;
-            let m = tokio::time::timeout(Duration::from_secs(5), presses.next())
-                .await
-                .ok()??;
-            let arrived = now_ns();
-            let drive = start.elapsed();
-            client.gpio_set(&host, "sim0", 0, false).await.ok()?;
-            let edge: u64 = m.headers.as_ref()?.get("edge-ns")?.as_str().parse().ok()?;
-            Some((Duration::from_nanos(arrived.saturating_sub(edge)), drive))
-        }
-    };
     // Warm up (the watch starts with the component).
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut warm = 0;
     while warm < 100 {
         anyhow::ensure!(Instant::now() < deadline, "no press arrived");
-        if press(&mut presses).await.is_some() {
+        if press(&client, host.id(), &mut presses).await.is_some() {
             warm += 1;
         }
     }
@@ -95,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         (Samples::default(), Samples::default(), Samples::default());
     for _ in 0..BLOCKS {
         for _ in 0..PER_BLOCK {
-            let (e, d) = press(&mut presses)
+            let (e, d) = press(&client, host.id(), &mut presses)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("a press was lost"))?;
             edge.push(e);
