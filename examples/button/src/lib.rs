@@ -1,5 +1,6 @@
-//! A button: a rising edge on the pin labelled `button`, still high when read, is one
-//! `pressed` message. The edge's kernel timestamp travels as metadata `edge-ns`.
+//! A button: every rising edge on the pin labelled `button` is one `pressed` message. The
+//! edge's timestamp travels as metadata `edge-ns`, whether the button is still held as
+//! `held`.
 
 wit_bindgen::generate!({
     path: [
@@ -28,14 +29,11 @@ impl Guest for Button {
         if event.pin != "button" || event.edge != Edge::Rising {
             return;
         }
-        // A bounce that is already over is no press.
-        let pin = match DigitalInPin::get(&event.pin, &[DigitalFlag::INPUT]) {
-            Ok(pin) => pin,
-            Err(e) => panic!("button: cannot read the pin: {e:?}"),
-        };
-        if !matches!(pin.read(), Ok(PinState::Active)) {
-            return;
-        }
+        // Every rise is a press (debouncing is the line's business); whether the button is
+        // still held by the time the press is handled travels along.
+        let held = DigitalInPin::get(&event.pin, &[DigitalFlag::INPUT])
+            .and_then(|pin| pin.read())
+            .map(|state| state == PinState::Active);
         let setting = |key: &str, default: &str| {
             store::get(key)
                 .ok()
@@ -46,7 +44,10 @@ impl Guest for Button {
             topic: setting("topic", DEFAULT_TOPIC),
             data: setting("message", "pressed").into_bytes(),
             content_type: Some("text/plain".to_string()),
-            metadata: vec![("edge-ns".to_string(), event.timestamp_ns.to_string())],
+            metadata: vec![
+                ("edge-ns".to_string(), event.timestamp_ns.to_string()),
+                ("held".to_string(), matches!(held, Ok(true)).to_string()),
+            ],
         };
         if let Err(e) = producer::send(&message) {
             panic!("button: cannot send: {e:?}");

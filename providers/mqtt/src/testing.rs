@@ -37,13 +37,35 @@ impl Mosquitto {
         Self::start_with(false).await
     }
 
+    /// A broker that speaks only TLS, with a certificate for `127.0.0.1` from a test CA made
+    /// with `openssl`; the CA's PEM file is at [`Mosquitto::ca_file`].
+    pub async fn start_tls() -> Self {
+        Self::start_with_listener(false, true).await
+    }
+
+    /// The test CA of a TLS broker.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
     async fn start_with(persistent: bool) -> Self {
+        Self::start_with_listener(persistent, false).await
+    }
+
+    async fn start_with_listener(persistent: bool, tls: bool) -> Self {
         let bin = which("mosquitto").expect("mosquitto (apt-get install mosquitto)");
         let dir = tempfile::tempdir().expect("temp dir for mosquitto");
+        let tls_lines = if tls {
+            make_certificates(dir.path());
+            let d = dir.path().display();
+            format!("cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n")
+        } else {
+            String::new()
+        };
         for _ in 0..5 {
             let port = free_port();
             let config = format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\n\
+                "listener {port} 127.0.0.1\n{tls_lines}allow_anonymous true\n\
                  persistence {persistent}\npersistence_location {}/\nautosave_interval 1\n\
                  user root\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n",
                 dir.path().display()
@@ -65,8 +87,14 @@ impl Mosquitto {
         self.port
     }
 
+    /// `mqtt://127.0.0.1:PORT` (`mqtts://` for a TLS broker).
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let scheme = if self.dir.path().join("ca.pem").exists() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops the broker the way an operator does (SIGTERM: it saves its sessions).
@@ -100,6 +128,71 @@ impl Drop for Mosquitto {
             let _ = c.wait();
         }
     }
+}
+
+/// A CA and a server certificate for `127.0.0.1` signed by it, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=trellis-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 /// Starts mosquitto with the config in `dir`; `None` if it exits or does not listen.

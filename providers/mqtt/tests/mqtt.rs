@@ -173,3 +173,40 @@ async fn payloads_over_the_limit_bad_topics_and_bad_configs_are_refused() {
         .publish("x", "y", QoS::AtMostOnce, PublishProperties::default())
         .await;
 }
+
+#[tokio::test]
+async fn mqtts_with_the_links_ca_file_and_a_clear_error_with_the_wrong_one() {
+    let broker = Mosquitto::start_tls().await;
+    let lattice = TestLattice::start().await;
+    let url = broker.url();
+    assert!(url.starts_with("mqtts://"), "{url}");
+    let ca = broker.ca_file().display().to_string();
+    let (_p, client) = start(&lattice, &[("url", &url), ("ca-file", &ca)]).await;
+    send_now(&client, &text("secure/a", "over TLS"))
+        .await
+        .expect("sent over TLS with the link's CA");
+
+    // Another broker's CA: the handshake fails, and the send says so instead of hanging.
+    let other = Mosquitto::start_tls().await;
+    let wrong = other.ca_file().display().to_string();
+    lattice
+        .put_config("broker", &[("url", &url), ("ca-file", &wrong)])
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match send_now(&client, &text("secure/a", "x")).await {
+            Err(Error::Connection(m)) => {
+                assert!(
+                    m.to_lowercase().contains("tls") || m.contains("certificate"),
+                    "{m}"
+                );
+                break;
+            }
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new CA never applied"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
