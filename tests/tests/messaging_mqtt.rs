@@ -259,3 +259,77 @@ async fn relinking_the_producer_between_mqtt_and_nats_loses_no_message() {
         "both providers carried messages: mqtt {via_mqtt}, nats {via_nats}"
     );
 }
+
+/// A burst of QoS 1 messages far beyond the link's queue: the broker holds what the
+/// provider cannot (its receive maximum is the queue) and every message comes out once.
+#[tokio::test]
+async fn a_qos1_burst_beyond_the_queue_loses_nothing() {
+    let mut s = setup(Mosquitto::start().await, "in/#").await;
+    s.client
+        .put_config(
+            "relay-subs",
+            trellis_tests::messaging::config(&[("subscriptions", "in/#"), ("queue", "4")]),
+        )
+        .await
+        .expect("a small queue");
+    // The subscription restarts with the new config: wait until it answers again.
+    until_relayed(&mut s.probe).await;
+    const N: usize = 500;
+    let mut device = Probe::connect(&s.broker, "device").await;
+    for i in 0..N {
+        device
+            .publish_nowait(&format!("in/b{}", i % 5), i.to_string(), Qos::AtLeastOnce)
+            .await;
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < N {
+        let m = s.probe.next().await;
+        seen.insert(String::from_utf8_lossy(&m.payload).to_string());
+    }
+    let report = health(&s.raw, "mqtt", s.host.id(), "mqtt")
+        .await
+        .and_then(|h| h.message)
+        .unwrap_or_default();
+    assert!(report.contains(" 0 dropped"), "{report}");
+}
+
+/// A subscription whose topics change keeps its durable session but drops the filters it no
+/// longer has.
+#[tokio::test]
+async fn changing_the_subscriptions_drops_the_old_filters_from_the_session() {
+    let mut s = setup(Mosquitto::start().await, "in/#").await;
+    s.client
+        .put_config(
+            "relay-subs",
+            trellis_tests::messaging::config(&[("subscriptions", "in/kept/#")]),
+        )
+        .await
+        .expect("narrower subscriptions");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new filter never answered"
+        );
+        publish(&mut s.probe, "in/kept/x", "k").await;
+        if let Some(m) = s.probe.next_within(Duration::from_millis(500)).await {
+            if &m.topic[..] == b"out/kept/x" {
+                break;
+            }
+        }
+    }
+    while s
+        .probe
+        .next_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+    publish(&mut s.probe, "in/gone/x", "no longer").await;
+    publish(&mut s.probe, "in/kept/x", "marker").await;
+    let m = s.probe.next().await;
+    assert_eq!(
+        (&m.topic[..], &m.payload[..]),
+        (&b"out/kept/x"[..], &b"marker"[..]),
+        "the old filter delivers nothing"
+    );
+}

@@ -76,7 +76,7 @@ impl Target {
 /// The receiving end a transport hands messages to; cheap to clone.
 #[derive(Clone)]
 pub struct Sink {
-    lanes: Arc<[mpsc::Sender<Incoming>]>,
+    lanes: Arc<[mpsc::UnboundedSender<Incoming>]>,
     /// Messages queued or being handled, over every lane; at most `limit`.
     waiting: Arc<AtomicUsize>,
     limit: usize,
@@ -94,8 +94,9 @@ impl Sink {
         let waiting = Arc::new(AtomicUsize::new(0));
         let senders: Vec<_> = (0..lanes)
             .map(|_| {
-                // Each lane could hold them all; `waiting` bounds the sum.
-                let (tx, rx) = mpsc::channel(limit);
+                // Unbounded by count here: `waiting` bounds what is not acknowledged, the
+                // broker's receive maximum what is.
+                let (tx, rx) = mpsc::unbounded_channel();
                 let lane_state = Lane {
                     target: target.clone(),
                     counters: counters.clone(),
@@ -120,13 +121,18 @@ impl Sink {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         incoming.message.topic.hash(&mut h);
         let lane = (h.finish() % self.lanes.len() as u64) as usize;
+        // A message the broker waits an acknowledgement for is always taken: the broker
+        // bounds those itself (the subscriber's receive maximum is the queue; what a resumed
+        // session resends is bounded by the previous connection's), and dropping one would
+        // leave it unacknowledged until the next reconnect.
+        let acknowledged = incoming.ack.is_some();
         let admitted = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
+                (acknowledged || n < self.limit).then_some(n + 1)
             })
             .is_ok();
-        let queued = admitted && self.lanes[lane].try_send(incoming).is_ok();
+        let queued = admitted && self.lanes[lane].send(incoming).is_ok();
         if admitted && !queued {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
         }
@@ -169,7 +175,7 @@ struct Lane {
     waiting: Arc<AtomicUsize>,
 }
 
-async fn lane(mut rx: mpsc::Receiver<Incoming>, lane: Lane, stop: CancellationToken) {
+async fn lane(mut rx: mpsc::UnboundedReceiver<Incoming>, lane: Lane, stop: CancellationToken) {
     loop {
         let incoming = tokio::select! {
             biased;
@@ -179,8 +185,13 @@ async fn lane(mut rx: mpsc::Receiver<Incoming>, lane: Lane, stop: CancellationTo
                 None => break,
             },
         };
-        deliver(&lane.target, &lane.counters, incoming, &stop).await;
+        let ack = deliver(&lane.target, &lane.counters, incoming, &stop).await;
+        // Room first, then the acknowledgement: the broker sends the next message as soon
+        // as it has the ack, and that message must find the room.
         lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ack) = ack {
+            ack().await;
+        }
     }
     // What still waits is dropped unacknowledged: a broker that acknowledges sends it again.
     rx.close();
@@ -222,12 +233,14 @@ fn outcome(result: anyhow::Result<Result<(), crate::bindings::Error>>) -> Outcom
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
+/// Delivers one message; returns its acknowledgement when it was handled (or rejected),
+/// `None` when it never reached the component.
 async fn deliver(
     target: &Target,
     counters: &Counters,
     incoming: Incoming,
     stop: &CancellationToken,
-) {
+) -> Option<Ack> {
     let Incoming {
         message,
         filter,
@@ -297,7 +310,7 @@ async fn deliver(
                 tokio::select! {
                     () = stop.cancelled() => {
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return None;
                     }
                     () = tokio::time::sleep(wait) => {}
                 }
@@ -305,7 +318,5 @@ async fn deliver(
             }
         }
     }
-    if let Some(ack) = ack {
-        ack().await;
-    }
+    ack
 }

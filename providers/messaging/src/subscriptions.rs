@@ -26,6 +26,13 @@ pub fn is_subscription(link: &Link, provider_id: &str) -> bool {
         && link.interfaces.iter().any(|i| i == "incoming-handler")
 }
 
+/// The filters a subscription config names (none when it is unusable).
+fn topics_of(config: &Config) -> Vec<String> {
+    config::Delivery::from_config(config)
+        .map(|d| d.topics)
+        .unwrap_or_default()
+}
+
 /// What a subscription link asks for; a change of any of it restarts the subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Wanted {
@@ -150,11 +157,19 @@ impl<T: Transport> Reconciler<T> {
     async fn reconcile(&self, mirror: &Mirror) {
         let wanted = self.wanted(mirror);
         let mut to_start = Vec::new();
+        // Filters of subscriptions that change, which their next one must drop.
+        let mut previous: BTreeMap<LinkKey, Vec<String>> = BTreeMap::new();
         if let Ok(mut running) = self.subs.running.lock() {
             running.retain(|key, r| {
-                let keep = wanted.get(key) == Some(&r.wanted);
+                let next = wanted.get(key);
+                let keep = next == Some(&r.wanted);
                 if !keep {
-                    r.unsubscribe.cancel();
+                    match next {
+                        Some(_) => {
+                            previous.insert(key.clone(), topics_of(&r.wanted.config));
+                        }
+                        None => r.unsubscribe.cancel(),
+                    }
                     r.stop.cancel();
                 }
                 keep
@@ -168,8 +183,15 @@ impl<T: Transport> Reconciler<T> {
         for (key, wanted) in to_start {
             let stop = CancellationToken::new();
             let unsubscribe = CancellationToken::new();
+            let now = topics_of(&wanted.config);
+            let forget = previous
+                .remove(&key)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !now.contains(t))
+                .collect();
             let counters = self
-                .start(&key, &wanted, stop.clone(), unsubscribe.clone())
+                .start(&key, &wanted, stop.clone(), unsubscribe.clone(), forget)
                 .await;
             if let Ok(mut running) = self.subs.running.lock() {
                 running.insert(
@@ -193,6 +215,7 @@ impl<T: Transport> Reconciler<T> {
         wanted: &Wanted,
         stop: CancellationToken,
         unsubscribe: CancellationToken,
+        forget: Vec<String>,
     ) -> Option<Arc<Counters>> {
         let name = format!("{}/{}", key.source_id, key.name);
         let refused = |err: config::ConfigError| {
@@ -220,6 +243,7 @@ impl<T: Transport> Reconciler<T> {
             sink,
             stop: stop.clone(),
             unsubscribe,
+            forget,
         };
         match self.transport.subscribe(sub).await {
             Ok(()) => {

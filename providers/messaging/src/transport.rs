@@ -27,10 +27,14 @@ pub struct Subscribe {
     /// Fires when the subscription ends: the link went away or changed, or the provider
     /// stops.
     pub stop: CancellationToken,
-    /// Fired before `stop` when the link went away or changed: unsubscribe too (a durable
-    /// session would otherwise keep collecting messages for it). Not fired when the provider
-    /// only stops, so the session keeps them for its return.
+    /// Fired before `stop` when the link went away: unsubscribe too (a durable session
+    /// would otherwise keep collecting messages for it). Not fired when the provider only
+    /// stops, so the session keeps them for its return, nor when the link changed (its
+    /// next subscription takes the session over).
     pub unsubscribe: CancellationToken,
+    /// Filters the link's previous subscription had and this one has not: a durable
+    /// session still holds them, so the transport unsubscribes them.
+    pub forget: Vec<String>,
 }
 
 /// A broker a messaging provider speaks to.

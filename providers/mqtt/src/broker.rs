@@ -177,6 +177,11 @@ impl Broker {
     /// Client options; reads the TLS files (blocking: call from a blocking thread).
     pub fn options(&self, client_id: &str) -> Result<MqttOptions, String> {
         let mut o = MqttOptions::new(client_id, &self.host, self.port);
+        // Small packets one after the other (a publish, then an ack): without this, Nagle
+        // and the peer's delayed ACK add tens of milliseconds to each.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        o.set_network_options(network);
         o.set_keep_alive(self.keep_alive);
         o.set_connection_timeout(5);
         let packet = (self.max_payload + PACKET_OVERHEAD).min(u32::MAX as usize) as u32;

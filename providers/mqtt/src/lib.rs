@@ -208,6 +208,7 @@ impl Transport for MqttTransport {
                 sink: sub.sink,
                 stop: sub.stop,
                 unsubscribe: sub.unsubscribe,
+                forget: sub.forget,
             },
         );
         Ok(())

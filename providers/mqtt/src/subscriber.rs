@@ -24,6 +24,8 @@ pub struct Subscription {
     pub sink: Sink,
     pub stop: CancellationToken,
     pub unsubscribe: CancellationToken,
+    /// Filters the link's previous subscription left in the durable session.
+    pub forget: Vec<String>,
 }
 
 /// Requests the subscriber makes itself (subscribe, acks, unsubscribe): few.
@@ -65,6 +67,11 @@ async fn run(options: MqttOptions, sub: Subscription) {
                 connected = true;
                 // A session the broker kept still holds the subscriptions; the first
                 // connection subscribes anyway, since the link's topics may have changed.
+                if first && ack.session_present {
+                    for f in &sub.forget {
+                        let _ = client.try_unsubscribe(f.clone());
+                    }
+                }
                 if first || !ack.session_present {
                     if let Err(e) = client.try_subscribe_many(filters(&sub)) {
                         tracing::warn!(subscription = sub.name, error = %e, "cannot subscribe");

@@ -252,6 +252,9 @@ impl Probe {
     pub async fn connect(broker: &Mosquitto, id: &str) -> Self {
         let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
         options.set_keep_alive(Duration::from_secs(5));
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
         let (client, mut events) = AsyncClient::new(options, 1024);
         let (msg_tx, messages) = mpsc::unbounded_channel();
         let (ack_tx, acks) = mpsc::unbounded_channel();

@@ -210,3 +210,52 @@ async fn mqtts_with_the_links_ca_file_and_a_clear_error_with_the_wrong_one() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// QoS 1 messages a component cannot take yet wait at the broker (its receive maximum is
+/// the link's queue): none is dropped, however many arrive.
+#[tokio::test]
+async fn qos1_messages_beyond_the_queue_wait_at_the_broker_instead_of_being_dropped() {
+    let broker = Mosquitto::start().await;
+    let lattice = TestLattice::start().await;
+    let url = broker.url();
+    lattice
+        .put_config(
+            "sub",
+            &[("url", &url), ("subscriptions", "in/#"), ("queue", "10")],
+        )
+        .await;
+    // The subscribed component runs nowhere: every delivery waits and holds its lane.
+    let link = trellis_lattice::link::Link {
+        source_id: MQTT.into(),
+        target_id: "absent".into(),
+        name: "default".into(),
+        wit_namespace: "trellis".into(),
+        wit_package: "messaging".into(),
+        interfaces: vec!["incoming-handler".into()],
+        source_config: vec!["sub".into()],
+        target_config: vec![],
+    };
+    lattice.store.put_link(&link).await.expect("link");
+    let _p = lattice
+        .start_provider(MQTT, &[], trellis_provider_mqtt::run)
+        .await;
+    let mut probe = Probe::connect(&broker, "device").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..200 {
+        probe
+            .publish(
+                &format!("in/t{}", i % 7),
+                i.to_string(),
+                QoS::AtLeastOnce,
+                PublishProperties::default(),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let health = lattice
+        .health(trellis_provider::testing::TEST_HOST, MQTT)
+        .await
+        .expect("health");
+    let message = health.message.unwrap_or_default();
+    assert!(message.contains("0 dropped"), "{message}");
+}
