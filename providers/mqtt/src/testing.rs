@@ -67,7 +67,7 @@ impl Mosquitto {
             let config = format!(
                 "listener {port} 127.0.0.1\n{tls_lines}allow_anonymous true\n\
                  persistence {persistent}\npersistence_location {}/\nautosave_interval 1\n\
-                 user root\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n",
+                 user root\nset_tcp_nodelay true\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n",
                 dir.path().display()
             );
             std::fs::write(dir.path().join("mosquitto.conf"), config).expect("write config");
