@@ -19,6 +19,22 @@ pub fn counter_link(source: &str, target: &str, config: &str) -> Link {
     }
 }
 
+/// Starts provider `id` from `image` on `host` (panics with the reason if it cannot).
+pub async fn start_provider_on(client: &LatticeClient, host: &str, id: &str, image: &str) {
+    client
+        .start_provider(
+            &Placement::Host(host.to_string()),
+            &StartProvider {
+                provider_id: id.into(),
+                image: image.into(),
+                config: vec![],
+                annotations: Default::default(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("provider {id} ({image}): {e}"));
+}
+
 /// `counter` (4 replicas) on host `a`, its NATS key-value provider `kv-nats` on host `b`,
 /// counting in bucket `bucket`.
 pub async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str, bucket: &str) {
@@ -29,18 +45,7 @@ pub async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str, 
         )
         .await
         .expect("config");
-    client
-        .start_provider(
-            &Placement::Host(b.to_string()),
-            &StartProvider {
-                provider_id: "kv-nats".into(),
-                image: "builtin://keyvalue-nats".into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .expect("provider starts");
+    start_provider_on(client, b, "kv-nats", "builtin://keyvalue-nats").await;
     client
         .scale_component(a, &crate::scale_request("counter", "counter", 4))
         .await

@@ -36,7 +36,15 @@ impl HostProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        Self::spawn(&crate::paths::bin("trellis-host"), nats_url, lattice, labels, extra, env).await
+        Self::spawn(
+            &crate::paths::bin("trellis-host"),
+            nats_url,
+            lattice,
+            labels,
+            extra,
+            env,
+        )
+        .await
     }
 
     /// [`Self::start`] with another `trellis-host` executable (an earlier build, for a

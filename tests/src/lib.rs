@@ -6,10 +6,10 @@
 
 mod cli;
 pub mod deploy;
-mod fixtures;
 mod events;
-mod host;
+mod fixtures;
 pub mod gpio;
+mod host;
 pub mod messaging;
 
 mod nats;
@@ -25,8 +25,8 @@ mod web;
 
 pub use cli::{Cli, CliChild, CliOutput};
 pub use deploy::ManagerProcess;
-pub use fixtures::{counter_across_two_hosts, counter_link};
 pub use events::EventLog;
+pub use fixtures::{counter_across_two_hosts, counter_link, start_provider_on};
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
 pub use otlp::{OtlpReceiver, Protocol};

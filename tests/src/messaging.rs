@@ -1,9 +1,8 @@
 //! Set-ups of the messaging tests and benches: the `relay` component between a messaging
 //! provider's subscriptions and its producer.
 
-use trellis_lattice::control::StartProvider;
 use trellis_lattice::link::{Config, Link};
-use trellis_lattice::{LatticeClient, Placement};
+use trellis_lattice::LatticeClient;
 
 /// A `trellis:messaging` link.
 pub fn messaging_link(
@@ -73,18 +72,7 @@ pub async fn relay_through(
         .put_config("relay-subs", config(&[("subscriptions", subscriptions)]))
         .await
         .expect("subscriptions config");
-    client
-        .start_provider(
-            &Placement::Host(host.to_string()),
-            &StartProvider {
-                provider_id: provider_id.into(),
-                image: image.into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("provider {image}: {e}"));
+    crate::start_provider_on(client, host, provider_id, image).await;
     client
         .scale_component(host, &crate::scale_request("relay", "relay", 2))
         .await

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use trellis_lattice::control::StartProvider;
-use trellis_lattice::{LatticeClient, Placement};
+use trellis_lattice::LatticeClient;
 use trellis_tests::gpio::message_json;
 use trellis_tests::messaging::{config, messaging_link};
-use trellis_tests::{init_logging, scale_request, wait_for, Cli, HostProcess, NatsServer};
+use trellis_tests::{
+    init_logging, scale_request, start_provider_on, wait_for, Cli, HostProcess, NatsServer,
+};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -270,23 +271,25 @@ async fn button_on_nats(client: &LatticeClient, host: &str, pins: &str, topic: &
         .put_config("button-cfg", config(&[("pins", pins), ("topic", topic)]))
         .await
         .expect("config");
-    client
-        .start_provider(
-            &Placement::Host(host.to_string()),
-            &StartProvider {
-                provider_id: "msg".into(),
-                image: "builtin://messaging-nats".into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .expect("provider");
+    start_provider_on(client, host, "msg", "builtin://messaging-nats").await;
     client
         .put_link(messaging_link("button", "msg", "producer", &[], &[]))
         .await
         .expect("link");
     start(client, host, "button", "button", &["button-cfg"]).await;
+}
+
+/// Receives `n` messages, then none more for `quiet`.
+async fn receive_exactly(sub: &mut async_nats::Subscriber, n: usize, quiet: Duration, what: &str) {
+    for _ in 0..n {
+        tokio::time::timeout(PATIENCE, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: fewer than {n} messages"));
+    }
+    assert!(
+        tokio::time::timeout(quiet, sub.next()).await.is_err(),
+        "{what}: more than {n} messages"
+    );
 }
 
 async fn press(cli: &Cli, host: &str, line: &str) {
@@ -338,17 +341,13 @@ async fn edges_become_calls_and_a_regrant_moves_the_watch_without_repeats() {
     for _ in 0..5 {
         press(&cli, host.id(), "sim0:0").await;
     }
-    for _ in 0..5 {
-        tokio::time::timeout(PATIENCE, pressed.next())
-            .await
-            .expect("a press per rising edge");
-    }
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), pressed.next())
-            .await
-            .is_err(),
-        "falling edges send nothing"
-    );
+    receive_exactly(
+        &mut pressed,
+        5,
+        Duration::from_millis(500),
+        "one press per rising edge, none per falling",
+    )
+    .await;
 
     // Re-point the grant to another chip: the old line is released, the new one watched.
     client
@@ -369,17 +368,13 @@ async fn edges_become_calls_and_a_regrant_moves_the_watch_without_repeats() {
     for _ in 0..3 {
         press(&cli, host.id(), "sim1:0").await;
     }
-    for _ in 0..3 {
-        tokio::time::timeout(PATIENCE, pressed.next())
-            .await
-            .expect("presses on the new line");
-    }
-    assert!(
-        tokio::time::timeout(Duration::from_secs(1), pressed.next())
-            .await
-            .is_err(),
-        "exactly one message per edge of the new line, none from the old one"
-    );
+    receive_exactly(
+        &mut pressed,
+        3,
+        Duration::from_secs(1),
+        "presses of the new line only",
+    )
+    .await;
 }
 
 #[tokio::test]

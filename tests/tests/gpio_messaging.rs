@@ -6,26 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use trellis_lattice::control::StartProvider;
-use trellis_lattice::{LatticeClient, Placement};
+use trellis_lattice::LatticeClient;
 use trellis_provider_mqtt::testing::{Mosquitto, Probe};
 use trellis_tests::messaging::{config, messaging_link};
-use trellis_tests::{init_logging, scale_request, HostProcess, NatsServer};
-
-async fn provider(client: &LatticeClient, host: &str, id: &str, image: &str) {
-    client
-        .start_provider(
-            &Placement::Host(host.to_string()),
-            &StartProvider {
-                provider_id: id.into(),
-                image: image.into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{image}: {e}"));
-}
+use trellis_tests::{init_logging, scale_request, start_provider_on, HostProcess, NatsServer};
 
 async fn press(client: &LatticeClient, host: &str) {
     client.gpio_set(host, "sim0", 0, true).await.expect("rise");
@@ -52,8 +36,8 @@ async fn relinking_button_between_mqtt_and_nats_while_pressed_loses_and_repeats_
         )
         .await
         .expect("config");
-    provider(&client, host.id(), "mqtt", "builtin://mqtt").await;
-    provider(&client, host.id(), "msg", "builtin://messaging-nats").await;
+    start_provider_on(&client, host.id(), "mqtt", "builtin://mqtt").await;
+    start_provider_on(&client, host.id(), "msg", "builtin://messaging-nats").await;
     let link = messaging_link("button", "mqtt", "producer", &[], &["broker"]);
     client.put_link(link.clone()).await.expect("link");
     let mut req = scale_request("button", "button", 1);

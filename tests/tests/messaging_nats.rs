@@ -36,8 +36,17 @@ async fn until_relayed(nats: &async_nats::Client, out: &mut async_nats::Subscrib
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), out.next()).await {}
 }
 
-#[tokio::test]
-async fn messages_go_through_the_component_in_order_with_their_headers() {
+struct Setup {
+    _nats: NatsServer,
+    host: HostProcess,
+    client: trellis_lattice::LatticeClient,
+    raw: async_nats::Client,
+    out: async_nats::Subscriber,
+}
+
+/// A host running `relay` behind `builtin://messaging-nats`, subscribed to `in.>`, and a
+/// subscriber on `out.>` that has seen it answer.
+async fn setup() -> Setup {
     init_logging();
     let nats = NatsServer::start().await;
     let host = HostProcess::start(&nats.url(), "msg", &[], &[]).await;
@@ -54,6 +63,19 @@ async fn messages_go_through_the_component_in_order_with_their_headers() {
     )
     .await;
     until_relayed(&raw, &mut out).await;
+    Setup {
+        _nats: nats,
+        host,
+        client,
+        raw,
+        out,
+    }
+}
+
+#[tokio::test]
+async fn messages_go_through_the_component_in_order_with_their_headers() {
+    let mut s = setup().await;
+    let (raw, out) = (&s.raw, &mut s.out);
 
     for i in 0..50 {
         let mut headers = async_nats::HeaderMap::new();
@@ -64,7 +86,7 @@ async fn messages_go_through_the_component_in_order_with_their_headers() {
             .expect("publish");
     }
     for i in 0..50 {
-        let msg = next(&mut out).await;
+        let msg = next(out).await;
         assert_eq!(msg.subject.as_str(), "out.line1.temp");
         assert_eq!(msg.payload, format!("reading {i}").as_bytes(), "in order");
         let h = msg.headers.expect("headers carried");
@@ -81,27 +103,13 @@ async fn messages_go_through_the_component_in_order_with_their_headers() {
 
 #[tokio::test]
 async fn a_message_the_component_traps_on_does_not_stop_the_next() {
-    init_logging();
-    let nats = NatsServer::start().await;
-    let host = HostProcess::start(&nats.url(), "msg", &[], &[]).await;
-    let client = nats.client("msg").await;
-    let raw = nats.connect().await;
-    let mut out = raw.subscribe("out.>").await.expect("subscribe");
-    relay_through(
-        &client,
-        host.id(),
-        "msg-nats",
-        "builtin://messaging-nats",
-        &[],
-        "in.>",
-    )
-    .await;
-    until_relayed(&raw, &mut out).await;
+    let mut s = setup().await;
+    let (raw, out, host) = (&s.raw, &mut s.out, &s.host);
 
     for payload in ["trap", "fail", "after"] {
         raw.publish("in.t", payload.into()).await.expect("publish");
     }
-    let msg = next(&mut out).await;
+    let msg = next(out).await;
     assert_eq!(
         msg.payload,
         "after".as_bytes(),
@@ -111,7 +119,7 @@ async fn a_message_the_component_traps_on_does_not_stop_the_next() {
         "the provider counts the failures",
         Duration::from_secs(20),
         || async {
-            let h = health(&raw, "msg", host.id(), "msg-nats").await?;
+            let h = health(raw, "msg", host.id(), "msg-nats").await?;
             let m = h.message.unwrap_or_default();
             m.contains("2 failed").then_some(m)
         },
@@ -122,22 +130,8 @@ async fn a_message_the_component_traps_on_does_not_stop_the_next() {
 
 #[tokio::test]
 async fn deleting_the_subscription_link_stops_delivery_and_relinking_resumes_it() {
-    init_logging();
-    let nats = NatsServer::start().await;
-    let host = HostProcess::start(&nats.url(), "msg", &[], &[]).await;
-    let client = nats.client("msg").await;
-    let raw = nats.connect().await;
-    let mut out = raw.subscribe("out.>").await.expect("subscribe");
-    relay_through(
-        &client,
-        host.id(),
-        "msg-nats",
-        "builtin://messaging-nats",
-        &[],
-        "in.>",
-    )
-    .await;
-    until_relayed(&raw, &mut out).await;
+    let mut s = setup().await;
+    let (client, raw, out) = (&s.client, &s.raw, &mut s.out);
 
     let sub = trellis_tests::messaging::messaging_link(
         "msg-nats",
@@ -173,5 +167,5 @@ async fn deleting_the_subscription_link_stops_delivery_and_relinking_resumes_it(
         "nothing is delivered without the link"
     );
     client.put_link(sub).await.expect("relink");
-    until_relayed(&raw, &mut out).await;
+    until_relayed(raw, out).await;
 }

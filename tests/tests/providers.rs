@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use trellis_lattice::control::{ScaleComponent, StartProvider};
+use trellis_lattice::control::ScaleComponent;
 use trellis_lattice::event::Event;
 use trellis_lattice::inventory::ProviderHealth;
 use trellis_lattice::link::{Link, LinkKey};
-use trellis_lattice::{LatticeClient, Placement};
+use trellis_lattice::LatticeClient;
 use trellis_tests::{
     component_ref, init_logging, pids_with_env, wait_for, Cli, EventLog, HostProcess, NatsServer,
     RedisServer,
@@ -24,18 +24,7 @@ fn counter_key() -> LinkKey {
 }
 
 async fn start_provider(client: &LatticeClient, host: &str, id: &str, image: &str) {
-    client
-        .start_provider(
-            &Placement::Host(host.to_string()),
-            &StartProvider {
-                provider_id: id.into(),
-                image: image.into(),
-                config: vec![],
-                annotations: Default::default(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("provider {id}: {e}"));
+    trellis_tests::start_provider_on(client, host, id, image).await;
 }
 
 async fn start_counter(client: &LatticeClient, host: &str) {

@@ -117,8 +117,7 @@ impl Drop for NatsServer {
 /// with `()` as their context.
 #[derive(Clone)]
 pub struct LinkedClient {
-    invoker: Arc<Invoker>,
-    target: String,
+    caller: crate::Caller,
     source: Option<String>,
     link: Option<String>,
 }
@@ -139,8 +138,7 @@ impl LinkedClient {
             .await
             .expect("invoker");
         Self {
-            invoker: Arc::new(invoker),
-            target: target.to_string(),
+            caller: crate::Caller::new(Arc::new(invoker), target),
             source: source.map(str::to_string),
             link: link.map(str::to_string),
         }
@@ -173,7 +171,7 @@ impl wrpc_transport::Invoke for LinkedClient {
         instance: &str,
         func: &str,
         params: Bytes,
-        _paths: impl AsRef<[P]> + Send,
+        paths: impl AsRef<[P]> + Send,
     ) -> anyhow::Result<(CallWriter, CallReader)>
     where
         P: AsRef<[Option<usize>]> + Send + Sync,
@@ -181,13 +179,9 @@ impl wrpc_transport::Invoke for LinkedClient {
         let cx = CallContext {
             trace: Some(TraceContext::new_root()),
             source: self.source.clone(),
-
             link: self.link.clone(),
         };
-        Ok(self
-            .invoker
-            .invoke(&self.target, &cx, instance, func, params)
-            .await?)
+        wrpc_transport::Invoke::invoke(&self.caller, cx, instance, func, params, paths).await
     }
 }
 
