@@ -111,3 +111,107 @@ async fn relinking_button_between_mqtt_and_nats_while_pressed_loses_and_repeats_
         "nothing more"
     );
 }
+
+/// Two boards, each with its LED component and its MQTT provider: a message drives every
+/// board's LED, because each provider delivers to the instance on its own host.
+#[tokio::test]
+async fn each_boards_provider_drives_its_own_boards_led() {
+    use trellis_provider_mqtt::testing::{Properties, Qos};
+    init_logging();
+    let broker = Mosquitto::start().await;
+    let nats = NatsServer::start().await;
+    let boards = [
+        HostProcess::start(&nats.url(), "boards", &[], &["--gpio-sim", "sim0=8"]).await,
+        HostProcess::start(&nats.url(), "boards", &[], &["--gpio-sim", "sim0=8"]).await,
+    ];
+    let client = nats.client("boards").await;
+    client
+        .put_config("broker", config(&[("url", &broker.url())]))
+        .await
+        .expect("config");
+    client
+        .put_config("topics", config(&[("subscriptions", "trellis/demo/led")]))
+        .await
+        .expect("config");
+    client
+        .put_config("led-pins", config(&[("pins", "led:sim0:1")]))
+        .await
+        .expect("config");
+    for board in &boards {
+        start_provider_on(&client, board.id(), "mqtt", "builtin://mqtt").await;
+        let mut req = scale_request("led", "led", 1);
+        req.config = vec!["led-pins".into()];
+        client.scale_component(board.id(), &req).await.expect("led");
+    }
+    client
+        .put_link(messaging_link(
+            "mqtt",
+            "led",
+            "incoming-handler",
+            &["broker", "topics"],
+            &[],
+        ))
+        .await
+        .expect("link");
+    let mut device = Probe::connect(&broker, "switch").await;
+    // Warm up: repeat until both boards follow, so both subscriptions are live.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the boards never followed"
+        );
+        device
+            .publish(
+                "trellis/demo/led",
+                "off",
+                Qos::AtLeastOnce,
+                Properties::default(),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut off = 0;
+        for board in &boards {
+            let list = client.gpio_list(board.id()).await.expect("list");
+            // Held as an output by the LED component: it has handled a message.
+            off += usize::from(list.chips[0].lines[1].used_by.is_some());
+        }
+        if off == boards.len() {
+            break;
+        }
+    }
+    for round in 0..6 {
+        let on = round % 2 == 0;
+        let text = if on { "on" } else { "off" };
+        // One message per round: each board's provider must deliver it to its own LED.
+        device
+            .publish(
+                "trellis/demo/led",
+                text,
+                Qos::AtLeastOnce,
+                Properties::default(),
+            )
+            .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut levels = Vec::new();
+            for board in &boards {
+                levels.push(
+                    client
+                        .gpio_get(board.id(), "sim0", 1)
+                        .await
+                        .expect("get")
+                        .value,
+                );
+            }
+            if levels.iter().all(|v| *v == u8::from(on)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: boards show {levels:?} after `{text}`"
+            );
+        }
+    }
+}

@@ -53,6 +53,33 @@ pub async fn start(at: Endpoint<'_>, comp: &Arc<RunningComponent>) -> anyhow::Re
             .map_ok(move |inv| (index, inv));
         streams.push(stream.boxed());
     }
+    // Message handlers are also served on this host's own subject: a messaging provider
+    // delivers to the instance next to it (a board's LED, not another board's).
+    let handlers: Vec<usize> = comp
+        .loaded
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| is_message_handler(f))
+        .map(|(i, _)| i)
+        .collect();
+    if !handlers.is_empty() {
+        let local = wrpc_transport_nats::Client::new(
+            Arc::clone(at.nats_shared),
+            at.subjects.rpc_prefix_on(&comp.id, at.host_id),
+            Some(group.clone().into()),
+        )
+        .await?;
+        for index in handlers {
+            let sig = &comp.loaded.functions[index].export.signature;
+            let no_async_params: Arc<[Box<[Option<usize>]>]> = Arc::from([]);
+            let stream = local
+                .serve(&sig.instance, &sig.name, no_async_params)
+                .await?
+                .map_ok(move |inv| (index, inv));
+            streams.push(stream.boxed());
+        }
+    }
     if comp.loaded.http.is_some() {
         // Requests from HTTP servers on other hosts arrive as this call.
         let no_async_params: Arc<[Box<[Option<usize>]>]> = Arc::from([]);
@@ -122,6 +149,13 @@ async fn answer_describe(host_id: &str, comp: &RunningComponent, request: Incomi
             imports: comp.loaded.imports.clone(),
         });
     request.respond(server::answer(description)).await;
+}
+
+/// `trellis:messaging/incoming-handler.handle`.
+fn is_message_handler(f: &crate::runtime::ServedFunction) -> bool {
+    let sig = &f.export.signature;
+    sig.instance.split('@').next() == Some("trellis:messaging/incoming-handler")
+        && sig.name == "handle"
 }
 
 /// What an invocation task holds.

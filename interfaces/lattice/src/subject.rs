@@ -307,6 +307,23 @@ impl Subjects {
         rpc::invocation(&self.rpc_prefix(target_id), instance, func)
     }
 
+    /// `trellis.rpc.{lattice}.{target_id}.on.{host_id}`: the instances of a component on one
+    /// host, for callers that must stay on it (a provider delivering to the component next
+    /// to it). Component ids are one token, so this never meets another component's prefix.
+    pub fn rpc_prefix_on(&self, target_id: &str, host_id: &str) -> String {
+        format!("{}.on.{host_id}", self.rpc_prefix(target_id))
+    }
+
+    pub fn invocation_on(
+        &self,
+        target_id: &str,
+        host_id: &str,
+        instance: &str,
+        func: &str,
+    ) -> String {
+        rpc::invocation(&self.rpc_prefix_on(target_id, host_id), instance, func)
+    }
+
     /// `trellis.ctl.v1.{lattice}.app.{verb}`: the deployment manager's API.
     pub fn app(&self, verb: &str) -> String {
         self.control(ctl::APP, verb)

@@ -84,6 +84,18 @@ impl Subscriptions {
             )
             .await?,
         );
+        // For the instances next to the provider: when there are none, say so at once.
+        let impatient = Arc::new(
+            Invoker::new(
+                ctx.nats().clone(),
+                ctx.subjects().clone(),
+                InvokerConfig {
+                    no_responders_patience: std::time::Duration::ZERO,
+                    ..InvokerConfig::default()
+                },
+            )
+            .await?,
+        );
         let (tx, mut rx) = watch::channel(mirror.clone());
         let mut followed = mirror;
         tokio::spawn(kv::follow(
@@ -99,6 +111,8 @@ impl Subscriptions {
             subs: subs.clone(),
             transport,
             invoker,
+            impatient,
+            host_id: ctx.host_id().to_string(),
             provider_id: ctx.provider_id().into(),
         };
         let first = rx.borrow_and_update().clone();
@@ -122,6 +136,8 @@ struct Reconciler<T> {
     subs: Subscriptions,
     transport: Arc<T>,
     invoker: Arc<Invoker>,
+    impatient: Arc<Invoker>,
+    host_id: String,
     provider_id: Arc<str>,
 }
 
@@ -227,7 +243,8 @@ impl<T: Transport> Reconciler<T> {
             Err(err) => return refused(err),
         };
         let target = Target {
-            caller: Caller::new(self.invoker.clone(), &wanted.target),
+            caller: Caller::new(self.invoker.clone(), &wanted.target)
+                .preferring_host(self.impatient.clone(), &self.host_id),
             provider_id: self.provider_id.clone(),
             link_name: key.name.as_str().into(),
             system: T::SYSTEM,

@@ -84,8 +84,26 @@ impl Invoker {
         func: &str,
         params: Bytes,
     ) -> Result<Invocation, CallError> {
+        self.invoke_on(target, None, cx, instance, func, params)
+            .await
+    }
+
+    /// [`Self::invoke`], only to the instances of `target` on host `host` when one is named
+    /// (see [`Subjects::invocation_on`]).
+    pub async fn invoke_on(
+        &self,
+        target: &str,
+        host: Option<&str>,
+        cx: &CallContext,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+    ) -> Result<Invocation, CallError> {
         let deadline = Instant::now() + self.config.timeout;
-        let subject = self.subjects.invocation(target, instance, func);
+        let subject = match host {
+            Some(host) => self.subjects.invocation_on(target, host, instance, func),
+            None => self.subjects.invocation(target, instance, func),
+        };
         let first_len = params.len().min(
             self.nats
                 .server_info()
