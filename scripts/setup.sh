@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=lib/apt.sh
 source "$root/scripts/lib/apt.sh"
 
-apt_install nats-server redis-server mosquitto mosquitto-clients wrk ca-certificates
+apt_install nats-server redis-server mosquitto mosquitto-clients openssl wrk ca-certificates
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is not installed: install Rust with rustup (https://rustup.rs)" >&2

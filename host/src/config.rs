@@ -356,3 +356,25 @@ pub fn default_cache_dir() -> PathBuf {
     }
     std::env::temp_dir().join("trellis-cache")
 }
+
+#[cfg(test)]
+mod gpio_sim_tests {
+    use super::parse_gpio_sim;
+
+    #[test]
+    fn gpio_sim_flags_parse_and_garbage_is_refused() {
+        assert_eq!(parse_gpio_sim("sim0=8").unwrap(), ("sim0".to_string(), 8));
+        for bad in [
+            "sim0",
+            "sim0=0",
+            "sim0=99999",
+            "sim0=x",
+            "../dev=8",
+            "=8",
+            "a b=2",
+        ] {
+            let err = parse_gpio_sim(bad).unwrap_err().to_string();
+            assert!(err.starts_with("--gpio-sim"), "{bad}: {err}");
+        }
+    }
+}

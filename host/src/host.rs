@@ -79,7 +79,10 @@ impl Host {
                 .add_sim(name, *lines)
                 .map_err(|e| anyhow::anyhow!("--gpio-sim {name}={lines}: {e}"))?;
         }
-        chips.rescan();
+        // The chips found at start are in the labels the host announces itself with.
+        let found = Arc::clone(&chips);
+        let _ = tokio::task::spawn_blocking(move || found.rescan()).await;
+        labels.set_builtin(&crate::labels::gpio_labels(&chips.names().borrow()));
         tokio::spawn(crate::gpio::follow::devices(
             Arc::clone(&chips),
             shutdown.clone(),

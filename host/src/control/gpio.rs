@@ -19,11 +19,14 @@ fn control_error(e: GpioError) -> ControlError {
     }
 }
 
-pub fn list(chips: &Chips, host_id: &str) -> GpioChips {
-    GpioChips {
+/// Listing a real chip makes kernel calls: it runs on a blocking thread.
+pub async fn list(chips: std::sync::Arc<Chips>, host_id: &str) -> Result<GpioChips, ControlError> {
+    let chips = tokio::task::spawn_blocking(move || chips.list())
+        .await
+        .map_err(|_| ControlError::unavailable("listing the chips failed"))?;
+    Ok(GpioChips {
         host_id: host_id.to_string(),
         chips: chips
-            .list()
             .into_iter()
             .map(|c| GpioChip {
                 name: c.name,
@@ -45,7 +48,7 @@ pub fn list(chips: &Chips, host_id: &str) -> GpioChips {
                     .collect(),
             })
             .collect(),
-    }
+    })
 }
 
 /// Reading a real line makes a kernel call: it runs on a blocking thread.

@@ -140,10 +140,9 @@ impl Router {
                 }
                 answer(r.map(|()| Empty {}))
             }
-            HostRequest::GpioList => answer(Ok::<_, ControlError>(super::gpio::list(
-                &self.gpio,
-                self.host.host_id(),
-            ))),
+            HostRequest::GpioList => {
+                answer(super::gpio::list(Arc::clone(&self.gpio), self.host.host_id()).await)
+            }
             HostRequest::GpioGet(req) => {
                 answer(super::gpio::get(Arc::clone(&self.gpio), self.host.host_id(), req).await)
             }

@@ -39,10 +39,16 @@ pub async fn labels(
     }
 }
 
+/// `/dev` is read and new chips are opened on a blocking thread, never on the runtime's.
+async fn rescan(chips: &Arc<Chips>) {
+    let chips = Arc::clone(chips);
+    let _ = tokio::task::spawn_blocking(move || chips.rescan()).await;
+}
+
 /// Rescans `/dev` whenever a `gpiochip*` appears or goes there, until `shutdown`. Without
 /// inotify it looks every few seconds instead.
 pub async fn devices(chips: Arc<Chips>, shutdown: CancellationToken) {
-    chips.rescan();
+    rescan(&chips).await;
     let dir = chips.dev_dir().to_path_buf();
     let watched = inotify::Inotify::init().and_then(|ino| {
         ino.watches().add(
@@ -58,7 +64,7 @@ pub async fn devices(chips: Arc<Chips>, shutdown: CancellationToken) {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(5)) => { chips.rescan(); }
+                    () = tokio::time::sleep(Duration::from_secs(5)) => rescan(&chips).await,
                 }
             }
         }
@@ -71,9 +77,9 @@ pub async fn devices(chips: Arc<Chips>, shutdown: CancellationToken) {
                     let gpio = e.name.as_ref().is_some_and(|n| n.to_string_lossy().starts_with("gpiochip"));
                     if gpio {
                         // udev may still be setting the node up: look once now and once soon.
-                        chips.rescan();
+                        rescan(&chips).await;
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        chips.rescan();
+                        rescan(&chips).await;
                     }
                 }
                 Some(Err(e)) => {
