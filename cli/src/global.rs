@@ -7,6 +7,8 @@ use crate::output::Format;
 pub struct Global {
     pub nats_url: String,
     pub lattice: String,
+    /// The JetStream domain of the lattice's state (from a leaf node: the hub's).
+    pub js_domain: Option<String>,
     /// How to authenticate to NATS, from `--nats-creds`, `--nats-nkey`,
     /// `--nats-user`/`--nats-password` or `--nats-token` (at most one).
     pub auth: NatsAuth,
@@ -18,6 +20,6 @@ impl Global {
         trellis_lattice::id::validate_lattice(&self.lattice)?;
         let nats =
             trellis_lattice::client::connect(&self.nats_url, &self.auth, "trellis-cli").await?;
-        Ok(LatticeClient::new(nats, &self.lattice)?)
+        Ok(LatticeClient::new(nats, &self.lattice)?.with_js_domain(self.js_domain.clone())?)
     }
 }

@@ -41,6 +41,11 @@ struct Cli {
     #[arg(long, global = true, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
     lattice: String,
 
+    /// The JetStream domain holding the lattice's state (e.g. `hub`), when the NATS server
+    /// this connects to is a leaf node with a JetStream of its own (or none).
+    #[arg(long, global = true, env = "TRELLIS_JS_DOMAIN")]
+    js_domain: Option<String>,
+
     /// NATS credentials file (JWT + nkey seed).
     #[arg(
         long = "nats-creds",
@@ -168,6 +173,7 @@ async fn main() -> std::process::ExitCode {
             let global = Global {
                 nats_url: cli.nats_url,
                 lattice: cli.lattice,
+                js_domain: cli.js_domain.filter(|d| !d.is_empty()),
                 auth,
                 output: cli.output,
             };

@@ -178,15 +178,21 @@ async fn start(
     let client = g.client().await?;
     let mut events = client.watch_events().await?;
     let env = auth_env(&g.auth)?;
-    let connection = vec![
+    let mut connection = vec![
         "--nats-url".to_string(),
         g.nats_url.clone(),
         "--lattice".into(),
         g.lattice.clone(),
     ];
+    if let Some(domain) = &g.js_domain {
+        connection.extend(["--js-domain".to_string(), domain.clone()]);
+    }
     let host_bin = find_program("trellis-host")
         .context("trellis-host is not installed next to trellis or on PATH (cargo build --release builds both)")?;
     let mut host_args = connection.clone();
+    // The host's own state (its key, its last workload) lives with up's.
+    host_args.push("--state-dir".into());
+    host_args.push(dir.join("host").display().to_string());
     for l in &args.labels {
         host_args.push("--label".into());
         host_args.push(l.clone());

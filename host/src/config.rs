@@ -42,6 +42,22 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
     pub lattice: String,
 
+    /// The JetStream domain holding the lattice's state, for a host on a leaf node whose
+    /// own server runs JetStream (or has none): the hub's domain, e.g. `hub`.
+    #[arg(long, env = "TRELLIS_JS_DOMAIN")]
+    pub js_domain: Option<String>,
+
+    /// Where the host keeps what makes it itself across restarts: its key, the workload it
+    /// was last told to run (restored at start, with or without the manager) and a copy of
+    /// the links and config that workload uses (read while the lattice store is
+    /// unreachable). Default: `$XDG_STATE_HOME/trellis/host` or `~/.local/state/trellis/host`.
+    #[arg(long, env = "TRELLIS_HOST_STATE_DIR", conflicts_with = "ephemeral")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Keep nothing across restarts: a new id at each start, no workload restored.
+    #[arg(long, env = "TRELLIS_HOST_EPHEMERAL")]
+    pub ephemeral: bool,
+
     /// File holding the host's nkey seed (a server key, `SN...`); generated when absent.
     #[arg(long, env = "TRELLIS_HOST_SEED_FILE")]
     pub seed_file: Option<PathBuf>,
@@ -181,6 +197,10 @@ pub struct HostConfig {
     pub nats_url: String,
     pub nats_auth: NatsAuth,
     pub lattice: String,
+    /// The JetStream domain of the lattice's state (`None`: the nearest JetStream).
+    pub js_domain: Option<String>,
+    /// The state directory (`None`: an ephemeral host).
+    pub state_dir: Option<PathBuf>,
     pub seed: Option<String>,
     pub friendly_name: Option<String>,
     /// User labels (built-in ones are added by the host).
@@ -211,6 +231,8 @@ impl HostConfig {
             nats_url: nats_url.into(),
             nats_auth: NatsAuth::None,
             lattice: lattice.into(),
+            js_domain: None,
+            state_dir: None,
             seed: None,
             friendly_name: None,
             labels: Labels::new(),
@@ -237,6 +259,10 @@ impl HostConfig {
     pub fn from_args(args: HostArgs) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         trellis_lattice::id::validate_lattice(&args.lattice)?;
+        let js_domain = args.js_domain.filter(|d| !d.is_empty());
+        if let Some(domain) = &js_domain {
+            trellis_lattice::id::validate_js_domain(domain).context("--js-domain")?;
+        }
         let mut labels = Labels::new();
         for (key, value) in std::env::vars() {
             if let Some(k) = key.strip_prefix("TRELLIS_LABEL_") {
@@ -251,10 +277,21 @@ impl HostConfig {
             labels::validate_user_label(&k, &v).with_context(|| format!("--label {pair}"))?;
             labels.insert(k, v);
         }
-        let seed = match (&args.seed, &args.seed_file) {
-            (Some(seed), _) => Some(seed.trim().to_string()),
-            (None, Some(path)) => Some(crate::identity::seed_from_file(path)?),
-            (None, None) => None,
+        let state_dir = match (args.ephemeral, args.state_dir) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir),
+            (false, None) => Some(crate::state_dir::default_path()),
+        };
+        let seed = match (&args.seed, &args.seed_file, &state_dir) {
+            (Some(seed), _, _) => Some(seed.trim().to_string()),
+            (None, Some(path), _) => Some(crate::identity::seed_from_file(path)?),
+            (None, None, Some(dir)) => {
+                crate::state_dir::ensure(dir)?;
+                Some(crate::identity::seed_from_file(
+                    &crate::state_dir::seed_path(dir),
+                )?)
+            }
+            (None, None, None) => None,
         };
         if args.max_execution_time > args.max_execution_time_ceiling {
             anyhow::bail!(
@@ -289,6 +326,8 @@ impl HostConfig {
             nats_url: args.nats_url,
             nats_auth,
             lattice: args.lattice,
+            js_domain,
+            state_dir,
             seed,
             friendly_name: args.name,
             labels,

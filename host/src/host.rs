@@ -15,7 +15,7 @@ use trellis_lattice::Subjects;
 
 use crate::components::{Components, ComponentsContext};
 use crate::config::HostConfig;
-use crate::control::parts::{ComponentControl, HostControl};
+use crate::control::parts::{ComponentControl, HostControl, ProviderControl};
 use crate::control::state::StateHandlers;
 use crate::control::{LatticeImports, Router};
 use crate::identity::Identity;
@@ -28,6 +28,8 @@ use crate::providers::{Providers, ProvidersContext};
 use crate::runtime::{HostLimits, ImportResolver, Linking, Runtime, RuntimeConfig};
 
 use crate::session::{self, SessionEvent};
+use crate::state_dir::{RememberedComponents, RememberedProviders, SavedWorkload, StateDir};
+use trellis_lattice::kv::{LatticeState, StateCopy};
 
 /// A started host.
 pub struct Host {
@@ -35,6 +37,8 @@ pub struct Host {
     events: EventPublisher,
     nats: async_nats::Client,
     shutdown_timeout: Duration,
+    // Locked for as long as the host runs.
+    _state_dir: Option<StateDir>,
 }
 
 impl Host {
@@ -42,6 +46,11 @@ impl Host {
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
         trellis_lattice::id::validate_lattice(&config.lattice)?;
         let identity = Identity::new(config.seed.as_deref(), config.friendly_name.clone())?;
+        let state_dir = config
+            .state_dir
+            .as_deref()
+            .map(StateDir::open)
+            .transpose()?;
         let labels = Arc::new(HostLabels::new(crate::labels::merge(&config.labels)?));
         let runtime = Arc::new(Runtime::new(&RuntimeConfig {
             pool_instances: config.pool_instances,
@@ -57,7 +66,8 @@ impl Host {
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
         let (nats, session_events) =
             session::connect(&config.nats_url, &config.nats_auth, &name).await?;
-        let subjects = Subjects::new(config.lattice.clone());
+        let subjects =
+            Subjects::new(config.lattice.clone()).with_js_domain(config.js_domain.clone());
         let invoker = Invoker::new(
             nats.clone(),
             subjects.clone(),
@@ -68,7 +78,13 @@ impl Host {
         )
         .await?;
         let links = Arc::new(LinkTable::default());
-        let kv = Arc::new(LatticeKv::new(nats.clone(), &config.lattice));
+        let copy = state_dir.as_ref().map(|d| StateCopy::new(d.copy_path()));
+        let kv = Arc::new(LatticeKv::new(LatticeState::new(
+            nats.clone(),
+            subjects.clone(),
+            copy.clone(),
+        )));
+        let saved = SavedWorkload::load(state_dir.as_ref().map(|d| d.workload_path())).await;
         let state: Arc<dyn StateStore> = Arc::clone(&kv) as _;
         let events = EventPublisher::new(nats.clone(), subjects.clone(), id.clone());
         let sink: Arc<dyn EventSink> = Arc::new(events.clone());
@@ -129,9 +145,14 @@ impl Host {
             health_interval: config.provider_health_interval,
             shutdown_timeout: config.shutdown_timeout,
             state: Arc::clone(&state),
+            state_copy: copy.as_ref().map(|c| c.path().to_path_buf()),
             events: Arc::clone(&sink),
             local_http: Some(Arc::new(HostDispatch::new(&components))),
         }));
+        let provider_control: Arc<dyn ProviderControl> = Arc::new(RememberedProviders {
+            inner: Arc::clone(&providers) as Arc<dyn ProviderControl>,
+            saved: Arc::clone(&saved),
+        });
         register_gauges(&components, &providers);
         let info = Arc::new(HostInfo {
             id: id.clone(),
@@ -158,16 +179,27 @@ impl Host {
             shutdown.clone(),
         ));
 
-        let component_control: Arc<dyn ComponentControl> = Arc::clone(&components) as _;
+        let component_control: Arc<dyn ComponentControl> = Arc::new(RememberedComponents {
+            inner: Arc::clone(&components) as Arc<dyn ComponentControl>,
+            saved: Arc::clone(&saved),
+        });
+        if let Some(copy) = copy {
+            tokio::spawn(crate::state_dir::keep_copy(
+                kv.state().clone(),
+                Arc::clone(&saved),
+                copy,
+                shutdown.clone(),
+            ));
+        }
         let router = Arc::new(Router {
             host: Arc::clone(&info) as Arc<dyn HostControl>,
             labels,
             components: Arc::clone(&component_control),
-            providers,
+            providers: Arc::clone(&provider_control),
             state: StateHandlers {
                 store: state,
                 imports: Arc::new(LatticeImports::new(
-                    component_control,
+                    Arc::clone(&component_control),
                     nats.clone(),
                     &config.lattice,
                 )?),
@@ -192,9 +224,27 @@ impl Host {
             events,
             nats,
             shutdown_timeout: config.shutdown_timeout,
+            _state_dir: state_dir,
         };
         host.announce(false).await;
         beat_now.notify_one();
+        // The last workload comes back without waiting for the manager (which may be out of
+        // reach); the inventory goes out once it runs.
+        tokio::spawn({
+            let beat_now = Arc::clone(&beat_now);
+            async move {
+                let restored = crate::state_dir::restore(
+                    &saved,
+                    component_control.as_ref(),
+                    provider_control.as_ref(),
+                )
+                .await;
+                if restored > 0 {
+                    tracing::info!(restored, "restored the saved workload");
+                    beat_now.notify_one();
+                }
+            }
+        });
         tokio::spawn(reannounce(host.handle(), session_events, beat_now));
         tracing::info!(
             host_id = %host.info.id,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::kv::{Backoff, LatticeStore};
+use trellis_lattice::kv::{Backoff, LatticeState, LatticeStore};
 use trellis_lattice::link::{Config, Link, LinkKey};
 use trellis_lattice::ControlError;
 
@@ -50,26 +50,25 @@ pub trait StateStore: Send + Sync {
     }
 }
 
-/// The lattice's KV buckets, opened on first use.
+/// The lattice's KV buckets, opened on first use; while they cannot be reached (a host on a
+/// leaf cut off from the hub), reads come from the host's saved copy.
 pub struct LatticeKv {
-    nats: async_nats::Client,
-    lattice: String,
-    store: tokio::sync::OnceCell<LatticeStore>,
+    state: LatticeState,
 }
 
 impl LatticeKv {
-    pub fn new(nats: async_nats::Client, lattice: &str) -> Self {
-        Self {
-            nats,
-            lattice: lattice.to_string(),
-            store: tokio::sync::OnceCell::new(),
-        }
+    pub fn new(state: LatticeState) -> Self {
+        Self { state }
+    }
+
+    pub fn state(&self) -> &LatticeState {
+        &self.state
     }
 
     /// The buckets, opening them if this is the first use.
     pub async fn store(&self) -> Result<&LatticeStore, ControlError> {
-        self.store
-            .get_or_try_init(|| LatticeStore::open(&self.nats, &self.lattice))
+        self.state
+            .store()
             .await
             .map_err(|e| ControlError::unavailable(format!("lattice store unavailable: {e}")))
     }
@@ -96,11 +95,11 @@ fn unavailable(e: trellis_lattice::Error) -> ControlError {
 
 impl StateStore for LatticeKv {
     fn links(&self) -> Answer<'_, Vec<Link>> {
-        async move { self.store().await?.links().await.map_err(unavailable) }.boxed()
+        async move { Ok(self.state.snapshot().await.map_err(unavailable)?.0) }.boxed()
     }
 
     fn link<'a>(&'a self, key: &'a LinkKey) -> Answer<'a, Option<Link>> {
-        async move { self.store().await?.link(key).await.map_err(unavailable) }.boxed()
+        async move { self.state.link(key).await.map_err(unavailable) }.boxed()
     }
 
     fn put_link<'a>(&'a self, link: &'a Link) -> Answer<'a, ()> {
@@ -126,7 +125,7 @@ impl StateStore for LatticeKv {
     }
 
     fn config<'a>(&'a self, name: &'a str) -> Answer<'a, Option<Config>> {
-        async move { self.store().await?.config(name).await.map_err(unavailable) }.boxed()
+        async move { self.state.config(name).await.map_err(unavailable) }.boxed()
     }
 
     fn put_config<'a>(&'a self, name: &'a str, values: &'a Config) -> Answer<'a, ()> {

@@ -30,6 +30,7 @@ pub mod observe;
 pub mod providers;
 pub mod runtime;
 pub mod session;
+pub mod state_dir;
 
 pub use config::{HostArgs, HostConfig};
 pub use host::Host;

@@ -85,6 +85,9 @@ impl HostProcess {
         if !extra.contains(&"--cache-dir") {
             cmd.arg("--cache-dir").arg(crate::paths::shared_cache_dir());
         }
+        if !extra.contains(&"--state-dir") && !extra.contains(&"--ephemeral") {
+            cmd.arg("--state-dir").arg(dir.path().join("state"));
+        }
         cmd.args(extra);
         cmd.envs(env.iter().copied());
         let child = cmd.spawn().expect("starting trellis-host");

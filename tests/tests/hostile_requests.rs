@@ -252,6 +252,8 @@ async fn a_missing_seed_file_is_generated_and_kept() {
             "--seed-file",
         ])
         .arg(&seed)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .arg("--cache-dir")
         .arg(&cache)
         .env_remove("TRELLIS_HOST_SEED")

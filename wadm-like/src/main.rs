@@ -36,6 +36,10 @@ struct Args {
     /// Lattice to manage.
     #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
     lattice: String,
+    /// The JetStream domain holding the lattice's state (e.g. `hub`), when the manager's
+    /// NATS server is a leaf node or the state is not in its own JetStream.
+    #[arg(long, env = "TRELLIS_JS_DOMAIN")]
+    js_domain: Option<String>,
     /// How often the whole lattice is read again, besides reacting to events.
     #[arg(long, env = "TRELLIS_DEPLOY_FULL_PASS", default_value = "10s", value_parser = humantime::parse_duration)]
     full_pass: Duration,
@@ -108,7 +112,12 @@ async fn run(instance: String, args: Args) -> anyhow::Result<()> {
         lease: trellis_deploy::lease::LeaseTiming::for_stale(args.lease_stale),
         ..Settings::default()
     };
-    let manager = Manager::start_as(instance, nats, &args.lattice, settings)
+    let js_domain = args.js_domain.filter(|d| !d.is_empty());
+    if let Some(domain) = &js_domain {
+        trellis_lattice::id::validate_js_domain(domain).context("--js-domain")?;
+    }
+    let subjects = trellis_lattice::Subjects::new(&args.lattice).with_js_domain(js_domain);
+    let manager = Manager::start_as(instance, nats, &subjects, settings)
         .await
         .context("starting the deployment manager")?;
     tokio::select! {

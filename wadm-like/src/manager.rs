@@ -26,7 +26,8 @@ impl Manager {
         lattice: &str,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        Self::start_as(Self::new_instance_id(), nats, lattice, settings).await
+        let subjects = trellis_lattice::Subjects::new(lattice);
+        Self::start_as(Self::new_instance_id(), nats, &subjects, settings).await
     }
 
     /// A fresh instance id (`trellis-deploy-…`).
@@ -38,12 +39,14 @@ impl Manager {
     pub async fn start_as(
         instance: String,
         nats: async_nats::Client,
-        lattice: &str,
+        subjects: &trellis_lattice::Subjects,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        trellis_lattice::id::validate_lattice(lattice)?;
-        let client = Arc::new(LatticeClient::new(nats.clone(), lattice)?);
-        let store = AppStore::open(&nats, lattice).await?;
+        let client = Arc::new(
+            LatticeClient::new(nats.clone(), subjects.lattice())?
+                .with_js_domain(subjects.js_domain().map(String::from))?,
+        );
+        let store = AppStore::open(&nats, client.subjects()).await?;
         let shutdown = CancellationToken::new();
         let (leader_tx, leader_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -76,7 +79,11 @@ impl Manager {
             shutdown.clone(),
         ));
         tasks.push(("lease", lease));
-        tracing::info!(instance, lattice, "deployment manager started");
+        tracing::info!(
+            instance,
+            lattice = subjects.lattice(),
+            "deployment manager started"
+        );
         Ok(Self {
             instance,
             shutdown,

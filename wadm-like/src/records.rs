@@ -199,11 +199,14 @@ pub struct Versioned<T> {
 }
 
 impl AppStore {
-    pub async fn open(nats: &async_nats::Client, lattice: &str) -> Result<Self> {
-        let js = async_nats::jetstream::new(nats.clone());
+    pub async fn open(
+        nats: &async_nats::Client,
+        subjects: &trellis_lattice::Subjects,
+    ) -> Result<Self> {
+        let js = subjects.jetstream(nats);
         let kv = open_bucket(
             &js,
-            &trellis_lattice::Subjects::new(lattice).apps_bucket(),
+            &subjects.apps_bucket(),
             "Trellis applications: versions, deployments, status",
             5,
         )

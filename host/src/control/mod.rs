@@ -5,8 +5,8 @@
 //! - `router`: each request to the part that carries it out; `state`: link and config
 //!   requests; `parts`: the narrow traits the router sees the host's parts through.
 
-pub mod parts;
 pub mod gpio;
+pub mod parts;
 pub mod router;
 pub mod state;
 #[cfg(test)]

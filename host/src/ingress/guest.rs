@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tracing::Instrument as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use tracing::Instrument as _;
 use trellis_lattice::rpc::RemoteErrorKind;
 use trellis_lattice::trace::TraceContext;
 use trellis_provider_http_server::dispatch::{BoxError, DispatchError, ResponseBody};

@@ -54,13 +54,15 @@ pub async fn supervise(
     let mut failed = Some(failed);
     let mut attempt = 0u32;
     loop {
-        let env = ProviderEnv::builtin(
+        let mut env = ProviderEnv::builtin(
             ctx.nats.clone(),
             ctx.subjects.lattice(),
             prov.id.clone(),
             ctx.host_id.clone(),
             prov.config.clone(),
         );
+        env.js_domain = ctx.subjects.js_domain().map(String::from);
+        env.state_copy = ctx.state_copy.clone();
         let shutdown = prov.cancel.child_token();
         let outcome = std::panic::AssertUnwindSafe(run(&ctx, env, shutdown))
             .catch_unwind()

@@ -26,6 +26,9 @@ pub struct ProvidersContext {
     pub shutdown_timeout: Duration,
     /// Where a start checks that the provider's named configs exist.
     pub state: Arc<dyn StateStore>,
+    /// The host's saved copy of the links and config its workload uses, which providers
+    /// read while the lattice store is unreachable.
+    pub state_copy: Option<PathBuf>,
     /// Where health changes are announced.
     pub events: Arc<dyn EventSink>,
     /// Hands requests of the built-in HTTP server to components running on this host.

@@ -98,6 +98,13 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
         .env(env::HOST_ID, &ctx.host_id)
         .env(env::HOST_PID, std::process::id().to_string())
         .env(env::CONFIG, prov.config.join(","))
+        .env(env::JS_DOMAIN, ctx.subjects.js_domain().unwrap_or(""))
+        .env(
+            env::STATE_COPY,
+            ctx.state_copy
+                .as_deref()
+                .unwrap_or(std::path::Path::new("")),
+        )
         .env(
             env::LOG,
             std::env::var(env::LOG).unwrap_or_else(|_| "info".into()),
@@ -275,8 +282,14 @@ mod tests {
 
     #[test]
     fn provider_names_come_from_the_image() {
-        assert_eq!(provider_name("file:///opt/x/trellis-provider-keyvalue-nats"), "trellis-provider-keyvalue-nats");
-        assert_eq!(provider_name("https://example.com/dl/mqtt-1.2?token=abc"), "mqtt-1.2");
+        assert_eq!(
+            provider_name("file:///opt/x/trellis-provider-keyvalue-nats"),
+            "trellis-provider-keyvalue-nats"
+        );
+        assert_eq!(
+            provider_name("https://example.com/dl/mqtt-1.2?token=abc"),
+            "mqtt-1.2"
+        );
         assert_eq!(provider_name("file:///"), "provider");
         assert_eq!(provider_name("file:///a/b c;rm"), "bcrm");
     }
@@ -292,4 +305,3 @@ mod tests {
         assert!(check_executable("/c.wasm", b"\0asm\x0d\0\x01\0").is_err());
     }
 }
-

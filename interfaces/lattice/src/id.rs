@@ -37,6 +37,11 @@ pub fn validate_lattice(name: &str) -> Result<()> {
     validate_token("lattice name", name)
 }
 
+/// A JetStream domain: one subject token, as it becomes part of `$JS.{domain}.API`.
+pub fn validate_js_domain(domain: &str) -> Result<()> {
+    validate_token("JetStream domain", domain)
+}
+
 /// A component or provider id.
 pub fn validate_component_id(id: &str) -> Result<()> {
     validate_token("component id", id)

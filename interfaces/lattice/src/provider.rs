@@ -18,6 +18,10 @@ pub mod env {
     pub const NATS_PASSWORD: &str = "TRELLIS_NATS_PASSWORD";
     pub const NATS_TOKEN: &str = "TRELLIS_NATS_TOKEN";
     pub const LATTICE: &str = "TRELLIS_LATTICE";
+    /// The JetStream domain of the lattice's state, when it is not the local one.
+    pub const JS_DOMAIN: &str = "TRELLIS_JS_DOMAIN";
+    /// The host's saved copy of the links and config it uses (read-only for the provider).
+    pub const STATE_COPY: &str = "TRELLIS_STATE_COPY";
     pub const PROVIDER_ID: &str = "TRELLIS_PROVIDER_ID";
     pub const HOST_ID: &str = "TRELLIS_HOST_ID";
     /// The host's process id; set when a host started the provider (which then stops when the

@@ -13,10 +13,14 @@ pub const ROOT: &str = "trellis";
 /// Version of the control protocol, part of every control subject.
 pub const CONTROL_VERSION: &str = "v1";
 
-/// Subjects of one lattice.
+/// Subjects of one lattice, and where its JetStream state is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subjects {
     lattice: String,
+    /// The JetStream domain holding the lattice's state (`$JS.{domain}.API`); `None` is the
+    /// JetStream of the server the client is connected to (or the one it reaches through
+    /// leaf nodes, when that server has none).
+    js_domain: Option<String>,
 }
 
 /// The pieces of a control subject.
@@ -117,11 +121,33 @@ impl Subjects {
     pub fn new(lattice: impl Into<String>) -> Self {
         Self {
             lattice: lattice.into(),
+            js_domain: None,
         }
+    }
+
+    /// The same lattice with its state in JetStream domain `domain` (validated by
+    /// [`crate::id::validate_js_domain`] where it is read).
+    pub fn with_js_domain(mut self, domain: Option<String>) -> Self {
+        self.js_domain = domain.filter(|d| !d.is_empty());
+        self
     }
 
     pub fn lattice(&self) -> &str {
         &self.lattice
+    }
+
+    pub fn js_domain(&self) -> Option<&str> {
+        self.js_domain.as_deref()
+    }
+
+    /// The JetStream context the lattice's buckets are reached through: from a leaf node,
+    /// the hub's domain, so requests cross the leaf connection instead of reaching the
+    /// leaf's own JetStream.
+    pub fn jetstream(&self, nats: &async_nats::Client) -> async_nats::jetstream::Context {
+        match &self.js_domain {
+            Some(domain) => async_nats::jetstream::with_domain(nats.clone(), domain),
+            None => async_nats::jetstream::new(nats.clone()),
+        }
     }
 
     fn control(&self, noun: &str, verb: &str) -> String {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use trellis_lattice::kv::{self, LatticeStore};
+use trellis_lattice::kv;
 use trellis_lattice::link::{Config, Link};
 use trellis_provider::{CancellationToken, ProviderContext};
 
@@ -144,7 +144,7 @@ const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct Routes {
     table: Arc<RwLock<Arc<RouteTable>>>,
-    store: LatticeStore,
+    store: kv::LatticeState,
     server_id: String,
     snapshot: Arc<tokio::sync::Mutex<Option<FreshRead>>>,
 }
@@ -169,14 +169,12 @@ impl Routes {
             .as_ref()
             .is_none_or(|(at, _)| at.elapsed() > SNAPSHOT_MAX_AGE);
         if stale {
-            match (self.store.links().await, self.store.configs().await) {
-                (Ok(links), Ok(configs)) => {
+            match self.store.snapshot().await {
+                Ok((links, configs)) => {
                     let table = RouteTable::build(&self.server_id, &links, &configs);
                     *snapshot = Some((tokio::time::Instant::now(), Arc::new(table)));
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(%e, "cannot read routes from the store")
-                }
+                Err(e) => tracing::warn!(%e, "cannot read routes from the store"),
             }
         }
         snapshot
@@ -186,9 +184,9 @@ impl Routes {
 
     /// Loads the routes and keeps them current until `stop`.
     pub async fn follow(ctx: &ProviderContext, stop: CancellationToken) -> anyhow::Result<Self> {
-        let store = LatticeStore::open(ctx.nats(), ctx.lattice()).await?;
+        let store = ctx.lattice_state().clone();
         let server_id = ctx.provider_id().to_string();
-        let (links, configs) = (store.links().await?, store.configs().await?);
+        let (links, configs) = store.snapshot().await?;
         let routes = Self {
             table: Arc::new(RwLock::new(Arc::new(RouteTable::build(
                 &server_id, &links, &configs,
@@ -199,7 +197,7 @@ impl Routes {
         };
         let shared = routes.clone();
         let mut state = kv::Mirror::from_snapshot(links, configs);
-        tokio::spawn(kv::follow(store.state_followed(), stop, move |update| {
+        tokio::spawn(kv::follow(store.followed(), stop, move |update| {
             state.apply(update);
             let table = RouteTable::build(&server_id, &state.links(), &state.configs);
             if let Ok(mut t) = shared.table.write() {

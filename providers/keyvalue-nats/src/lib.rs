@@ -122,7 +122,7 @@ impl NatsBackend {
         if let Some(store) = self.cached(name) {
             return Ok(store);
         }
-        let js = self.js.get_or_init(|| jetstream::new(ctx.nats().clone()));
+        let js = self.js.get_or_init(|| ctx.subjects().jetstream(ctx.nats()));
         let store = trellis_lattice::kv::open_bucket(
             js,
             name,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::kv::{self, LatticeStore, Mirror};
+use trellis_lattice::kv::{self, Mirror};
 use trellis_lattice::link::{Config, Link, LinkKey};
 use trellis_lattice::rpc::{Invoker, InvokerConfig};
 use trellis_provider::links::merge_configs;
@@ -74,8 +74,8 @@ impl Subscriptions {
         transport: Arc<T>,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let store = LatticeStore::open(ctx.nats(), ctx.lattice()).await?;
-        let mirror = Mirror::from_snapshot(store.links().await?, store.configs().await?);
+        let store = ctx.lattice_state().clone();
+        let mirror = store.mirror().await?;
         let invoker = Arc::new(
             Invoker::new(
                 ctx.nats().clone(),
@@ -98,14 +98,10 @@ impl Subscriptions {
         );
         let (tx, mut rx) = watch::channel(mirror.clone());
         let mut followed = mirror;
-        tokio::spawn(kv::follow(
-            store.state_followed(),
-            stop.clone(),
-            move |update| {
-                followed.apply(update);
-                tx.send_replace(followed.clone());
-            },
-        ));
+        tokio::spawn(kv::follow(store.followed(), stop.clone(), move |update| {
+            followed.apply(update);
+            tx.send_replace(followed.clone());
+        }));
         let subs = Self::default();
         let reconciler = Reconciler {
             subs: subs.clone(),

@@ -126,6 +126,11 @@ impl ProviderContext {
         &self.inner.host_id
     }
 
+    /// The lattice's links and config: the store, or while it is unreachable the saved copy.
+    pub fn lattice_state(&self) -> &trellis_lattice::kv::LatticeState {
+        self.inner.links.lattice_state()
+    }
+
     pub fn links(&self) -> &Links {
         &self.inner.links
     }

@@ -17,6 +17,11 @@ pub struct ProviderEnv {
     /// The lattice's NATS connection (the host's own for built-ins).
     pub nats: async_nats::Client,
     pub lattice: String,
+    /// The JetStream domain of the lattice's state (a host on a leaf node passes the hub's).
+    pub js_domain: Option<String>,
+    /// The host's saved copy of the links and config it uses, read while the lattice store
+    /// is unreachable.
+    pub state_copy: Option<std::path::PathBuf>,
     /// The id the provider serves under (`trellis.rpc.{lattice}.{provider_id}`).
     pub provider_id: String,
     /// The host that started this instance.
@@ -69,6 +74,8 @@ impl ProviderEnv {
         Self {
             nats,
             lattice: lattice.into(),
+            js_domain: None,
+            state_copy: None,
             provider_id: provider_id.into(),
             host_id: host_id.into(),
             config_names,
@@ -82,6 +89,10 @@ impl ProviderEnv {
         let url = required(env::NATS_URL)?;
         let lattice = var(env::LATTICE).unwrap_or_else(|| trellis_lattice::DEFAULT_LATTICE.into());
         id::validate_lattice(&lattice).map_err(|e| invalid(env::LATTICE, e))?;
+        let js_domain = var(env::JS_DOMAIN);
+        if let Some(domain) = &js_domain {
+            id::validate_js_domain(domain).map_err(|e| invalid(env::JS_DOMAIN, e))?;
+        }
         let provider_id = required(env::PROVIDER_ID)?;
         id::validate_component_id(&provider_id).map_err(|e| invalid(env::PROVIDER_ID, e))?;
         let host_id = required(env::HOST_ID)?;
@@ -105,6 +116,8 @@ impl ProviderEnv {
         Ok(Self {
             nats,
             lattice,
+            js_domain,
+            state_copy: var(env::STATE_COPY).map(Into::into),
             provider_id,
             host_id,
             config_names,
@@ -112,7 +125,7 @@ impl ProviderEnv {
     }
 
     pub fn subjects(&self) -> Subjects {
-        Subjects::new(&self.lattice)
+        Subjects::new(&self.lattice).with_js_domain(self.js_domain.clone())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::kv::LatticeStore;
+use trellis_lattice::kv::{LatticeState, StateCopy};
 use trellis_lattice::server::{self, Listen};
 
 use crate::context::ProviderContext;
@@ -67,9 +67,13 @@ pub async fn run_with<P: Provider>(
     let _stop_background = background.clone().drop_guard();
 
     let setup = async {
-        let store = LatticeStore::open(&env.nats, &env.lattice).await?;
+        let state = LatticeState::new(
+            env.nats.clone(),
+            subjects.clone(),
+            env.state_copy.clone().map(StateCopy::new),
+        );
         Links::start_with_grace(
-            store,
+            state,
             &provider_id,
             env.config_names.clone(),
             options.retarget_grace,

@@ -227,7 +227,7 @@ impl TestLattice {
         let server = NatsServer::start().await;
         let nats = server.connect().await;
         let name = "test".to_string();
-        let store = LatticeStore::open(&nats, &name)
+        let store = LatticeStore::open(&nats, &Subjects::new(&name))
             .await
             .expect("opening the link and config buckets");
         Self {

@@ -71,7 +71,6 @@ impl LatticeClient {
         args: &[serde_json::Value],
         trace: Option<TraceContext>,
     ) -> Result<serde_json::Value> {
-
         let desc = self.describe(component_id).await?;
         let sig = desc.function(function)?;
         if let Some(what) = sig.unsupported() {

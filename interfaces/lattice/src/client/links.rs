@@ -29,7 +29,7 @@ impl LatticeClient {
     /// The lattice's link and config buckets, for reading.
     pub async fn store(&self) -> Result<&LatticeStore> {
         self.store
-            .get_or_try_init(|| LatticeStore::open(&self.nats, self.lattice()))
+            .get_or_try_init(|| LatticeStore::open(&self.nats, &self.subjects))
             .await
     }
 

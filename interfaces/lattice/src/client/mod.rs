@@ -85,6 +85,16 @@ impl LatticeClient {
         })
     }
 
+    /// The same client, reaching the lattice's state in JetStream domain `domain` (from a
+    /// leaf node: the hub's domain).
+    pub fn with_js_domain(mut self, domain: Option<String>) -> Result<Self> {
+        if let Some(d) = &domain {
+            crate::id::validate_js_domain(d)?;
+        }
+        self.subjects = self.subjects.with_js_domain(domain);
+        Ok(self)
+    }
+
     pub fn nats(&self) -> &async_nats::Client {
         &self.nats
     }
@@ -165,7 +175,6 @@ impl LatticeClient {
                 subject,
                 inbox,
                 TraceContext::headers_of(TraceContext::current()),
-
                 payload.into(),
             )
             .await

@@ -100,6 +100,33 @@ fn read_bounded(file: File, limit: u64) -> Result<Vec<u8>, Bounded> {
     Ok(bytes)
 }
 
+/// Writes `bytes` to `path` as a file only this user can read, replacing what was there in
+/// one rename (a crash leaves the old file or the new one, never half of one). Creates the
+/// directory (mode 0700) if needed. Blocks.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// [`read_blocking`] on a blocking thread, given up after `deadline`.
 pub async fn read(
     path: PathBuf,

@@ -4,6 +4,7 @@
 
 mod follow;
 mod mirror;
+mod state;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 
 pub use follow::{follow, Backoff, Followed, Update};
 pub use mirror::Mirror;
+pub use state::{FollowedState, LatticeState, SavedState, StateCopy, OPEN_PATIENCE};
 
 use crate::error::{Error, Result};
 use crate::link::{validate_config_name, Config, Link, LinkKey};
@@ -91,9 +93,10 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, key: &str, value: &[u8]) -
 }
 
 impl LatticeStore {
-    pub async fn open(nats: &async_nats::Client, lattice: &str) -> Result<Self> {
-        let subjects = Subjects::new(lattice);
-        let js = async_nats::jetstream::new(nats.clone());
+    /// Opens (creating on first use) the buckets of `subjects`' lattice in its JetStream
+    /// domain.
+    pub async fn open(nats: &async_nats::Client, subjects: &Subjects) -> Result<Self> {
+        let js = subjects.jetstream(nats);
         let links = open_bucket(&js, &subjects.links_bucket(), "Trellis links", 5).await?;
         let configs =
             open_bucket(&js, &subjects.config_bucket(), "Trellis named config", 5).await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use trellis_lattice::kv::{self, Change, LatticeStore, StateChange, Update};
+use trellis_lattice::kv::{self, Change, LatticeState, StateChange, Update};
 use trellis_lattice::link::{Config, LinkKey, DEFAULT_LINK_NAME};
 use trellis_lattice::rpc::IncomingCall;
 
@@ -74,18 +74,18 @@ pub struct Links {
 }
 
 struct Inner {
-    store: LatticeStore,
+    store: LatticeState,
     provider_id: String,
     state: RwLock<LinkState>,
     events: mpsc::UnboundedSender<LinkEvent>,
 }
 
 impl Links {
-    /// Loads the links and configs in `store`, then follows their changes until `shutdown`.
-    /// The receiver yields what the provider should hear: first every current link, then
-    /// each change.
+    /// Loads the links and configs in `store` (or, while it is unreachable, its host's saved
+    /// copy), then follows their changes until `shutdown`. The receiver yields what the
+    /// provider should hear: first every current link, then each change.
     pub async fn start(
-        store: LatticeStore,
+        store: LatticeState,
         provider_id: &str,
         own_config_names: Vec<String>,
         shutdown: CancellationToken,
@@ -101,7 +101,7 @@ impl Links {
     }
 
     pub async fn start_with_grace(
-        store: LatticeStore,
+        store: LatticeState,
         provider_id: &str,
         own_config_names: Vec<String>,
         grace: Duration,
@@ -129,7 +129,7 @@ impl Links {
         }
         let follower = links.clone();
         tokio::spawn(kv::follow(
-            links.inner.store.state_followed(),
+            links.inner.store.followed(),
             shutdown,
             move |update| follower.apply(update),
         ));
@@ -156,6 +156,12 @@ impl Links {
 
     pub fn provider_id(&self) -> &str {
         &self.inner.provider_id
+    }
+
+    /// The lattice's links and config as this provider reads them (for providers that keep
+    /// views of their own, such as routes or subscriptions).
+    pub fn lattice_state(&self) -> &LatticeState {
+        &self.inner.store
     }
 
     /// Every link that targets the provider now.
@@ -254,8 +260,7 @@ impl Links {
 
     /// Replaces the state with what the store holds now.
     async fn resync(&self) -> Result<()> {
-        let links = self.inner.store.links().await?;
-        let configs = self.inner.store.configs().await?;
+        let (links, configs) = self.inner.store.snapshot().await?;
         self.update(|s| s.replace_all(links, configs, Instant::now()));
         Ok(())
     }
