@@ -22,6 +22,54 @@ pub struct Observed {
     /// Which app created which config and link (what it may change and delete).
     #[serde(skip)]
     pub owners: BTreeMap<Claim, String>,
+    /// Hosts in `hosts` that stopped answering without saying goodbye (a crash, or a leaf
+    /// node cut off from the hub), and since when: kept with what they last ran, sent no
+    /// commands, left out of an app's plans once its grace period has passed.
+    #[serde(skip)]
+    pub unreachable: BTreeMap<String, tokio::time::Instant>,
+}
+
+/// The grace an app gives unreachable hosts
+/// ([`trellis_lattice::manifest::UNREACHABLE_GRACE_ANNOTATION`]; 0 when absent, and
+/// validation refuses an unreadable one).
+pub fn unreachable_grace(manifest: &trellis_lattice::manifest::Manifest) -> std::time::Duration {
+    manifest
+        .metadata
+        .annotations
+        .get(trellis_lattice::manifest::UNREACHABLE_GRACE_ANNOTATION)
+        .and_then(|v| humantime::parse_duration(v).ok())
+        .unwrap_or_default()
+}
+
+impl Observed {
+    /// Whether commands can reach `host_id` now.
+    pub fn reachable(&self, host_id: &str) -> bool {
+        !self.unreachable.contains_key(host_id)
+    }
+
+    /// The lattice as an app with `grace` plans it: hosts unreachable for longer are left
+    /// out, so what they ran is placed elsewhere if it can be.
+    pub fn within_grace(
+        &self,
+        grace: std::time::Duration,
+        now: tokio::time::Instant,
+    ) -> std::borrow::Cow<'_, Observed> {
+        let expired: Vec<&String> = self
+            .unreachable
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= grace)
+            .map(|(id, _)| id)
+            .collect();
+        if expired.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut view = self.clone();
+        for id in expired {
+            view.hosts.remove(id);
+            view.unreachable.remove(id);
+        }
+        std::borrow::Cow::Owned(view)
+    }
 }
 
 /// A config or link an app created and owns.

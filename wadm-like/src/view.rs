@@ -87,16 +87,6 @@ pub struct LatticeView {
     latest: HashMap<String, Sequence>,
 }
 
-/// A command's target on a host, if it has one.
-fn command_host(c: &Command) -> Option<&str> {
-    match c {
-        Command::ScaleComponent { host_id, .. }
-        | Command::StartProvider { host_id, .. }
-        | Command::StopProvider { host_id, .. } => Some(host_id),
-        _ => None,
-    }
-}
-
 impl LatticeView {
     pub fn observed(&self) -> &Observed {
         &self.observed
@@ -126,7 +116,7 @@ impl LatticeView {
         self.recent
             .retain(|(at, _)| now.duration_since(*at) < OVERLAY_WINDOW);
         for (_, c) in &self.recent {
-            let replay = match command_host(c) {
+            let replay = match c.host_id() {
                 Some(h) => host.is_none_or(|want| want == h),
                 None => lattice_wide,
             };
@@ -147,6 +137,9 @@ impl LatticeView {
             l.interval = i;
         }
         self.gone.remove(host_id);
+        if self.observed.unreachable.remove(host_id).is_some() {
+            tracing::info!(host_id, "host is reachable again");
+        }
     }
 
     /// Takes in a host's full inventory (heartbeat, probe answer); true when the model changed.
@@ -349,8 +342,31 @@ impl LatticeView {
         before != self.observed.configs.get(name).cloned()
     }
 
+    /// A known host stopped answering without saying goodbye: it is kept, with what it last
+    /// ran, as unreachable (see [`Observed::unreachable`]); true the first time.
+    pub fn mark_unreachable(&mut self, id: &str) -> bool {
+        if !self.observed.hosts.contains_key(id) || self.observed.unreachable.contains_key(id) {
+            return false;
+        }
+        self.observed
+            .unreachable
+            .insert(id.to_string(), Instant::now());
+        true
+    }
+
+    /// Hosts unreachable for longer than `after`: decommissioned without a goodbye.
+    pub fn long_unreachable(&self, now: Instant, after: Duration) -> Vec<String> {
+        self.observed
+            .unreachable
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) > after)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Removes a host (stopped, or gone silent); true when it was known.
     pub fn remove_host(&mut self, id: &str) -> bool {
+        self.observed.unreachable.remove(id);
         self.latest.remove(id);
         self.liveness.remove(id);
         self.gone.insert(id.to_string(), Instant::now());

@@ -22,6 +22,11 @@ pub const KIND: &str = "Application";
 pub const VERSION_ANNOTATION: &str = "version";
 /// `metadata.annotations` key holding a human description.
 pub const DESCRIPTION_ANNOTATION: &str = "description";
+/// `metadata.annotations` key: how long an app's replicas on an unreachable host still count
+/// before the manager places them elsewhere (`10m`, `1h`; default 0, at once). Only what
+/// has somewhere else to go moves: a daemonscaler, or a spread whose labels only that host
+/// carries, has nowhere.
+pub const UNREACHABLE_GRACE_ANNOTATION: &str = "unreachable-grace";
 
 /// Annotations the deployment manager puts on every component and provider it starts. A
 /// resource without them (or with another app's) is never changed by the manager. They live

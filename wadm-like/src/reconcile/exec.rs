@@ -1,10 +1,10 @@
 //! Carrying out commands with the [`LatticeClient`], and backing off per target when they
 //! fail.
 
-use tracing::Instrument as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::StreamExt as _;
 use tokio::sync::{mpsc, Semaphore};
@@ -178,7 +178,8 @@ async fn run_phases(
                 let app = app.clone();
                 async move {
                     let _permit = limit.acquire_owned().await.ok();
-                    let span = trellis_telemetry::spans::command(command.operation(), &target(&command));
+                    let span =
+                        trellis_telemetry::spans::command(command.operation(), &target(&command));
                     let result = execute_owned(&client, &store, &app, &command)
                         .instrument(span.clone())
                         .await;

@@ -12,6 +12,8 @@ mod input;
 mod planning;
 mod settings;
 mod status;
+#[cfg(test)]
+mod unreachable_tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -42,6 +44,8 @@ use planning::Finish;
 const MIN_PASS_GAP: Duration = Duration::from_millis(20);
 /// How often timers (silent hosts, retries) are checked.
 const TICK: Duration = Duration::from_millis(50);
+/// How long an unreachable host is kept before the manager forgets it.
+const FORGET_UNREACHABLE: Duration = Duration::from_secs(24 * 3600);
 /// A status that only changed in its counts is written at most this often.
 const STATUS_THROTTLE: Duration = Duration::from_millis(250);
 
@@ -274,8 +278,11 @@ impl Reconciler {
                         self.dirty |= self.view.inventory(&inv);
                     }
                     Probe::Gone => {
-                        if self.view.remove_host(&host) {
-                            tracing::info!(host_id = %host, "host is gone (it no longer answers)");
+                        // No subscriber for the host's subjects: it died, or its leaf
+                        // lost the hub. Either way it may come back as it was.
+                        self.view.probe_unanswered(&host);
+                        if self.view.mark_unreachable(&host) {
+                            tracing::warn!(host_id = %host, "host is unreachable (nobody answers for it)");
                             self.dirty = true;
                         }
                     }
@@ -370,8 +377,14 @@ impl Reconciler {
         let now = Instant::now();
         crate::observe::heartbeat_ages(self.view.heartbeat_ages(now));
         for host in self.view.expired(now) {
+            if self.view.mark_unreachable(&host) {
+                tracing::warn!(host_id = %host, "host is unreachable (missed heartbeats)");
+                self.dirty = true;
+            }
+        }
+        for host in self.view.long_unreachable(now, FORGET_UNREACHABLE) {
             if self.view.remove_host(&host) {
-                tracing::info!(host_id = %host, "host is gone (missed heartbeats)");
+                tracing::info!(host_id = %host, "forgetting a host unreachable for a day");
                 self.dirty = true;
             }
         }

@@ -34,6 +34,7 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
                 }
             }
         }
+        commands.retain(|c| reaches(c, observed));
         commands.sort_by_key(Command::phase);
         let version = removal
             .manifests
@@ -85,7 +86,9 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
             finish: None,
         };
     };
-    let plan = scaler::plan(&d.manifest, d.previous.as_ref(), observed);
+    let now = Instant::now();
+    let within = observed.within_grace(crate::model::unreachable_grace(&d.manifest), now);
+    let plan = scaler::plan(&d.manifest, d.previous.as_ref(), &within);
     let mut scalers = plan.scalers;
     let extra = status::overlay_failures(&mut scalers, &plan.commands, backoff, observed);
     let mut state = AppState::roll_up(&scalers, !plan.commands.is_empty());
@@ -98,7 +101,6 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
             generation: record.generation,
         });
     // While something new fails, nothing old is removed.
-    let now = Instant::now();
     let failing_new = plan
         .commands
         .iter()
@@ -108,6 +110,7 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
         .into_iter()
         .filter(|c| !backoff.blocked(c, now))
         .filter(|c| !(failing_new && c.phase() > 2))
+        .filter(|c| reaches(c, observed))
         .collect();
     Planned {
         status: status::status(
@@ -121,6 +124,12 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
         commands,
         finish,
     }
+}
+
+/// Whether a command's host (if it has one) can be reached: an unreachable host is sent
+/// nothing; it keeps what it runs until it is back.
+fn reaches(command: &Command, observed: &Observed) -> bool {
+    command.host_id().is_none_or(|h| observed.reachable(h))
 }
 
 /// Records in the app's record that it reached a state (unless the record changed since).

@@ -47,6 +47,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// The host the command goes to, if it goes to one.
+    pub fn host_id(&self) -> Option<&str> {
+        match self {
+            Command::ScaleComponent { host_id, .. }
+            | Command::StartProvider { host_id, .. }
+            | Command::StopProvider { host_id, .. } => Some(host_id),
+            _ => None,
+        }
+    }
     /// Execution order: config before what reads it; new copies and targets before links
     /// point at them; links moved before old copies stop; removals last.
     pub fn phase(&self) -> u8 {

@@ -244,6 +244,10 @@ fn walk_metadata(v: &Value, errs: &mut Errors) -> Option<Metadata> {
         Some(v) => fields::string_map(v, &meta.at("annotations"), "annotation", errs, |k, v| {
             if k == trellis_lattice::manifest::VERSION_ANNOTATION {
                 check_version(v)
+            } else if k == trellis_lattice::manifest::UNREACHABLE_GRACE_ANNOTATION {
+                humantime::parse_duration(v)
+                    .map(drop)
+                    .map_err(|e| format!("must be a duration such as `10m` or `1h`: {e}"))
             } else {
                 Ok(())
             }
