@@ -7,6 +7,8 @@ use clap::Parser;
 use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::NatsAuth;
 
+use crate::profile::{flag_help, Field, Profile};
+
 /// Flags of `trellis-host`. Every flag has an environment variable.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -37,6 +39,18 @@ pub struct HostArgs {
     /// NATS authentication token.
     #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
     pub nats_token: Option<String>,
+
+    // The long help is the profile table (`profile::profile_help`).
+    #[arg(
+        long,
+        env = "TRELLIS_PROFILE",
+        value_enum,
+        default_value = "default",
+        help = "Defaults for a kind of machine: `default` (a server) or `edge` (a board); flags \
+                given explicitly win",
+        long_help = crate::profile::profile_help()
+    )]
+    pub profile: Profile,
 
     /// Lattice to join; lattices share a NATS server without seeing each other.
     #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
@@ -79,17 +93,39 @@ pub struct HostArgs {
     #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
-    /// How often the host announces its full inventory.
-    #[arg(long, env = "TRELLIS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub heartbeat_interval: Duration,
+    #[arg(
+        long,
+        env = "TRELLIS_HEARTBEAT_INTERVAL",
+        value_parser = humantime::parse_duration,
+        help = flag_help(
+            "How often the host announces its full inventory",
+            Field::HeartbeatInterval,
+        )
+    )]
+    pub heartbeat_interval: Option<Duration>,
 
-    /// Default cap on a component instance's linear memory (e.g. 64MiB, 512KiB).
-    #[arg(long, env = "TRELLIS_MAX_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
-    pub max_memory: u64,
+    #[arg(
+        long,
+        env = "TRELLIS_MAX_MEMORY",
+        value_parser = parse_bytes,
+        help = flag_help(
+            "Default cap on a component instance's linear memory (e.g. 64MiB, 512KiB)",
+            Field::MaxMemory,
+        )
+    )]
+    pub max_memory: Option<u64>,
 
-    /// The largest memory cap a component may ask for; sizes the pooling allocator's slots.
-    #[arg(long, env = "TRELLIS_MEMORY_CEILING", default_value = "1GiB", value_parser = parse_bytes)]
-    pub memory_ceiling: u64,
+    #[arg(
+        long,
+        env = "TRELLIS_MEMORY_CEILING",
+        value_parser = parse_bytes,
+        help = flag_help(
+            "The largest memory cap a component may ask for; sizes the pooling allocator's \
+             slots",
+            Field::MemoryCeiling,
+        )
+    )]
+    pub memory_ceiling: Option<u64>,
 
     /// Default wall-clock limit on one invocation.
     #[arg(long, env = "TRELLIS_MAX_EXECUTION_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -108,19 +144,40 @@ pub struct HostArgs {
     #[arg(long, env = "TRELLIS_RPC_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub rpc_timeout: Duration,
 
-    /// How often supervised providers are checked for health.
-    #[arg(long, env = "TRELLIS_PROVIDER_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub provider_health_interval: Duration,
+    #[arg(
+        long,
+        env = "TRELLIS_PROVIDER_HEALTH_INTERVAL",
+        value_parser = humantime::parse_duration,
+        help = flag_help(
+            "How often supervised providers are checked for health",
+            Field::ProviderHealthInterval,
+        )
+    )]
+    pub provider_health_interval: Option<Duration>,
 
-    /// Instances the pooling allocator keeps ready (all components together); 0 disables it.
-    #[arg(long, env = "TRELLIS_POOL_INSTANCES", default_value_t = 1000)]
-    pub pool_instances: u32,
+    #[arg(
+        long,
+        env = "TRELLIS_POOL_INSTANCES",
+        help = flag_help(
+            "Instances the pooling allocator keeps ready (all components together); 0 \
+             disables it",
+            Field::PoolInstances,
+        )
+    )]
+    pub pool_instances: Option<u32>,
 
-    /// Bytes of each pooled memory kept resident (reset in place rather than returned to the
-    /// kernel) between instances. A component whose calls touch only this much memory (link
-    /// it with a small stack) costs no page-table changes per call.
-    #[arg(long, env = "TRELLIS_POOL_KEEP_RESIDENT", default_value = "128KiB", value_parser = parse_bytes)]
-    pub pool_keep_resident: u64,
+    #[arg(
+        long,
+        env = "TRELLIS_POOL_KEEP_RESIDENT",
+        value_parser = parse_bytes,
+        help = flag_help(
+            "Bytes of each pooled memory kept resident (reset in place rather than returned to \
+             the kernel) between instances. A component whose calls touch only this much \
+             memory (link it with a small stack) costs no page-table changes per call",
+            Field::PoolKeepResident,
+        )
+    )]
+    pub pool_keep_resident: Option<u64>,
 
     /// Map memory images copy-on-write (`true`) or copy data in at instantiation (`false`).
     #[arg(long, env = "TRELLIS_MEMORY_COW", default_value_t = true, action = clap::ArgAction::Set)]
@@ -196,6 +253,8 @@ pub use trellis_lattice::units::parse_bytes;
 pub struct HostConfig {
     pub nats_url: String,
     pub nats_auth: NatsAuth,
+    /// The profile the sizing defaults came from.
+    pub profile: Profile,
     pub lattice: String,
     /// The JetStream domain of the lattice's state (`None`: the nearest JetStream).
     pub js_domain: Option<String>,
@@ -225,27 +284,30 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
-    /// A configuration with defaults, for embedding a host (tests, `trellis up`).
+    /// A configuration with defaults (the `default` profile's), for embedding a host (tests,
+    /// `trellis up`).
     pub fn new(nats_url: impl Into<String>, lattice: impl Into<String>) -> Self {
+        let sizing = Profile::Default.defaults();
         Self {
             nats_url: nats_url.into(),
             nats_auth: NatsAuth::None,
+            profile: Profile::Default,
             lattice: lattice.into(),
             js_domain: None,
             state_dir: None,
             seed: None,
             friendly_name: None,
             labels: Labels::new(),
-            heartbeat_interval: Duration::from_secs(5),
-            max_memory: 64 << 20,
-            memory_ceiling: 1 << 30,
+            heartbeat_interval: sizing.heartbeat_interval,
+            max_memory: sizing.max_memory,
+            memory_ceiling: sizing.memory_ceiling,
             max_execution_time: Duration::from_secs(10),
             max_execution_time_ceiling: Duration::from_secs(600),
             memory_budget: default_memory_budget(),
             rpc_timeout: Duration::from_secs(10),
-            provider_health_interval: Duration::from_secs(5),
-            pool_instances: 1000,
-            pool_keep_resident: 128 << 10,
+            provider_health_interval: sizing.provider_health_interval,
+            pool_instances: sizing.pool_instances,
+            pool_keep_resident: sizing.pool_keep_resident,
             memory_cow: true,
             fast_compile: false,
             fetch_timeout: crate::runtime::DEFAULT_FETCH_TIMEOUT,
@@ -255,9 +317,16 @@ impl HostConfig {
         }
     }
 
-    /// Resolves flags, the environment's `TRELLIS_LABEL_*` variables and the seed file.
+    /// Resolves flags, the profile's defaults for flags not given, the environment's
+    /// `TRELLIS_LABEL_*` variables and the seed file.
     pub fn from_args(args: HostArgs) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let sizing = args.profile.defaults();
+        let memory_ceiling = args.memory_ceiling.unwrap_or(sizing.memory_ceiling);
+        // The profile's per-instance default never exceeds a ceiling given explicitly.
+        let max_memory = args
+            .max_memory
+            .unwrap_or(sizing.max_memory.min(memory_ceiling));
         trellis_lattice::id::validate_lattice(&args.lattice)?;
         let js_domain = args.js_domain.filter(|d| !d.is_empty());
         if let Some(domain) = &js_domain {
@@ -301,18 +370,18 @@ impl HostConfig {
             );
         }
         let memory_budget = args.memory_budget.unwrap_or_else(default_memory_budget);
-        if args.max_memory > memory_budget {
+        if max_memory > memory_budget {
             anyhow::bail!(
                 "--max-memory ({}) is larger than the memory budget ({}); give a larger --memory-budget",
-                args.max_memory,
+                max_memory,
                 memory_budget
             );
         }
-        if args.max_memory > args.memory_ceiling {
+        if max_memory > memory_ceiling {
             anyhow::bail!(
                 "--max-memory ({}) is larger than --memory-ceiling ({})",
-                args.max_memory,
-                args.memory_ceiling
+                max_memory,
+                memory_ceiling
             );
         }
         let nats_auth = NatsAuth::from_parts(
@@ -325,22 +394,25 @@ impl HostConfig {
         Ok(Self {
             nats_url: args.nats_url,
             nats_auth,
+            profile: args.profile,
             lattice: args.lattice,
             js_domain,
             state_dir,
             seed,
             friendly_name: args.name,
             labels,
-            heartbeat_interval: args.heartbeat_interval,
-            max_memory: args.max_memory,
-            memory_ceiling: args.memory_ceiling,
+            heartbeat_interval: args.heartbeat_interval.unwrap_or(sizing.heartbeat_interval),
+            max_memory,
+            memory_ceiling,
             max_execution_time: args.max_execution_time,
             max_execution_time_ceiling: args.max_execution_time_ceiling,
             memory_budget,
             rpc_timeout: args.rpc_timeout,
-            provider_health_interval: args.provider_health_interval,
-            pool_instances: args.pool_instances,
-            pool_keep_resident: args.pool_keep_resident,
+            provider_health_interval: args
+                .provider_health_interval
+                .unwrap_or(sizing.provider_health_interval),
+            pool_instances: args.pool_instances.unwrap_or(sizing.pool_instances),
+            pool_keep_resident: args.pool_keep_resident.unwrap_or(sizing.pool_keep_resident),
             memory_cow: args.memory_cow,
             fast_compile: args.fast_compile,
             fetch_timeout: args.fetch_timeout,

@@ -27,6 +27,7 @@ pub mod labels;
 pub mod lattice_kv;
 pub mod links;
 pub mod observe;
+pub mod profile;
 pub mod providers;
 pub mod runtime;
 pub mod session;

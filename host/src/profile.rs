@@ -1,0 +1,274 @@
+//! Host profiles: one flag (`--profile`, `TRELLIS_PROFILE`) that picks the defaults of the
+//! sizing flags. `default` is the server-sized host; `edge` is for a board: a small instance
+//! pool, a small memory ceiling, less memory kept resident and a quieter heartbeat. A flag
+//! given explicitly (or through its environment variable) always wins over its profile.
+//!
+//! [`Profile::defaults`] is the only table of these values; the `--help` texts are built
+//! from it.
+
+use std::time::Duration;
+
+/// What `--profile` picks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// A server.
+    #[default]
+    Default,
+    /// A board: a small pool and small memories, longer intervals.
+    Edge,
+}
+
+/// The defaults a profile gives the sizing flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileDefaults {
+    /// `--pool-instances`
+    pub pool_instances: u32,
+    /// `--memory-ceiling`
+    pub memory_ceiling: u64,
+    /// `--max-memory`
+    pub max_memory: u64,
+    /// `--pool-keep-resident`
+    pub pool_keep_resident: u64,
+    /// `--heartbeat-interval`
+    pub heartbeat_interval: Duration,
+    /// `--provider-health-interval`
+    pub provider_health_interval: Duration,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 2] = [Profile::Default, Profile::Edge];
+
+    /// The profile's defaults: the one place they are written down.
+    pub const fn defaults(self) -> ProfileDefaults {
+        match self {
+            Profile::Default => ProfileDefaults {
+                pool_instances: 1000,
+                memory_ceiling: 1 << 30,
+                max_memory: 64 << 20,
+                pool_keep_resident: 128 << 10,
+                heartbeat_interval: Duration::from_secs(5),
+                provider_health_interval: Duration::from_secs(5),
+            },
+            Profile::Edge => ProfileDefaults {
+                pool_instances: 16,
+                memory_ceiling: 64 << 20,
+                max_memory: 16 << 20,
+                pool_keep_resident: 64 << 10,
+                heartbeat_interval: Duration::from_secs(15),
+                provider_health_interval: Duration::from_secs(15),
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Edge => "edge",
+        }
+    }
+}
+
+/// A flag whose default comes from the profile.
+#[derive(Clone, Copy, Debug)]
+pub enum Field {
+    PoolInstances,
+    MemoryCeiling,
+    MaxMemory,
+    PoolKeepResident,
+    HeartbeatInterval,
+    ProviderHealthInterval,
+}
+
+impl Field {
+    const ALL: [Field; 6] = [
+        Field::PoolInstances,
+        Field::MemoryCeiling,
+        Field::MaxMemory,
+        Field::PoolKeepResident,
+        Field::HeartbeatInterval,
+        Field::ProviderHealthInterval,
+    ];
+
+    fn flag(self) -> &'static str {
+        match self {
+            Field::PoolInstances => "--pool-instances",
+            Field::MemoryCeiling => "--memory-ceiling",
+            Field::MaxMemory => "--max-memory",
+            Field::PoolKeepResident => "--pool-keep-resident",
+            Field::HeartbeatInterval => "--heartbeat-interval",
+            Field::ProviderHealthInterval => "--provider-health-interval",
+        }
+    }
+
+    /// The field's default under `profile`, written as the flag takes it.
+    fn value(self, profile: Profile) -> String {
+        let d = profile.defaults();
+        match self {
+            Field::PoolInstances => d.pool_instances.to_string(),
+            Field::MemoryCeiling => bytes(d.memory_ceiling),
+            Field::MaxMemory => bytes(d.max_memory),
+            Field::PoolKeepResident => bytes(d.pool_keep_resident),
+            Field::HeartbeatInterval => {
+                humantime::format_duration(d.heartbeat_interval).to_string()
+            }
+            Field::ProviderHealthInterval => {
+                humantime::format_duration(d.provider_health_interval).to_string()
+            }
+        }
+    }
+}
+
+/// `1GiB`, `64MiB`, `128KiB`: the largest unit that divides `n`.
+fn bytes(n: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// The help of a flag whose default comes from the profile: `what` and its default under
+/// every profile.
+pub fn flag_help(what: &str, field: Field) -> String {
+    let defaults: Vec<String> = Profile::ALL
+        .iter()
+        .map(|p| format!("{} {}", p.name(), field.value(*p)))
+        .collect();
+    format!("{what} [default by --profile: {}]", defaults.join(", "))
+}
+
+/// The help of `--profile`: the whole table.
+pub fn profile_help() -> String {
+    let mut help = String::from(
+        "Defaults for a kind of machine: `default` (a server) or `edge` (a board). \
+         Flags given explicitly win.",
+    );
+    for field in Field::ALL {
+        let values: Vec<String> = Profile::ALL
+            .iter()
+            .map(|p| format!("{} {}", p.name(), field.value(*p)))
+            .collect();
+        help.push_str(&format!("\n  {}: {}", field.flag(), values.join(", ")));
+    }
+    help
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::config::{HostArgs, HostConfig};
+
+    fn config(args: &[&str]) -> HostConfig {
+        let mut argv = vec!["trellis-host", "--ephemeral"];
+        argv.extend_from_slice(args);
+        HostConfig::from_args(HostArgs::try_parse_from(argv).expect("flags parse"))
+            .expect("config resolves")
+    }
+
+    #[test]
+    fn default_profile_keeps_the_former_defaults() {
+        let c = config(&[]);
+        let new = HostConfig::new("nats://127.0.0.1:4222", "default");
+        assert_eq!(c.profile, Profile::Default);
+        assert_eq!(c.pool_instances, new.pool_instances);
+        assert_eq!(c.pool_instances, 1000);
+        assert_eq!(c.memory_ceiling, 1 << 30);
+        assert_eq!(c.max_memory, 64 << 20);
+        assert_eq!(c.pool_keep_resident, 128 << 10);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(c.provider_health_interval, Duration::from_secs(5));
+        assert_eq!(c.memory_ceiling, new.memory_ceiling);
+        assert_eq!(c.max_memory, new.max_memory);
+        assert_eq!(c.pool_keep_resident, new.pool_keep_resident);
+        assert_eq!(c.heartbeat_interval, new.heartbeat_interval);
+        assert_eq!(c.provider_health_interval, new.provider_health_interval);
+    }
+
+    #[test]
+    fn edge_profile_picks_small_defaults() {
+        let c = config(&["--profile", "edge"]);
+        assert_eq!(c.profile, Profile::Edge);
+        assert_eq!(c.pool_instances, 16);
+        assert_eq!(c.memory_ceiling, 64 << 20);
+        assert_eq!(c.max_memory, 16 << 20);
+        assert_eq!(c.pool_keep_resident, 64 << 10);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(15));
+        assert_eq!(c.provider_health_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn explicit_flags_win_over_the_profile() {
+        let c = config(&[
+            "--profile",
+            "edge",
+            "--pool-instances",
+            "100",
+            "--memory-ceiling",
+            "256MiB",
+            "--max-memory",
+            "32MiB",
+            "--pool-keep-resident",
+            "128KiB",
+            "--heartbeat-interval",
+            "2s",
+            "--provider-health-interval",
+            "3s",
+        ]);
+        assert_eq!(c.pool_instances, 100);
+        assert_eq!(c.memory_ceiling, 256 << 20);
+        assert_eq!(c.max_memory, 32 << 20);
+        assert_eq!(c.pool_keep_resident, 128 << 10);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(c.provider_health_interval, Duration::from_secs(3));
+        // One flag given; the others still come from the profile.
+        let c = config(&["--profile", "edge", "--pool-instances", "0"]);
+        assert_eq!(c.pool_instances, 0);
+        assert_eq!(c.memory_ceiling, 64 << 20);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_smaller_ceiling_caps_the_profiles_max_memory_but_not_an_explicit_one() {
+        let c = config(&["--profile", "edge", "--memory-ceiling", "8MiB"]);
+        assert_eq!(c.max_memory, 8 << 20);
+        let argv = [
+            "trellis-host",
+            "--ephemeral",
+            "--memory-ceiling",
+            "8MiB",
+            "--max-memory",
+            "16MiB",
+        ];
+        let err = HostConfig::from_args(HostArgs::try_parse_from(argv).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--max-memory"), "{err}");
+    }
+
+    #[test]
+    fn help_lists_every_profile_value() {
+        let help = profile_help();
+        assert!(
+            help.contains("--pool-instances: default 1000, edge 16"),
+            "{help}"
+        );
+        assert!(
+            help.contains("--memory-ceiling: default 1GiB, edge 64MiB"),
+            "{help}"
+        );
+        assert!(
+            help.contains("--heartbeat-interval: default 5s, edge 15s"),
+            "{help}"
+        );
+        assert_eq!(
+            flag_help("Instances", Field::PoolInstances),
+            "Instances [default by --profile: default 1000, edge 16]"
+        );
+        let rendered = HostArgs::try_parse_from(["trellis-host", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(rendered.contains("--profile"), "{rendered}");
+        assert!(rendered.contains("edge 64MiB"), "{rendered}");
+    }
+}
