@@ -14,7 +14,17 @@ pub struct HostProcess {
     child: Option<Child>,
     id: String,
     log: PathBuf,
+    /// How it was started, to start it again as the same host.
+    spec: Spec,
     _dir: tempfile::TempDir,
+}
+
+struct Spec {
+    binary: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    nats_url: String,
+    lattice: String,
 }
 
 impl HostProcess {
@@ -65,40 +75,78 @@ impl HostProcess {
         lattice: &str,
         labels: &[(&str, &str)],
         extra: &[&str],
-        env: &[(&str, &str)],
+        env_extra: &[(&str, &str)],
     ) -> Self {
         let key = nkeys::KeyPair::new_server();
         let id = key.public_key();
         let dir = tempfile::tempdir().expect("temp dir for a host");
         let log = dir.path().join("host.log");
-        let file = std::fs::File::create(&log).expect("host log");
-        let mut cmd = Command::new(binary);
-        cmd.args(["--nats-url", nats_url, "--lattice", lattice])
-            .args(["--log", "info,trellis_host=debug"])
-            .env("TRELLIS_HOST_SEED", key.seed().expect("seed"))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file);
+        let mut args: Vec<std::ffi::OsString> = ["--nats-url", nats_url, "--lattice", lattice]
+            .iter()
+            .chain(&["--log", "info,trellis_host=debug"])
+            .map(Into::into)
+            .collect();
         for (k, v) in labels {
-            cmd.arg("--label").arg(format!("{k}={v}"));
+            args.push("--label".into());
+            args.push(format!("{k}={v}").into());
         }
         if !extra.contains(&"--cache-dir") {
-            cmd.arg("--cache-dir").arg(crate::paths::shared_cache_dir());
+            args.push("--cache-dir".into());
+            args.push(crate::paths::shared_cache_dir().into());
         }
         if !extra.contains(&"--state-dir") && !extra.contains(&"--ephemeral") {
-            cmd.arg("--state-dir").arg(dir.path().join("state"));
+            args.push("--state-dir".into());
+            args.push(dir.path().join("state").into());
         }
-        cmd.args(extra);
-        cmd.envs(env.iter().copied());
-        let child = cmd.spawn().expect("starting trellis-host");
+        args.extend(extra.iter().map(Into::into));
+        let mut env: Vec<(String, String)> =
+            vec![("TRELLIS_HOST_SEED".into(), key.seed().expect("seed"))];
+        env.extend(
+            env_extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let mut host = Self {
-            child: Some(child),
+            child: None,
             id,
             log,
+            spec: Spec {
+                binary: binary.to_path_buf(),
+                args,
+                env,
+                nats_url: nats_url.to_string(),
+                lattice: lattice.to_string(),
+            },
             _dir: dir,
         };
-        host.wait_ready(nats_url, lattice).await;
+        host.spawn_child().await;
         host
+    }
+
+    async fn spawn_child(&mut self) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("host log");
+        let child = Command::new(&self.spec.binary)
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("starting trellis-host");
+        self.child = Some(child);
+        let (url, lattice) = (self.spec.nats_url.clone(), self.spec.lattice.clone());
+        self.wait_ready(&url, &lattice).await;
+    }
+
+    /// SIGKILL, then the same host again (same key, flags and state directory): a power
+    /// cycle. Returns once it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn_child().await;
     }
 
     async fn wait_ready(&mut self, nats_url: &str, lattice: &str) {

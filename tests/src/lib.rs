@@ -9,6 +9,7 @@ pub mod deploy;
 mod events;
 mod fixtures;
 pub mod gpio;
+pub mod leaf;
 mod host;
 pub mod messaging;
 

@@ -77,14 +77,28 @@ where
     A: FnMut(Update<F::Snapshot, F::Change>) + Send,
 {
     let mut backoff = Backoff::default();
+    // An outage is said once (a leaf cut off from its hub can last hours), its end too.
+    let failing = std::sync::atomic::AtomicBool::new(false);
+    let mut apply_noting = |update| {
+        if failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("following the lattice state again");
+        }
+        apply(update)
+    };
     loop {
         let gap = tokio::select! {
             _ = shutdown.cancelled() => return,
-            gap = follow_once(&source, &mut backoff, &mut apply) => gap,
+            gap = follow_once(&source, &mut backoff, &mut apply_noting) => gap,
         };
         match gap {
             Ok(()) => tracing::debug!("the watch ended; reading a fresh snapshot"),
-            Err(err) => tracing::warn!(%err, "cannot follow the lattice state; retrying"),
+            Err(err) if failing.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::debug!(%err, "still cannot follow the lattice state")
+            }
+            Err(err) => {
+                failing.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%err, "cannot follow the lattice state; retrying until it is reachable");
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -97,10 +97,19 @@ impl LatticeStore {
     /// domain.
     pub async fn open(nats: &async_nats::Client, subjects: &Subjects) -> Result<Self> {
         let js = subjects.jetstream(nats);
-        let links = open_bucket(&js, &subjects.links_bucket(), "Trellis links", 5).await?;
-        let configs =
-            open_bucket(&js, &subjects.config_bucket(), "Trellis named config", 5).await?;
-        Ok(Self { links, configs })
+        let opened = async {
+            let links = open_bucket(&js, &subjects.links_bucket(), "Trellis links", 5).await?;
+            let configs =
+                open_bucket(&js, &subjects.config_bucket(), "Trellis named config", 5).await?;
+            Ok(Self { links, configs })
+        };
+        opened.await.map_err(|e: Error| match subjects.js_domain() {
+            // From a leaf node, "no such resource" mostly means the hub is out of reach.
+            Some(domain) => Error::Nats(format!(
+                "the lattice store in JetStream domain `{domain}` is unreachable (is the hub reachable from this NATS server?): {e}"
+            )),
+            None => e,
+        })
     }
 
     async fn all<T: serde::de::DeserializeOwned>(
