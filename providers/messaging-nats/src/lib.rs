@@ -13,6 +13,7 @@
 //! lattice's own connection), `user` + `password` or `token` for it, and `subscriptions`,
 //! `queue`, `concurrency` (see `trellis-provider-messaging`).
 
+mod outbox;
 mod subject;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 use futures::StreamExt as _;
 use trellis_lattice::trace::{TraceContext, TRACEPARENT};
 use trellis_provider::{CancellationToken, Config, ProviderContext, ProviderEnv};
@@ -29,6 +31,7 @@ use trellis_provider_messaging::{
     Error, Incoming, Message, MessagingProvider, Subscribe, Transport,
 };
 
+pub use outbox::{OutboxConfig, MESSAGE_ID};
 pub use subject::{check_filter, check_publish};
 
 /// How long a publish may wait for the server to confirm it.
@@ -109,6 +112,10 @@ fn is_nats_url(url: &str) -> bool {
 pub struct NatsTransport {
     lattice: OnceLock<async_nats::Client>,
     others: tokio::sync::Mutex<HashMap<Server, async_nats::Client>>,
+    outboxes: outbox::Outboxes,
+    /// Names this provider instance in the ids of forwarded messages.
+    origin: OnceLock<String>,
+    stop: CancellationToken,
 }
 
 impl NatsTransport {
@@ -152,8 +159,21 @@ fn headers_of(message: &Message) -> Result<HeaderMap, Error> {
     Ok(headers)
 }
 
-/// A received NATS message as the component sees it.
-fn incoming_of(msg: async_nats::Message, filter: &Arc<str>) -> Incoming {
+/// A received NATS message as the component sees it. A message sent as a request (an
+/// outbox's forwarder waits for the answer) is answered once the component handled it.
+fn incoming_of(
+    client: &async_nats::Client,
+    msg: async_nats::Message,
+    filter: &Arc<str>,
+) -> Incoming {
+    let ack: Option<trellis_provider_messaging::deliver::Ack> = msg.reply.clone().map(|reply| {
+        let client = client.clone();
+        Box::new(move || {
+            Box::pin(async move {
+                let _ = client.publish(reply, Bytes::new()).await;
+            }) as futures::future::BoxFuture<'static, ()>
+        }) as trellis_provider_messaging::deliver::Ack
+    });
     let mut content_type = None;
     let mut trace = None;
     let mut metadata = Vec::new();
@@ -163,6 +183,8 @@ fn incoming_of(msg: async_nats::Message, filter: &Arc<str>) -> Incoming {
             for value in values {
                 if name.eq_ignore_ascii_case(CONTENT_TYPE) {
                     content_type = Some(value.as_str().to_string());
+                } else if name.eq_ignore_ascii_case(MESSAGE_ID) {
+                    // The transport's own: not the sender's metadata.
                 } else if name.eq_ignore_ascii_case(TRACEPARENT) {
                     trace = TraceContext::parse(value.as_str());
                 } else {
@@ -180,15 +202,70 @@ fn incoming_of(msg: async_nats::Message, filter: &Arc<str>) -> Incoming {
         },
         filter: filter.clone(),
         trace,
-        ack: None,
+        ack,
+    }
+}
+
+/// Ids of recently delivered forwarded messages: one answered late (or lost in a cut) is
+/// sent again, and is then answered without a second delivery.
+struct Recent {
+    seen: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Recent {
+    const KEEP: usize = 4096;
+
+    fn new() -> Self {
+        Self {
+            seen: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    /// False when `id` was seen already.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.order.len() >= Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
     }
 }
 
 impl Transport for NatsTransport {
     const SYSTEM: &'static str = "nats";
 
+    async fn status(&self) -> Option<String> {
+        let outboxes = self.outboxes.summary().await;
+        (!outboxes.is_empty()).then(|| {
+            outboxes
+                .iter()
+                .map(|(name, stored, forwarded, dropped)| {
+                    format!(
+                        "outbox {name}: {stored} stored, {forwarded} forwarded, {dropped} dropped"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    async fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
     fn bind(&self, ctx: &ProviderContext) {
         let _ = self.lattice.set(ctx.nats().clone());
+        let _ = self
+            .origin
+            .set(format!("{}.{}", ctx.host_id(), ctx.provider_id()));
     }
 
     async fn send(
@@ -211,6 +288,18 @@ impl Transport for NatsTransport {
             if headers.get(TRACEPARENT).is_none() {
                 t.inject(&mut headers);
             }
+        }
+        let outbox = OutboxConfig::of(config).map_err(|e| Error::Other(e.to_string()))?;
+        if let Some(outbox) = outbox {
+            let origin = self.origin.get().map(String::as_str).unwrap_or("provider");
+            let outbox = self
+                .outboxes
+                .get(&client, outbox, origin, &self.stop)
+                .await?;
+            let stored = outbox.store(&message.topic, headers, message.data);
+            return tokio::time::timeout(SEND_TIMEOUT, stored)
+                .await
+                .unwrap_or(Err(Error::Timeout));
         }
 
         let sent = async {
@@ -246,21 +335,34 @@ impl Transport for NatsTransport {
                     ConfigError::new("subscriptions", format!("subscribing on {server}: {e}"))
                 })?;
             let filter: Arc<str> = topic.as_str().into();
-            streams.push(subscriber.map(move |m| incoming_of(m, &filter)).boxed());
+            streams.push(subscriber.map(move |m| (m, filter.clone())).boxed());
         }
         let mut merged = futures::stream::select_all(streams);
         let (sink, stop) = (sub.sink, sub.stop);
+        let mut recent = Recent::new();
         // Subscribers end (and unsubscribe) when this task drops them; the client
         // resubscribes by itself after reconnecting.
         tokio::spawn(async move {
             loop {
-                tokio::select! {
+                let (msg, filter) = tokio::select! {
                     () = stop.cancelled() => break,
                     next = merged.next() => match next {
-                        Some(incoming) => { sink.offer(incoming); }
+                        Some(next) => next,
                         None => break,
                     },
+                };
+                let id = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(MESSAGE_ID))
+                    .map(|v| v.as_str().to_string());
+                if let (Some(id), Some(reply)) = (id, msg.reply.clone()) {
+                    if !recent.first_time(&id) {
+                        let _ = client.publish(reply, Bytes::new()).await;
+                        continue;
+                    }
                 }
+                sink.offer(incoming_of(&client, msg, &filter));
             }
         });
         Ok(())

@@ -53,11 +53,16 @@ impl<T: Transport> Provider for MessagingProvider<T> {
             return HealthReport::unhealthy("starting");
         };
         let (links, delivered, failed, dropped) = subs.totals();
+        let mut message = format!(
+            "{links} subscription(s): {delivered} delivered, {failed} failed, {dropped} dropped"
+        );
+        if let Some(status) = self.transport.status().await {
+            message.push_str("; ");
+            message.push_str(&status);
+        }
         HealthReport {
             healthy: true,
-            message: Some(format!(
-                "{links} subscription(s): {delivered} delivered, {failed} failed, {dropped} dropped"
-            )),
+            message: Some(message),
         }
     }
 

@@ -59,6 +59,11 @@ pub trait Transport: Send + Sync + 'static {
     /// through broker restarts (resubscribing). Fails only for a config it can never use.
     fn subscribe(&self, sub: Subscribe) -> impl Future<Output = Result<(), ConfigError>> + Send;
 
+    /// What the transport adds to the provider's health message (queues, outboxes).
+    fn status(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+
     /// The provider stops: close connections.
     fn shutdown(&self) -> impl Future<Output = ()> + Send {
         async {}

@@ -1,0 +1,393 @@
+//! Store and forward: sends through a link whose target config names an `outbox` are kept
+//! in a JetStream stream on the server the provider is connected to (a board's leaf node,
+//! with a JetStream of its own), and a forwarder hands them on, one at a time and in order,
+//! to whoever subscribes beyond it, as NATS requests the receiving provider answers once its
+//! component handled the message. While the leaf is cut off from its hub nothing answers;
+//! the messages wait, within the outbox's budget (the oldest go first when it is full,
+//! counted), and flow again when the link returns.
+//!
+//! Config keys (the producer link's target config): `outbox` (the name), `outbox-max-bytes`
+//! (default 64 MiB), `outbox-max-messages` (default 1,000,000), `outbox-domain` (a JetStream
+//! domain other than the connected server's own).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use trellis_provider::Config;
+use trellis_provider_messaging::config::ConfigError;
+use trellis_provider_messaging::Error;
+
+/// The header that carries a stored message's topic.
+const TOPIC: &str = "Trellis-Topic";
+/// The header that names a forwarded message once: a receiver that sees it again (an answer
+/// lost in a cut) acknowledges without delivering twice.
+pub const MESSAGE_ID: &str = "Trellis-Msg-Id";
+/// How long a receiver may take to answer a forwarded message before it is sent again.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_BYTES: i64 = 64 << 20;
+const DEFAULT_MAX_MESSAGES: i64 = 1_000_000;
+
+/// What an outbox is, from a link's target config.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OutboxConfig {
+    pub name: String,
+    pub max_bytes: i64,
+    pub max_messages: i64,
+    pub domain: Option<String>,
+}
+
+impl OutboxConfig {
+    /// `None` when the link names no outbox.
+    pub fn of(config: &Config) -> Result<Option<Self>, ConfigError> {
+        let get = |k: &str| config.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let Some(name) = get("outbox") else {
+            return Ok(None);
+        };
+        trellis_lattice::id::validate_token("outbox", name)
+            .map_err(|e| ConfigError::new("outbox", e.to_string()))?;
+        let number = |key: &'static str, default: i64| match get(key) {
+            None => Ok(default),
+            Some(v) => trellis_lattice::units::parse_bytes(v)
+                .ok()
+                .and_then(|n| i64::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::new(key, format!("{v:?} is not a positive number"))),
+        };
+        let domain = get("outbox-domain").map(str::to_string);
+        if let Some(d) = &domain {
+            trellis_lattice::id::validate_js_domain(d)
+                .map_err(|e| ConfigError::new("outbox-domain", e.to_string()))?;
+        }
+        Ok(Some(Self {
+            name: name.to_string(),
+            max_bytes: number("outbox-max-bytes", DEFAULT_MAX_BYTES)?,
+            max_messages: number("outbox-max-messages", DEFAULT_MAX_MESSAGES)?,
+            domain,
+        }))
+    }
+
+    fn stream(&self) -> String {
+        format!("TRELLIS_OUTBOX_{}", self.name)
+    }
+
+    fn subject(&self) -> String {
+        format!("trellis.outbox.{}", self.name)
+    }
+}
+
+/// What an outbox did, for the provider's health message and metrics.
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    pub stored: AtomicU64,
+    pub forwarded: AtomicU64,
+    /// Dropped by the budget before they could be forwarded (oldest first).
+    pub dropped: AtomicU64,
+}
+
+/// One outbox: its stream and its forwarder.
+pub struct Outbox {
+    config: OutboxConfig,
+    js: jetstream::Context,
+    pub counters: Arc<OutboxCounters>,
+}
+
+impl Outbox {
+    /// Creates (or updates the limits of) the stream and starts the forwarder.
+    pub async fn open(
+        client: &async_nats::Client,
+        config: OutboxConfig,
+        origin: &str,
+        stop: CancellationToken,
+    ) -> Result<Arc<Self>, String> {
+        let js = match &config.domain {
+            Some(d) => jetstream::with_domain(client.clone(), d),
+            None => jetstream::new(client.clone()),
+        };
+        let settings = stream::Config {
+            name: config.stream(),
+            description: Some("Trellis messaging outbox: sends waiting to be forwarded".into()),
+            subjects: vec![config.subject()],
+            max_bytes: config.max_bytes,
+            max_messages: config.max_messages,
+            discard: stream::DiscardPolicy::Old,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        let mut created = js
+            .get_or_create_stream(settings.clone())
+            .await
+            .map_err(|e| format!("outbox {}: no JetStream to keep it in: {e}", config.name))?;
+        let info = created
+            .info()
+            .await
+            .map_err(|e| format!("outbox {}: {e}", config.name))?;
+        if info.config.max_bytes != settings.max_bytes
+            || info.config.max_messages != settings.max_messages
+        {
+            js.update_stream(settings)
+                .await
+                .map_err(|e| format!("outbox {}: cannot change its limits: {e}", config.name))?;
+        }
+        // Ids stay unique when a stream is deleted and made again (sequences restart).
+        let epoch = info.created.unix_timestamp_nanos();
+        let outbox = Arc::new(Self {
+            config,
+            js,
+            counters: Arc::default(),
+        });
+        let forwarder = Forwarder {
+            client: client.clone(),
+            stream: created,
+            id_prefix: format!("{origin}.{}.{epoch}", outbox.config.name),
+            counters: Arc::clone(&outbox.counters),
+        };
+        tokio::spawn(forwarder.run(stop));
+        Ok(outbox)
+    }
+
+    /// Keeps a message; returns once the (local) JetStream stored it.
+    pub async fn store(
+        &self,
+        topic: &str,
+        mut headers: HeaderMap,
+        data: Bytes,
+    ) -> Result<(), Error> {
+        headers.insert(TOPIC, topic);
+        let ack = self
+            .js
+            .publish_with_headers(self.config.subject(), headers, data)
+            .await
+            .map_err(|e| Error::Connection(format!("outbox {}: {e}", self.config.name)))?;
+        ack.await.map_err(|e| {
+            Error::Connection(format!("outbox {}: not stored: {e}", self.config.name))
+        })?;
+        self.counters.stored.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Hands an outbox's messages on in order.
+struct Forwarder {
+    client: async_nats::Client,
+    stream: stream::Stream,
+    id_prefix: String,
+    counters: Arc<OutboxCounters>,
+}
+
+impl Forwarder {
+    async fn run(self, stop: CancellationToken) {
+        let mut backoff =
+            trellis_lattice::kv::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        // The last sequence handed on (or found acknowledged): a jump past it is what the
+        // budget dropped.
+        let mut last: Option<u64> = None;
+        loop {
+            let run = self.forward(&mut last, &mut backoff, &stop);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                result = run => if let Err(err) = result {
+                    tracing::warn!(%err, "outbox forwarder restarting");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        last: &mut Option<u64>,
+        backoff: &mut trellis_lattice::kv::Backoff,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
+        let consumer: consumer::PullConsumer = self
+            .stream
+            .get_or_create_consumer(
+                "forwarder",
+                consumer::pull::Config {
+                    durable_name: Some("forwarder".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    // One at a time: the order is kept, and a message is not given to the
+                    // forwarder again while it is still trying to hand it on.
+                    max_ack_pending: 1,
+                    ack_wait: FORWARD_TIMEOUT * 30,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if last.is_none() {
+            let info = self.stream.cached_info();
+            // Everything before the first stored message that was never acknowledged is
+            // gone; what the consumer acknowledged was forwarded.
+            *last = Some(info.state.first_sequence.saturating_sub(1));
+        }
+        loop {
+            // One message per fetch, asked for afresh after every attempt: what the budget
+            // dropped meanwhile is never handed out, and the oldest kept message is next.
+            let mut batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(|e| e.to_string())?;
+            let next = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                next = batch.next() => next,
+            };
+            let Some(next) = next else {
+                continue;
+            };
+            let msg = next.map_err(|e| e.to_string())?;
+            let seq = msg
+                .info()
+                .map(|i| i.stream_sequence)
+                .map_err(|e| e.to_string())?;
+            if let Some(prev) = *last {
+                if seq > prev + 1 {
+                    let lost = seq - prev - 1;
+                    self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
+                    tracing::warn!(lost, "outbox full: the oldest messages were dropped before they could be forwarded");
+                }
+            }
+            *last = Some(seq.saturating_sub(1).max(last.unwrap_or(0)));
+            let Some((topic, mut headers)) = msg.headers.as_ref().and_then(split_topic) else {
+                // Not one of ours (published by hand on the outbox's subject): skipped.
+                msg.ack().await.map_err(|e| e.to_string())?;
+                *last = Some(seq);
+                continue;
+            };
+            headers.insert(MESSAGE_ID, format!("{}.{seq}", self.id_prefix).as_str());
+            let request = async_nats::Request::new()
+                .headers(headers)
+                .payload(msg.payload.clone())
+                .timeout(Some(FORWARD_TIMEOUT));
+            let sent = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                sent = self.client.send_request(topic.clone(), request) => sent,
+            };
+            match sent {
+                Ok(_) => {
+                    msg.ack().await.map_err(|e| e.to_string())?;
+                    *last = Some(seq);
+                    self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                    backoff.reset();
+                }
+                Err(e) => {
+                    // Nobody subscribed beyond the cut (no responders), or no answer: the
+                    // message goes back, to be fetched again after a pause.
+                    tracing::debug!(err = %e, topic, "outbox: not handed on yet");
+                    let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stored message's topic and the headers to forward with it.
+fn split_topic(stored: &HeaderMap) -> Option<(String, HeaderMap)> {
+    let mut topic = None;
+    let mut headers = HeaderMap::new();
+    for (name, values) in stored.iter() {
+        for value in values {
+            if AsRef::<str>::as_ref(name) == TOPIC {
+                topic = Some(value.as_str().to_string());
+            } else {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    Some((topic?, headers))
+}
+
+/// Outboxes by config, opened on first use.
+#[derive(Default)]
+pub struct Outboxes {
+    open: tokio::sync::Mutex<HashMap<OutboxConfig, Arc<Outbox>>>,
+}
+
+impl Outboxes {
+    pub async fn get(
+        &self,
+        client: &async_nats::Client,
+        config: OutboxConfig,
+        origin: &str,
+        stop: &CancellationToken,
+    ) -> Result<Arc<Outbox>, Error> {
+        let mut open = self.open.lock().await;
+        if let Some(o) = open.get(&config) {
+            return Ok(Arc::clone(o));
+        }
+        let outbox = Outbox::open(client, config.clone(), origin, stop.child_token())
+            .await
+            .map_err(Error::Connection)?;
+        open.insert(config, Arc::clone(&outbox));
+        Ok(outbox)
+    }
+
+    /// `stored/forwarded/dropped` per outbox, for the health message.
+    pub async fn summary(&self) -> Vec<(String, u64, u64, u64)> {
+        self.open
+            .lock()
+            .await
+            .iter()
+            .map(|(c, o)| {
+                (
+                    c.name.clone(),
+                    o.counters.stored.load(Ordering::Relaxed),
+                    o.counters.forwarded.load(Ordering::Relaxed),
+                    o.counters.dropped.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn outbox_config_reads_and_checks_its_keys() {
+        assert_eq!(OutboxConfig::of(&cfg(&[])).unwrap(), None);
+        let o = OutboxConfig::of(&cfg(&[
+            ("outbox", "readings"),
+            ("outbox-max-bytes", "1MiB"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.max_bytes, o.max_messages, o.domain),
+            ("readings", 1 << 20, DEFAULT_MAX_MESSAGES, None)
+        );
+        for bad in [
+            &[("outbox", "a.b")][..],
+            &[("outbox", "x"), ("outbox-max-messages", "0")],
+            &[("outbox", "x"), ("outbox-max-bytes", "lots")],
+            &[("outbox", "x"), ("outbox-domain", "a b")],
+        ] {
+            assert!(OutboxConfig::of(&cfg(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
