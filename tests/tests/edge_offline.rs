@@ -110,6 +110,14 @@ async fn an_edge_cut_off_keeps_serving_comes_back_as_itself_and_catches_up() {
     )
     .await;
     let hub_client = client(&hub.server.url()).await;
+    // Something in the cloud, for the edge to fail to reach during the cut.
+    hub_client
+        .scale_component(
+            cloud.id(),
+            &trellis_tests::scale_request("greeter", "greeter", 1),
+        )
+        .await
+        .expect("greeter in the cloud");
     hub_client
         .put_app("plant.yaml", &manifest("v1", "in.v1.>"))
         .await
@@ -148,7 +156,35 @@ async fn an_edge_cut_off_keeps_serving_comes_back_as_itself_and_catches_up() {
             "local round trip {sent} failed during the cut"
         );
     }
-    // While cut off: a new version changes the subscriptions (reaches the edge later).
+    // A call to what runs beyond the cut fails at once, saying why; one to a target that
+    // runs nowhere says that instead.
+    let invoker = trellis_lattice::rpc::Invoker::new(
+        local.clone(),
+        trellis_lattice::Subjects::new(LATTICE).with_js_domain(Some("hub".into())),
+        trellis_lattice::rpc::InvokerConfig::default(),
+    )
+    .await
+    .expect("invoker");
+    let cx = trellis_lattice::rpc::CallContext::external(None);
+    let beyond = invoker
+        .invoke(
+            "greeter",
+            &cx,
+            "example:greeter/greet",
+            "greet",
+            bytes::Bytes::new(),
+        )
+        .await
+        .err()
+        .expect("no call crosses the cut");
+    assert!(
+        matches!(beyond, trellis_lattice::rpc::CallError::Partitioned { .. }),
+        "{beyond}"
+    );
+    assert!(
+        beyond.to_string().contains("lattice partitioned"),
+        "{beyond}"
+    );
     hub_client
         .put_app("plant.yaml", &manifest("v2", "in.v2.>"))
         .await
@@ -195,7 +231,9 @@ async fn an_edge_cut_off_keeps_serving_comes_back_as_itself_and_catches_up() {
     assert!(
         on_hub
             .iter()
-            .all(|inv| inv.host_id != cloud.id() || inv.components.is_empty()),
+            .filter(|inv| inv.host_id == cloud.id())
+            .all(|inv| inv.component("plant-relay").is_none()
+                && inv.providers.iter().all(|p| p.id != "plant-msg")),
         "nothing was rescheduled to the cloud: {on_hub:#?}"
     );
 

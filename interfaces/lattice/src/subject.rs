@@ -140,6 +140,12 @@ impl Subjects {
         self.js_domain.as_deref()
     }
 
+    /// `$JS.{domain}.API.INFO`: asked to tell whether the hub holding the lattice's state is
+    /// reachable from here (a leaf node cut off from it has nobody answering).
+    pub fn js_domain_probe(&self) -> Option<String> {
+        self.js_domain.as_ref().map(|d| format!("$JS.{d}.API.INFO"))
+    }
+
     /// The JetStream context the lattice's buckets are reached through: from a leaf node,
     /// the hub's domain, so requests cross the leaf connection instead of reaching the
     /// leaf's own JetStream.

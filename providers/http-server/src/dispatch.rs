@@ -70,7 +70,9 @@ pub trait LocalDispatch: Send + Sync + 'static {
 /// Maps a failed lattice call to a status: nobody runs the component → 503, time → 504.
 pub fn call_error(target: &str, err: &CallError) -> DispatchError {
     let status = match err {
-        CallError::NoResponders { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::NoResponders { .. } | CallError::Partitioned { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         CallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         CallError::Remote(r) if r.kind == RemoteErrorKind::TimeLimit => StatusCode::GATEWAY_TIMEOUT,
         CallError::Remote(r) if r.kind == RemoteErrorKind::Unavailable => {

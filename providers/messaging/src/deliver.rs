@@ -218,9 +218,11 @@ fn outcome(result: anyhow::Result<Result<(), crate::bindings::Error>>) -> Outcom
                 .downcast_ref::<CallError>()
                 .or_else(|| err.chain().find_map(|e| CallReader::failure(e)));
             match failure {
-                Some(CallError::NoResponders { .. } | CallError::Transport { .. }) => {
-                    Outcome::Undeliverable(format!("{err:#}"))
-                }
+                Some(
+                    CallError::NoResponders { .. }
+                    | CallError::Partitioned { .. }
+                    | CallError::Transport { .. },
+                ) => Outcome::Undeliverable(format!("{err:#}")),
                 Some(CallError::Remote(r)) if r.kind == RemoteErrorKind::Unavailable => {
                     Outcome::Undeliverable(format!("{err:#}"))
                 }

@@ -98,7 +98,9 @@ impl wrpc_transport::Invoke for Caller {
                 .await;
             match here {
                 Ok(call) => return Ok(call),
-                Err(CallError::NoResponders { .. }) => {
+                // Not on this host (a partition only says so too): the queue group may
+                // still have an instance within reach.
+                Err(CallError::NoResponders { .. } | CallError::Partitioned { .. }) => {
                     if let Ok(mut t) = local.not_here_until.lock() {
                         *t = Some(Instant::now() + NOT_LOCAL_FOR);
                     }

@@ -67,6 +67,10 @@ impl std::fmt::Display for ErrorReport {
 pub enum CallError {
     #[error("no running instance of `{target}` answers in lattice `{lattice}`")]
     NoResponders { target: String, lattice: String },
+    #[error(
+        "lattice partitioned: `{target}` is not reachable from here (this NATS server is cut off from the hub: JetStream domain `{domain}` does not answer)"
+    )]
+    Partitioned { target: String, domain: String },
     #[error("`{target}` did not answer within {}", humantime::format_duration(*after))]
     Timeout { target: String, after: Duration },
     #[error("{0}")]
@@ -93,6 +97,7 @@ impl CallError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CallError::NoResponders { .. }
+            | CallError::Partitioned { .. }
             | CallError::Timeout { .. }
             | CallError::CalleeLost { .. }
             | CallError::Transport { .. } => ErrorKind::Unavailable,

@@ -26,6 +26,9 @@ pub struct InvokerConfig {
     pub no_responders_patience: Duration,
 }
 
+/// How long the hub may take to answer a partition probe.
+const PARTITION_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 impl Default for InvokerConfig {
     fn default() -> Self {
         Self {
@@ -67,6 +70,21 @@ impl Invoker {
 
     pub fn config(&self) -> &InvokerConfig {
         &self.config
+    }
+
+    /// On a leaf node (the lattice's state in another JetStream domain): the domain, when
+    /// the hub holding it does not answer, so "nobody serves the target" is a partition,
+    /// said at once rather than after the patience for a restarting callee.
+    async fn partitioned_from(&self) -> Option<String> {
+        let probe = self.subjects.js_domain_probe()?;
+        let asked = self.nats.request(probe, Bytes::new());
+        match tokio::time::timeout(PARTITION_PROBE_TIMEOUT, asked).await {
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                self.subjects.js_domain().map(str::to_string)
+            }
+            // An answer (even an error) or a slow one: the hub is there, or cannot be told.
+            _ => None,
+        }
     }
 
     pub fn subjects(&self) -> &Subjects {
@@ -139,6 +157,16 @@ impl Invoker {
             .await;
             match accepted {
                 Ok(Some(msg)) if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
+                    // An impatient caller (trying one host first) learns nothing from it.
+                    let patient = !self.config.no_responders_patience.is_zero();
+                    if patient && no_responders_since.is_none() {
+                        if let Some(domain) = self.partitioned_from().await {
+                            return Err(CallError::Partitioned {
+                                target: target.to_string(),
+                                domain,
+                            });
+                        }
+                    }
                     let since = *no_responders_since.get_or_insert_with(Instant::now);
                     let now = Instant::now();
                     if now.duration_since(since) >= self.config.no_responders_patience
