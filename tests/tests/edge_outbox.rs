@@ -20,13 +20,14 @@ struct Plant {
     edge: HostProcess,
     /// Reaches the edge host through its leaf, cut or not.
     edge_client: LatticeClient,
+    hub_url: String,
     /// What the cloud's relay sends on: each reading that arrived there.
     arrived: async_nats::Subscriber,
     lattice: String,
 }
 
 /// A sensor reader on the edge sending through an outbox; a relay in the cloud receiving.
-async fn plant(lattice: &str, outbox_max_messages: u32) -> Plant {
+async fn plant(lattice: &str, outbox_max_messages: u32, patience: &str) -> Plant {
     let hub = Hub::start("hub").await;
     let uplink = Uplink::start(hub.leaf_port).await;
     let edge_nats = leaf(&uplink, "edge").await;
@@ -58,6 +59,7 @@ async fn plant(lattice: &str, outbox_max_messages: u32) -> Plant {
             config(&[
                 ("outbox", "readings"),
                 ("outbox-max-messages", &outbox_max_messages.to_string()),
+                ("outbox-patience", patience),
             ]),
         ),
         ("subs", config(&[("subscriptions", "sensors.readings")])),
@@ -89,6 +91,7 @@ async fn plant(lattice: &str, outbox_max_messages: u32) -> Plant {
         .await
         .expect("subscribe");
     client.nats().flush().await.expect("flush");
+    let hub_url = hub.server.url();
     Plant {
         _hub: hub,
         uplink,
@@ -96,6 +99,7 @@ async fn plant(lattice: &str, outbox_max_messages: u32) -> Plant {
         _cloud: cloud,
         edge,
         edge_client,
+        hub_url,
         arrived,
         lattice: lattice.to_string(),
     }
@@ -133,6 +137,14 @@ impl Plant {
             ));
         }
         got
+    }
+
+    /// A reading, and the wait until the outbox stored it: the reader reads the data lines
+    /// when it handles the strobe, so the next value waits for that.
+    async fn strobe_stored(&self, value: u32) {
+        let (stored, _, _) = outbox_counts(&self.health().await);
+        self.strobe(value).await;
+        self.wait_stored(stored + 1).await;
     }
 
     /// Waits until the outbox has stored `n` readings in all (the edge handler sends each
@@ -191,7 +203,7 @@ fn assert_in_order(readings: &[(u64, u64)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_sent_while_cut_off_arrive_in_order_once_the_uplink_returns() {
     init_logging();
-    let mut plant = plant("edge-outbox", 1000).await;
+    let mut plant = plant("edge-outbox", 1000, "60s").await;
     // Connected: readings flow at once (the strobe is retried until the links are in).
     let mut before = Vec::new();
     for attempt in 0..40 {
@@ -213,7 +225,7 @@ async fn readings_sent_while_cut_off_arrive_in_order_once_the_uplink_returns() {
     plant.uplink.cut();
     let sent: Vec<u64> = (0..20).map(|i| (i * 7 % 16) as u64).collect();
     for v in &sent {
-        plant.strobe(*v as u32).await;
+        plant.strobe_stored(*v as u32).await;
     }
     plant.wait_stored(stored_before + 20).await;
     let during = plant.arrivals(1, Duration::from_secs(3)).await;
@@ -246,7 +258,7 @@ async fn readings_sent_while_cut_off_arrive_in_order_once_the_uplink_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_over_its_budget_drops_the_oldest_and_counts_them() {
     init_logging();
-    let mut plant = plant("edge-outbox-full", 5).await;
+    let mut plant = plant("edge-outbox-full", 5, "60s").await;
     for attempt in 0..40 {
         plant.strobe(attempt % 16).await;
         if !plant
@@ -263,7 +275,7 @@ async fn an_outbox_over_its_budget_drops_the_oldest_and_counts_them() {
     plant.uplink.cut();
     let sent: Vec<u64> = (0..12).map(|i| i as u64).collect();
     for v in &sent {
-        plant.strobe(*v as u32).await;
+        plant.strobe_stored(*v as u32).await;
     }
     plant.wait_stored(stored_before + 12).await;
     plant.uplink.restore();
@@ -277,4 +289,61 @@ async fn an_outbox_over_its_budget_drops_the_oldest_and_counts_them() {
     assert!(extra.is_empty(), "nothing more: {extra:?}");
     let (_, _, dropped) = outbox_counts(&plant.health().await);
     assert_eq!(dropped, 7, "the seven oldest were dropped and counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_nobody_subscribes_to_does_not_hold_up_the_outbox_while_the_hub_is_there() {
+    init_logging();
+    let mut plant = plant("edge-outbox-nobody", 1000, "1s").await;
+    for attempt in 0..40 {
+        plant.strobe(attempt % 16).await;
+        if !plant
+            .arrivals(1, Duration::from_millis(500))
+            .await
+            .is_empty()
+        {
+            break;
+        }
+    }
+    let _ = plant.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    let (stored, _, dropped_before) = outbox_counts(&plant.health().await);
+    let hub = NatsServer::client_for(&plant.hub_url, &plant.lattice)
+        .await
+        .with_js_domain(Some("hub".into()))
+        .expect("client");
+    hub.put_config(
+        "reader",
+        config(&[("pins", PINS), ("topic", "nobody.listens")]),
+    )
+    .await
+    .expect("config");
+    // Readings to a topic nobody subscribes to are let go after the patience.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while outbox_counts(&plant.health().await).2 == dropped_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dropped: {}",
+            plant.health().await
+        );
+        plant.strobe_stored(1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stored;
+    hub.put_config(
+        "reader",
+        config(&[("pins", PINS), ("topic", "sensors.readings")]),
+    )
+    .await
+    .expect("config");
+    let _ = plant.arrivals(usize::MAX, Duration::from_secs(1)).await;
+    // Readings to the subscribed topic flow again once the others were let go.
+    let mut after = Vec::new();
+    for attempt in 0..60 {
+        plant.strobe(3 + attempt % 10).await;
+        after = plant.arrivals(1, Duration::from_millis(500)).await;
+        if !after.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(after.len(), 1, "the outbox moves on");
 }

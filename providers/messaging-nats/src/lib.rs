@@ -113,8 +113,8 @@ pub struct NatsTransport {
     lattice: OnceLock<async_nats::Client>,
     others: tokio::sync::Mutex<HashMap<Server, async_nats::Client>>,
     outboxes: outbox::Outboxes,
-    /// Names this provider instance in the ids of forwarded messages.
-    origin: OnceLock<String>,
+    /// Names this provider instance in forwarded messages; tells a partition apart.
+    origin: OnceLock<outbox::Origin>,
     stop: CancellationToken,
 }
 
@@ -263,9 +263,10 @@ impl Transport for NatsTransport {
 
     fn bind(&self, ctx: &ProviderContext) {
         let _ = self.lattice.set(ctx.nats().clone());
-        let _ = self
-            .origin
-            .set(format!("{}.{}", ctx.host_id(), ctx.provider_id()));
+        let _ = self.origin.set(outbox::Origin {
+            name: format!("{}.{}", ctx.host_id(), ctx.provider_id()),
+            hub_probe: ctx.subjects().js_domain_probe(),
+        });
     }
 
     async fn send(
@@ -291,10 +292,14 @@ impl Transport for NatsTransport {
         }
         let outbox = OutboxConfig::of(config).map_err(|e| Error::Other(e.to_string()))?;
         if let Some(outbox) = outbox {
-            let origin = self.origin.get().map(String::as_str).unwrap_or("provider");
+            let mut origin = self.origin.get().cloned().unwrap_or_default();
+            if Server::of(config).is_some() {
+                // Another server than the lattice's: its hub is not the lattice's.
+                origin.hub_probe = None;
+            }
             let outbox = self
                 .outboxes
-                .get(&client, outbox, origin, &self.stop)
+                .get(&client, outbox, &origin, &self.stop)
                 .await?;
             let stored = outbox.store(&message.topic, headers, message.data);
             return tokio::time::timeout(SEND_TIMEOUT, stored)

@@ -8,7 +8,9 @@
 //!
 //! Config keys (the producer link's target config): `outbox` (the name), `outbox-max-bytes`
 //! (default 64 MiB), `outbox-max-messages` (default 1,000,000), `outbox-domain` (a JetStream
-//! domain other than the connected server's own).
+//! domain other than the connected server's own), `outbox-patience` (default 60 s: how long a
+//! message nobody subscribes to waits while the hub is reachable before it is dropped, as a
+//! core NATS message nobody subscribes to would be, so it does not hold up the rest).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,20 @@ pub const MESSAGE_ID: &str = "Trellis-Msg-Id";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_BYTES: i64 = 64 << 20;
 const DEFAULT_MAX_MESSAGES: i64 = 1_000_000;
+const DEFAULT_PATIENCE: Duration = Duration::from_secs(60);
+/// How long the hub may take to answer whether it is reachable.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Where forwarded messages come from, and how to tell a partition from an absent
+/// subscriber.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Names the provider instance in forwarded message ids.
+    pub name: String,
+    /// A subject only the hub answers (`$JS.{domain}.API.INFO`), when the lattice's state
+    /// is in another JetStream domain.
+    pub hub_probe: Option<String>,
+}
 
 /// What an outbox is, from a link's target config.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +57,7 @@ pub struct OutboxConfig {
     pub max_bytes: i64,
     pub max_messages: i64,
     pub domain: Option<String>,
+    pub patience: Duration,
 }
 
 impl OutboxConfig {
@@ -65,7 +82,13 @@ impl OutboxConfig {
             trellis_lattice::id::validate_js_domain(d)
                 .map_err(|e| ConfigError::new("outbox-domain", e.to_string()))?;
         }
+        let patience = match get("outbox-patience") {
+            None => DEFAULT_PATIENCE,
+            Some(v) => humantime::parse_duration(v)
+                .map_err(|e| ConfigError::new("outbox-patience", e.to_string()))?,
+        };
         Ok(Some(Self {
+            patience,
             name: name.to_string(),
             max_bytes: number("outbox-max-bytes", DEFAULT_MAX_BYTES)?,
             max_messages: number("outbox-max-messages", DEFAULT_MAX_MESSAGES)?,
@@ -103,7 +126,7 @@ impl Outbox {
     pub async fn open(
         client: &async_nats::Client,
         config: OutboxConfig,
-        origin: &str,
+        origin: &Origin,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, String> {
         let js = match &config.domain {
@@ -145,7 +168,9 @@ impl Outbox {
         let forwarder = Forwarder {
             client: client.clone(),
             stream: created,
-            id_prefix: format!("{origin}.{}.{epoch}", outbox.config.name),
+            id_prefix: format!("{}.{}.{epoch}", origin.name, outbox.config.name),
+            hub_probe: origin.hub_probe.clone(),
+            patience: outbox.config.patience,
             counters: Arc::clone(&outbox.counters),
         };
         tokio::spawn(forwarder.run(stop));
@@ -178,10 +203,24 @@ struct Forwarder {
     client: async_nats::Client,
     stream: stream::Stream,
     id_prefix: String,
+    hub_probe: Option<String>,
+    patience: Duration,
     counters: Arc<OutboxCounters>,
 }
 
 impl Forwarder {
+    /// Whether the hub is out of reach (so a message nobody answers waits for it).
+    async fn partitioned(&self) -> bool {
+        let Some(probe) = &self.hub_probe else {
+            return false;
+        };
+        let asked = self.client.request(probe.clone(), Bytes::new());
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, asked).await,
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders
+        )
+    }
+
     async fn run(self, stop: CancellationToken) {
         let mut backoff =
             trellis_lattice::kv::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -231,6 +270,8 @@ impl Forwarder {
             // gone; what the consumer acknowledged was forwarded.
             *last = Some(info.state.first_sequence.saturating_sub(1));
         }
+        // The message nobody subscribes to, and since when.
+        let mut unanswered: Option<(u64, tokio::time::Instant)> = None;
         loop {
             // One message per fetch, asked for afresh after every attempt: what the budget
             // dropped meanwhile is never handed out, and the oldest kept message is next.
@@ -278,13 +319,38 @@ impl Forwarder {
             };
             match sent {
                 Ok(_) => {
+                    unanswered = None;
                     msg.ack().await.map_err(|e| e.to_string())?;
                     *last = Some(seq);
                     self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
                     backoff.reset();
                 }
+                Err(e)
+                    if e.kind() == async_nats::RequestErrorKind::NoResponders
+                        && !self.partitioned().await =>
+                {
+                    // The hub is there and nobody subscribes to the topic: wait a while (a
+                    // receiver restarting), then let it go as core NATS would.
+                    let since = *unanswered.get_or_insert((seq, tokio::time::Instant::now()));
+                    if since.0 == seq && since.1.elapsed() >= self.patience {
+                        msg.ack().await.map_err(|e| e.to_string())?;
+                        *last = Some(seq);
+                        unanswered = None;
+                        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(topic, patience = ?self.patience, "outbox: nobody subscribes to the topic; message dropped");
+                        continue;
+                    }
+                    if since.0 != seq {
+                        unanswered = Some((seq, tokio::time::Instant::now()));
+                    }
+                    let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
                 Err(e) => {
-                    // Nobody subscribed beyond the cut (no responders), or no answer: the
+                    // Cut off from the hub (no responders), or no answer in time: the
                     // message goes back, to be fetched again after a pause.
                     tracing::debug!(err = %e, topic, "outbox: not handed on yet");
                     let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
@@ -325,7 +391,7 @@ impl Outboxes {
         &self,
         client: &async_nats::Client,
         config: OutboxConfig,
-        origin: &str,
+        origin: &Origin,
         stop: &CancellationToken,
     ) -> Result<Arc<Outbox>, Error> {
         let mut open = self.open.lock().await;
@@ -378,14 +444,27 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            (o.name.as_str(), o.max_bytes, o.max_messages, o.domain),
-            ("readings", 1 << 20, DEFAULT_MAX_MESSAGES, None)
+            (
+                o.name.as_str(),
+                o.max_bytes,
+                o.max_messages,
+                o.domain,
+                o.patience
+            ),
+            (
+                "readings",
+                1 << 20,
+                DEFAULT_MAX_MESSAGES,
+                None,
+                DEFAULT_PATIENCE
+            )
         );
         for bad in [
             &[("outbox", "a.b")][..],
             &[("outbox", "x"), ("outbox-max-messages", "0")],
             &[("outbox", "x"), ("outbox-max-bytes", "lots")],
             &[("outbox", "x"), ("outbox-domain", "a b")],
+            &[("outbox", "x"), ("outbox-patience", "soon")],
         ] {
             assert!(OutboxConfig::of(&cfg(bad)).is_err(), "{bad:?}");
         }
