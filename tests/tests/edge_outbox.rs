@@ -347,3 +347,62 @@ async fn a_message_nobody_subscribes_to_does_not_hold_up_the_outbox_while_the_hu
     }
     assert_eq!(after.len(), 1, "the outbox moves on");
 }
+
+/// A long cut with the budget exceeded (10 minutes by default; `TRELLIS_LONG_CUT=90s` for a
+/// shorter one). Not in the default suite: `scripts/long-cut.sh` runs it and prints what was
+/// kept and dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 10-minute cut: run by scripts/long-cut.sh"]
+async fn a_long_cut_over_budget_keeps_the_newest_and_counts_the_rest() {
+    init_logging();
+    let cut_for = std::env::var("TRELLIS_LONG_CUT")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(600));
+    const BUDGET: u32 = 500;
+    let mut plant = plant("edge-long-cut", BUDGET, "60s").await;
+    for attempt in 0..40 {
+        plant.strobe(attempt % 16).await;
+        if !plant
+            .arrivals(1, Duration::from_millis(500))
+            .await
+            .is_empty()
+        {
+            break;
+        }
+    }
+    let _ = plant.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    let (_, forwarded_before, dropped_before) = outbox_counts(&plant.health().await);
+
+    plant.uplink.cut();
+    let began = tokio::time::Instant::now();
+    let mut sent = Vec::new();
+    while began.elapsed() < cut_for {
+        let v = (sent.len() % 16) as u32;
+        plant.strobe_stored(v).await;
+        sent.push(v as u64);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    plant.uplink.restore();
+    let kept = sent.len().min(BUDGET as usize);
+    let after = plant.arrivals(kept, Duration::from_secs(120)).await;
+    let (stored, forwarded, dropped) = outbox_counts(&plant.health().await);
+    eprintln!(
+        "long cut: {:?}, {} readings sent during it, budget {BUDGET}: {} arrived after it, {} dropped (outbox: {stored} stored, {forwarded} forwarded, {dropped} dropped in all)",
+        cut_for,
+        sent.len(),
+        after.len(),
+        dropped - dropped_before
+    );
+    assert_eq!(
+        after.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        sent[sent.len() - kept..].to_vec(),
+        "the newest readings, in order"
+    );
+    assert_in_order(&after);
+    assert_eq!(
+        (forwarded - forwarded_before) + (dropped - dropped_before),
+        sent.len() as u64,
+        "every reading is forwarded or counted as dropped"
+    );
+}

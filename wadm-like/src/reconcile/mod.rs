@@ -9,6 +9,7 @@
 
 mod exec;
 mod input;
+mod liveness;
 mod planning;
 mod settings;
 mod status;
@@ -25,11 +26,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::app::AppStatus;
-use trellis_lattice::control::Empty;
 use trellis_lattice::event::{CloudEvent, Event, APP_STATUS_EVENT};
-use trellis_lattice::inventory::HostInventory;
 use trellis_lattice::server::EventPublisher;
-use trellis_lattice::{Error as LatticeError, LatticeClient};
+use trellis_lattice::LatticeClient;
 
 pub use exec::execute;
 pub use settings::Settings;
@@ -44,8 +43,6 @@ use planning::Finish;
 const MIN_PASS_GAP: Duration = Duration::from_millis(20);
 /// How often timers (silent hosts, retries) are checked.
 const TICK: Duration = Duration::from_millis(50);
-/// How long an unreachable host is kept before the manager forgets it.
-const FORGET_UNREACHABLE: Duration = Duration::from_secs(24 * 3600);
 /// A status that only changed in its counts is written at most this often.
 const STATUS_THROTTLE: Duration = Duration::from_millis(250);
 
@@ -376,33 +373,7 @@ impl Reconciler {
     fn timers(&mut self) {
         let now = Instant::now();
         crate::observe::heartbeat_ages(self.view.heartbeat_ages(now));
-        for host in self.view.expired(now) {
-            if self.view.mark_unreachable(&host) {
-                tracing::warn!(host_id = %host, "host is unreachable (missed heartbeats)");
-                self.dirty = true;
-            }
-        }
-        for host in self.view.long_unreachable(now, FORGET_UNREACHABLE) {
-            if self.view.remove_host(&host) {
-                tracing::info!(host_id = %host, "forgetting a host unreachable for a day");
-                self.dirty = true;
-            }
-        }
-        for (host, timeout) in self.view.to_probe(now) {
-            let client = Arc::clone(&self.client);
-            let tx = self.tx.clone();
-            self.tasks.spawn(async move {
-                let answer: Result<HostInventory, _> = client
-                    .request(client.subjects().host_get(&host), &Empty {}, timeout)
-                    .await;
-                let probe = match answer {
-                    Ok(inv) => Probe::Alive(Box::new(inv)),
-                    Err(LatticeError::NoResponders(_)) => Probe::Gone,
-                    Err(_) => Probe::NoAnswer,
-                };
-                let _ = tx.send(Input::Probe(host, probe)).await;
-            });
-        }
+        self.check_liveness(now);
         if self
             .backoff
             .next_retry(self.last_pass)
