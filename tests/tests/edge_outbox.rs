@@ -386,7 +386,18 @@ async fn a_long_cut_over_budget_keeps_the_newest_and_counts_the_rest() {
     plant.uplink.restore();
     let kept = sent.len().min(BUDGET as usize);
     let after = plant.arrivals(kept, Duration::from_secs(120)).await;
-    let (stored, forwarded, dropped) = outbox_counts(&plant.health().await);
+    // The forwarder counts a reading once the cloud's answer is back, a moment after it
+    // arrived there.
+    let settled = tokio::time::Instant::now();
+    let (stored, forwarded, dropped) = loop {
+        let (s, f, d) = outbox_counts(&plant.health().await);
+        if (f - forwarded_before) + (d - dropped_before) >= sent.len() as u64
+            || settled.elapsed() > Duration::from_secs(30)
+        {
+            break (s, f, d);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     eprintln!(
         "long cut: {:?}, {} readings sent during it, budget {BUDGET}: {} arrived after it, {} dropped (outbox: {stored} stored, {forwarded} forwarded, {dropped} dropped in all)",
         cut_for,
