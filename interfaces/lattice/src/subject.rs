@@ -140,6 +140,16 @@ impl Subjects {
         self.js_domain.as_deref()
     }
 
+    /// The JetStream stream of a messaging outbox (`TRELLIS_OUTBOX_{lattice}_{name}`).
+    pub fn outbox_stream(&self, name: &str) -> String {
+        format!("TRELLIS_OUTBOX_{}_{name}", self.lattice)
+    }
+
+    /// The subject a messaging outbox stores on (`trellis.outbox.{lattice}.{name}`).
+    pub fn outbox_subject(&self, name: &str) -> String {
+        format!("{ROOT}.outbox.{}.{name}", self.lattice)
+    }
+
     /// `$JS.{domain}.API.INFO`: asked to tell whether the hub holding the lattice's state is
     /// reachable from here (a leaf node cut off from it has nobody answering).
     pub fn js_domain_probe(&self) -> Option<String> {

@@ -14,6 +14,7 @@
 //! `queue`, `concurrency` (see `trellis-provider-messaging`).
 
 mod outbox;
+mod receipts;
 mod subject;
 
 use std::collections::HashMap;
@@ -151,6 +152,12 @@ fn headers_of(message: &Message) -> Result<HeaderMap, Error> {
         headers.insert(CONTENT_TYPE, value);
     }
     for (k, v) in &message.metadata {
+        // The transport's own headers (an outbox's topic, a forwarded message's id).
+        if k.to_ascii_lowercase().starts_with("trellis-") {
+            return Err(Error::Other(format!(
+                "metadata key {k:?}: keys starting with `Trellis-` are reserved"
+            )));
+        }
         let name = HeaderName::from_str(k).map_err(|_| bad(&format!("metadata key {k:?}")))?;
         let value = HeaderValue::from_str(v)
             .map_err(|_| bad(&format!("the value of metadata key {k:?}")))?;
@@ -159,21 +166,8 @@ fn headers_of(message: &Message) -> Result<HeaderMap, Error> {
     Ok(headers)
 }
 
-/// A received NATS message as the component sees it. A message sent as a request (an
-/// outbox's forwarder waits for the answer) is answered once the component handled it.
-fn incoming_of(
-    client: &async_nats::Client,
-    msg: async_nats::Message,
-    filter: &Arc<str>,
-) -> Incoming {
-    let ack: Option<trellis_provider_messaging::deliver::Ack> = msg.reply.clone().map(|reply| {
-        let client = client.clone();
-        Box::new(move || {
-            Box::pin(async move {
-                let _ = client.publish(reply, Bytes::new()).await;
-            }) as futures::future::BoxFuture<'static, ()>
-        }) as trellis_provider_messaging::deliver::Ack
-    });
+/// A received NATS message as the component sees it.
+fn incoming_of(msg: async_nats::Message, filter: &Arc<str>) -> Incoming {
     let mut content_type = None;
     let mut trace = None;
     let mut metadata = Vec::new();
@@ -202,40 +196,7 @@ fn incoming_of(
         },
         filter: filter.clone(),
         trace,
-        ack,
-    }
-}
-
-/// Ids of recently delivered forwarded messages: one answered late (or lost in a cut) is
-/// sent again, and is then answered without a second delivery.
-struct Recent {
-    seen: std::collections::HashSet<String>,
-    order: std::collections::VecDeque<String>,
-}
-
-impl Recent {
-    const KEEP: usize = 4096;
-
-    fn new() -> Self {
-        Self {
-            seen: Default::default(),
-            order: Default::default(),
-        }
-    }
-
-    /// False when `id` was seen already.
-    fn first_time(&mut self, id: &str) -> bool {
-        if self.seen.contains(id) {
-            return false;
-        }
-        if self.order.len() >= Self::KEEP {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        self.seen.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
+        ack: None,
     }
 }
 
@@ -264,6 +225,7 @@ impl Transport for NatsTransport {
     fn bind(&self, ctx: &ProviderContext) {
         let _ = self.lattice.set(ctx.nats().clone());
         let _ = self.origin.set(outbox::Origin {
+            subjects: ctx.subjects().clone(),
             name: format!("{}.{}", ctx.host_id(), ctx.provider_id()),
             hub_probe: ctx.subjects().js_domain_probe(),
         });
@@ -292,14 +254,16 @@ impl Transport for NatsTransport {
         }
         let outbox = OutboxConfig::of(config).map_err(|e| Error::Other(e.to_string()))?;
         if let Some(outbox) = outbox {
-            let mut origin = self.origin.get().cloned().unwrap_or_default();
+            let Some(mut origin) = self.origin.get().cloned() else {
+                return Err(Error::Connection("the provider has not started".into()));
+            };
             if Server::of(config).is_some() {
                 // Another server than the lattice's: its hub is not the lattice's.
                 origin.hub_probe = None;
             }
             let outbox = self
                 .outboxes
-                .get(&client, outbox, &origin, &self.stop)
+                .get(&client, &server, outbox, &origin, &self.stop)
                 .await?;
             let stored = outbox.store(&message.topic, headers, message.data);
             return tokio::time::timeout(SEND_TIMEOUT, stored)
@@ -344,7 +308,7 @@ impl Transport for NatsTransport {
         }
         let mut merged = futures::stream::select_all(streams);
         let (sink, stop) = (sub.sink, sub.stop);
-        let mut recent = Recent::new();
+        let receipts = receipts::Receipts::default();
         // Subscribers end (and unsubscribe) when this task drops them; the client
         // resubscribes by itself after reconnecting.
         tokio::spawn(async move {
@@ -360,14 +324,33 @@ impl Transport for NatsTransport {
                     .headers
                     .as_ref()
                     .and_then(|h| h.get(MESSAGE_ID))
-                    .map(|v| v.as_str().to_string());
-                if let (Some(id), Some(reply)) = (id, msg.reply.clone()) {
-                    if !recent.first_time(&id) {
+                    .map(|v| v.as_str().to_string())
+                    .filter(|id| id.len() <= receipts::MAX_ID_LEN);
+                let (Some(id), Some(reply)) = (id, msg.reply.clone()) else {
+                    // Not forwarded from an outbox: delivered as core NATS, unanswered.
+                    sink.offer(incoming_of(msg, &filter));
+                    continue;
+                };
+                match receipts.check(&id) {
+                    receipts::Seen::Done => {
                         let _ = client.publish(reply, Bytes::new()).await;
-                        continue;
+                    }
+                    receipts::Seen::InFlight => {}
+                    receipts::Seen::New(receipt) => {
+                        let mut incoming = incoming_of(msg, &filter);
+                        let client = client.clone();
+                        incoming.ack = Some(Box::new(move || {
+                            Box::pin(async move {
+                                receipt.done();
+                                let _ = client.publish(reply, Bytes::new()).await;
+                            })
+                                as futures::future::BoxFuture<'static, ()>
+                        }));
+                        // Within the queue's limit: a forwarder sends again what was not
+                        // answered, and nothing else bounds requests any client can send.
+                        sink.offer_bounded(incoming);
                     }
                 }
-                sink.offer(incoming_of(&client, msg, &filter));
             }
         });
         Ok(())

@@ -22,6 +22,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
+use trellis_lattice::Subjects;
 use trellis_provider::Config;
 use trellis_provider_messaging::config::ConfigError;
 use trellis_provider_messaging::Error;
@@ -41,8 +42,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where forwarded messages come from, and how to tell a partition from an absent
 /// subscriber.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Origin {
+    /// The lattice's subjects: outboxes are named per lattice.
+    pub subjects: Subjects,
     /// Names the provider instance in forwarded message ids.
     pub name: String,
     /// A subject only the hub answers (`$JS.{domain}.API.INFO`), when the lattice's state
@@ -96,12 +99,24 @@ impl OutboxConfig {
         }))
     }
 
-    fn stream(&self) -> String {
-        format!("TRELLIS_OUTBOX_{}", self.name)
+    /// Which outbox it is (a changed budget or patience is the same outbox, reconfigured).
+    fn identity(&self, server: &str) -> (String, Option<String>, String) {
+        (server.to_string(), self.domain.clone(), self.name.clone())
     }
 
-    fn subject(&self) -> String {
-        format!("trellis.outbox.{}", self.name)
+    fn stream_config(&self, subjects: &Subjects) -> stream::Config {
+        stream::Config {
+            name: subjects.outbox_stream(&self.name),
+            description: Some("Trellis messaging outbox: sends waiting to be forwarded".into()),
+            subjects: vec![subjects.outbox_subject(&self.name)],
+            max_bytes: self.max_bytes,
+            max_messages: self.max_messages,
+            discard: stream::DiscardPolicy::Old,
+            // What was forwarded (acknowledged) leaves the board's storage at once.
+            retention: stream::RetentionPolicy::WorkQueue,
+            num_replicas: 1,
+            ..Default::default()
+        }
     }
 }
 
@@ -116,8 +131,13 @@ pub struct OutboxCounters {
 
 /// One outbox: its stream and its forwarder.
 pub struct Outbox {
-    config: OutboxConfig,
+    config: std::sync::Mutex<OutboxConfig>,
+    name: String,
+    subject: String,
+    subjects: Subjects,
     js: jetstream::Context,
+    /// Read by the forwarder at each decision, so a changed config takes effect at once.
+    patience_ms: Arc<AtomicU64>,
     pub counters: Arc<OutboxCounters>,
 }
 
@@ -133,16 +153,7 @@ impl Outbox {
             Some(d) => jetstream::with_domain(client.clone(), d),
             None => jetstream::new(client.clone()),
         };
-        let settings = stream::Config {
-            name: config.stream(),
-            description: Some("Trellis messaging outbox: sends waiting to be forwarded".into()),
-            subjects: vec![config.subject()],
-            max_bytes: config.max_bytes,
-            max_messages: config.max_messages,
-            discard: stream::DiscardPolicy::Old,
-            num_replicas: 1,
-            ..Default::default()
-        };
+        let settings = config.stream_config(&origin.subjects);
         let mut created = js
             .get_or_create_stream(settings.clone())
             .await
@@ -161,20 +172,44 @@ impl Outbox {
         // Ids stay unique when a stream is deleted and made again (sequences restart).
         let epoch = info.created.unix_timestamp_nanos();
         let outbox = Arc::new(Self {
-            config,
+            name: config.name.clone(),
+            subject: origin.subjects.outbox_subject(&config.name),
+            subjects: origin.subjects.clone(),
+            patience_ms: Arc::new(AtomicU64::new(config.patience.as_millis() as u64)),
+            config: std::sync::Mutex::new(config),
             js,
             counters: Arc::default(),
         });
         let forwarder = Forwarder {
             client: client.clone(),
             stream: created,
-            id_prefix: format!("{}.{}.{epoch}", origin.name, outbox.config.name),
+            id_prefix: format!("{}.{}.{epoch}", origin.name, outbox.name),
             hub_probe: origin.hub_probe.clone(),
-            patience: outbox.config.patience,
+            patience_ms: Arc::clone(&outbox.patience_ms),
             counters: Arc::clone(&outbox.counters),
         };
         tokio::spawn(forwarder.run(stop));
         Ok(outbox)
+    }
+
+    /// Takes a link's changed budget or patience.
+    async fn reconfigure(&self, config: OutboxConfig) -> Result<(), String> {
+        let changed = match self.config.lock() {
+            Ok(mut c) if *c != config => {
+                *c = config.clone();
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.patience_ms
+                .store(config.patience.as_millis() as u64, Ordering::Relaxed);
+            self.js
+                .update_stream(config.stream_config(&self.subjects))
+                .await
+                .map_err(|e| format!("outbox {}: cannot change its limits: {e}", self.name))?;
+        }
+        Ok(())
     }
 
     /// Keeps a message; returns once the (local) JetStream stored it.
@@ -187,12 +222,11 @@ impl Outbox {
         headers.insert(TOPIC, topic);
         let ack = self
             .js
-            .publish_with_headers(self.config.subject(), headers, data)
+            .publish_with_headers(self.subject.clone(), headers, data)
             .await
-            .map_err(|e| Error::Connection(format!("outbox {}: {e}", self.config.name)))?;
-        ack.await.map_err(|e| {
-            Error::Connection(format!("outbox {}: not stored: {e}", self.config.name))
-        })?;
+            .map_err(|e| Error::Connection(format!("outbox {}: {e}", self.name)))?;
+        ack.await
+            .map_err(|e| Error::Connection(format!("outbox {}: not stored: {e}", self.name)))?;
         self.counters.stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -204,7 +238,7 @@ struct Forwarder {
     stream: stream::Stream,
     id_prefix: String,
     hub_probe: Option<String>,
-    patience: Duration,
+    patience_ms: Arc<AtomicU64>,
     counters: Arc<OutboxCounters>,
 }
 
@@ -215,10 +249,8 @@ impl Forwarder {
             return false;
         };
         let asked = self.client.request(probe.clone(), Bytes::new());
-        matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, asked).await,
-            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders
-        )
+        // Only an answer says the hub is there: a slow or failed probe keeps the message.
+        !matches!(tokio::time::timeout(PROBE_TIMEOUT, asked).await, Ok(Ok(_)))
     }
 
     async fn run(self, stop: CancellationToken) {
@@ -258,7 +290,9 @@ impl Forwarder {
                     // One at a time: the order is kept, and a message is not given to the
                     // forwarder again while it is still trying to hand it on.
                     max_ack_pending: 1,
-                    ack_wait: FORWARD_TIMEOUT * 30,
+                    // A message taken by a forwarder that stopped mid-send (a power cut)
+                    // comes back soon after its restart.
+                    ack_wait: FORWARD_TIMEOUT * 2,
                     ..Default::default()
                 },
             )
@@ -308,6 +342,14 @@ impl Forwarder {
                 *last = Some(seq);
                 continue;
             };
+            if crate::check_publish(&topic).is_err() {
+                // Stored by hand with a topic no message can have: it would never go.
+                msg.ack().await.map_err(|e| e.to_string())?;
+                *last = Some(seq);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("outbox: a stored message names no valid topic; dropped");
+                continue;
+            }
             headers.insert(MESSAGE_ID, format!("{}.{seq}", self.id_prefix).as_str());
             let request = async_nats::Request::new()
                 .headers(headers)
@@ -332,12 +374,17 @@ impl Forwarder {
                     // The hub is there and nobody subscribes to the topic: wait a while (a
                     // receiver restarting), then let it go as core NATS would.
                     let since = *unanswered.get_or_insert((seq, tokio::time::Instant::now()));
-                    if since.0 == seq && since.1.elapsed() >= self.patience {
+                    let patience = Duration::from_millis(self.patience_ms.load(Ordering::Relaxed));
+                    if since.0 == seq && since.1.elapsed() >= patience {
                         msg.ack().await.map_err(|e| e.to_string())?;
                         *last = Some(seq);
                         unanswered = None;
                         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(topic, patience = ?self.patience, "outbox: nobody subscribes to the topic; message dropped");
+                        tracing::warn!(
+                            topic,
+                            ?patience,
+                            "outbox: nobody subscribes to the topic; message dropped"
+                        );
                         continue;
                     }
                     if since.0 != seq {
@@ -351,7 +398,9 @@ impl Forwarder {
                 }
                 Err(e) => {
                     // Cut off from the hub (no responders), or no answer in time: the
-                    // message goes back, to be fetched again after a pause.
+                    // message goes back, to be fetched again after a pause. Time cut off
+                    // does not count towards the patience for an absent subscriber.
+                    unanswered = None;
                     tracing::debug!(err = %e, topic, "outbox: not handed on yet");
                     let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
                     tokio::select! {
@@ -383,25 +432,31 @@ fn split_topic(stored: &HeaderMap) -> Option<(String, HeaderMap)> {
 /// Outboxes by config, opened on first use.
 #[derive(Default)]
 pub struct Outboxes {
-    open: tokio::sync::Mutex<HashMap<OutboxConfig, Arc<Outbox>>>,
+    /// By server, domain and name.
+    open: tokio::sync::Mutex<HashMap<(String, Option<String>, String), Arc<Outbox>>>,
 }
 
 impl Outboxes {
     pub async fn get(
         &self,
         client: &async_nats::Client,
+        server: &str,
         config: OutboxConfig,
         origin: &Origin,
         stop: &CancellationToken,
     ) -> Result<Arc<Outbox>, Error> {
+        let key = config.identity(server);
         let mut open = self.open.lock().await;
-        if let Some(o) = open.get(&config) {
-            return Ok(Arc::clone(o));
+        if let Some(o) = open.get(&key) {
+            let o = Arc::clone(o);
+            drop(open);
+            o.reconfigure(config).await.map_err(Error::Connection)?;
+            return Ok(o);
         }
-        let outbox = Outbox::open(client, config.clone(), origin, stop.child_token())
+        let outbox = Outbox::open(client, config, origin, stop.child_token())
             .await
             .map_err(Error::Connection)?;
-        open.insert(config, Arc::clone(&outbox));
+        open.insert(key, Arc::clone(&outbox));
         Ok(outbox)
     }
 
@@ -411,9 +466,9 @@ impl Outboxes {
             .lock()
             .await
             .iter()
-            .map(|(c, o)| {
+            .map(|((_, _, name), o)| {
                 (
-                    c.name.clone(),
+                    name.clone(),
                     o.counters.stored.load(Ordering::Relaxed),
                     o.counters.forwarded.load(Ordering::Relaxed),
                     o.counters.dropped.load(Ordering::Relaxed),

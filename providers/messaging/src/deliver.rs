@@ -118,14 +118,25 @@ impl Sink {
     /// Queues a message for the component without waiting: `false` when it was dropped
     /// (queue full, delivery stopped).
     pub fn offer(&self, incoming: Incoming) -> bool {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        incoming.message.topic.hash(&mut h);
-        let lane = (h.finish() % self.lanes.len() as u64) as usize;
         // A message the broker waits an acknowledgement for is always taken: the broker
         // bounds those itself (the subscriber's receive maximum is the queue; what a resumed
         // session resends is bounded by the previous connection's), and dropping one would
         // leave it unacknowledged until the next reconnect.
-        let acknowledged = incoming.ack.is_some();
+        let must_take = incoming.ack.is_some();
+        self.admit(incoming, must_take)
+    }
+
+    /// [`Self::offer`] within the queue's limit even for a message with an acknowledgement:
+    /// for senders that send again what was not acknowledged, and that nothing else bounds
+    /// (any NATS client can send a request).
+    pub fn offer_bounded(&self, incoming: Incoming) -> bool {
+        self.admit(incoming, false)
+    }
+
+    fn admit(&self, incoming: Incoming, acknowledged: bool) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        incoming.message.topic.hash(&mut h);
+        let lane = (h.finish() % self.lanes.len() as u64) as usize;
         let admitted = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
