@@ -84,7 +84,12 @@ impl Host {
             subjects.clone(),
             copy.clone(),
         )));
-        let saved = SavedWorkload::load(state_dir.as_ref().map(|d| d.workload_path())).await;
+        let saved = SavedWorkload::load(
+            state_dir.as_ref().map(|d| d.workload_path()),
+            &config.lattice,
+            &id,
+        )
+        .await;
         let state: Arc<dyn StateStore> = Arc::clone(&kv) as _;
         let events = EventPublisher::new(nats.clone(), subjects.clone(), id.clone());
         let sink: Arc<dyn EventSink> = Arc::new(events.clone());
@@ -209,6 +214,18 @@ impl Host {
             events: Arc::clone(&sink),
             gpio: Arc::clone(&chips),
         });
+        // The last workload comes back before the host says it is here, without waiting for
+        // the manager (which may be out of reach): a manager hearing of a host with nothing
+        // would place its workload elsewhere too.
+        let restored = crate::state_dir::restore(
+            &saved,
+            component_control.as_ref(),
+            provider_control.as_ref(),
+        )
+        .await;
+        if restored > 0 {
+            tracing::info!(restored, "restored the saved workload");
+        }
         crate::control::serve(router, &nats, &subjects, &id, shutdown.clone()).await?;
 
         let beat_now = Arc::new(Notify::new());
@@ -228,23 +245,6 @@ impl Host {
         };
         host.announce(false).await;
         beat_now.notify_one();
-        // The last workload comes back without waiting for the manager (which may be out of
-        // reach); the inventory goes out once it runs.
-        tokio::spawn({
-            let beat_now = Arc::clone(&beat_now);
-            async move {
-                let restored = crate::state_dir::restore(
-                    &saved,
-                    component_control.as_ref(),
-                    provider_control.as_ref(),
-                )
-                .await;
-                if restored > 0 {
-                    tracing::info!(restored, "restored the saved workload");
-                    beat_now.notify_one();
-                }
-            }
-        });
         tokio::spawn(reannounce(host.handle(), session_events, beat_now));
         tracing::info!(
             host_id = %host.info.id,

@@ -138,6 +138,10 @@ impl LatticeView {
         }
         self.gone.remove(host_id);
         if self.observed.unreachable.remove(host_id).is_some() {
+            // It may have restarted while away, with a clock behind its last run (a board
+            // without a real-time clock): its old sequence would make every new inventory
+            // look stale.
+            self.latest.remove(host_id);
             tracing::info!(host_id, "host is reachable again");
         }
     }

@@ -38,7 +38,11 @@ pub fn used_by(mirror: &Mirror, workload: &Workload) -> SavedState {
         .filter(|(name, _)| names.contains(*name))
         .map(|(n, c)| (n.clone(), c.clone()))
         .collect();
-    SavedState { links, configs }
+    SavedState {
+        lattice: workload.lattice.clone(),
+        links,
+        configs,
+    }
 }
 
 /// Follows the lattice state and the workload until `shutdown`, rewriting the copy when what

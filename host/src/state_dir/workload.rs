@@ -24,6 +24,12 @@ const MAX_WORKLOAD_BYTES: u64 = 16 << 20;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    /// Whose workload it is: a state directory used with another lattice or key (`trellis
+    /// up` and a plain host share the default one) does not hand this one on.
+    #[serde(default)]
+    pub lattice: String,
+    #[serde(default)]
+    pub host_id: String,
     pub components: BTreeMap<String, ScaleComponent>,
     pub providers: BTreeMap<String, StartProvider>,
 }
@@ -61,14 +67,30 @@ pub struct SavedWorkload {
 impl SavedWorkload {
     /// The workload saved at `path` (empty when there is none or it cannot be read); `None`
     /// keeps it in memory only (an ephemeral host).
-    pub async fn load(path: Option<PathBuf>) -> Arc<Self> {
-        let current = match path.clone() {
+    pub async fn load(path: Option<PathBuf>, lattice: &str, host_id: &str) -> Arc<Self> {
+        let read = match path.clone() {
             Some(path) => tokio::task::spawn_blocking(move || read(&path))
                 .await
                 .ok()
-                .flatten()
-                .unwrap_or_default(),
+                .flatten(),
+            None => None,
+        };
+        let current = match read {
+            Some(w) if w.lattice == lattice && w.host_id == host_id => w,
+            Some(w) => {
+                tracing::warn!(
+                    saved_lattice = %w.lattice,
+                    saved_host = %w.host_id,
+                    "the saved workload is another lattice's or another host's; not restoring it"
+                );
+                Workload::default()
+            }
             None => Workload::default(),
+        };
+        let current = Workload {
+            lattice: lattice.to_string(),
+            host_id: host_id.to_string(),
+            ..current
         };
         Arc::new(Self {
             path,
@@ -293,7 +315,7 @@ mod tests {
     async fn changes_are_saved_and_read_back_and_a_stop_forgets() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("workload.json");
-        let saved = SavedWorkload::load(Some(path.clone())).await;
+        let saved = SavedWorkload::load(Some(path.clone()), "l", "h").await;
         saved
             .scaled(&scale("a", "/x/a.wasm", 2), &scaled("a", "/x/a.wasm", 2))
             .await;
@@ -305,15 +327,26 @@ mod tests {
             .scaled(&scale("a", "", 3), &scaled("a", "/x/a.wasm", 3))
             .await;
         saved.scaled(&scale("b", "", 0), &scaled("b", "", 0)).await;
-        let again = SavedWorkload::load(Some(path.clone())).await.get();
+        let again = SavedWorkload::load(Some(path.clone()), "l", "h")
+            .await
+            .get();
+        assert!(
+            SavedWorkload::load(Some(path.clone()), "other", "h")
+                .await
+                .get()
+                .ids()
+                .is_empty(),
+            "another lattice's workload is not restored"
+        );
         assert_eq!(again.ids(), BTreeSet::from(["a".to_string()]));
         assert_eq!(again.components["a"].image, "/x/a.wasm");
         assert_eq!(again.components["a"].replicas, 3);
         assert_eq!(again.config_names(), BTreeSet::from(["c".to_string()]));
         std::fs::write(&path, b"{ not json").unwrap();
-        assert_eq!(
-            SavedWorkload::load(Some(path)).await.get(),
-            Workload::default()
-        );
+        assert!(SavedWorkload::load(Some(path), "l", "h")
+            .await
+            .get()
+            .ids()
+            .is_empty());
     }
 }

@@ -34,7 +34,11 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
                 }
             }
         }
+        // What runs on an unreachable host is removed when it is back: until then the
+        // removal is not finished (or the host would come back running a forgotten app).
+        let before = commands.len();
         commands.retain(|c| reaches(c, observed));
+        let waiting = before - commands.len();
         commands.sort_by_key(Command::phase);
         let version = removal
             .manifests
@@ -42,7 +46,15 @@ pub(super) fn plan_app(record: &AppRecord, observed: &Observed, backoff: &Backof
             .and_then(|m| m.version())
             .map(str::to_string);
         let extra = status::overlay_failures(&mut [], &commands, backoff, observed);
-        let (state, reason, finish) = if commands.is_empty() {
+        let (state, reason, finish) = if commands.is_empty() && waiting > 0 {
+            (
+                AppState::Reconciling,
+                Some(format!(
+                    "waiting for unreachable hosts to remove {waiting} resources"
+                )),
+                None,
+            )
+        } else if commands.is_empty() {
             (
                 AppState::Undeployed,
                 None,

@@ -135,3 +135,34 @@ fn an_unreadable_grace_is_refused_at_validation() {
         .to_string();
     assert!(err.contains("unreachable-grace"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_removal_waits_for_an_unreachable_host_instead_of_forgetting_what_runs_there() {
+    let mut record = record(EDGE_APP);
+    let backoff = Backoff::default();
+    let mut observed = lattice(vec![host("edge", &[("tier", "edge")]), host("cloud", &[])]);
+    for _ in 0..3 {
+        let p = plan_app(&record, &observed, &backoff);
+        apply(&mut observed, "plant", &p.commands);
+    }
+    let deployed = record.deployment.take().expect("deployed");
+    record.removal = Some(crate::records::Removal {
+        manifests: vec![deployed.manifest],
+        delete: true,
+    });
+    observed
+        .unreachable
+        .insert("edge".into(), tokio::time::Instant::now());
+    let p = plan_app(&record, &observed, &backoff);
+    assert!(
+        p.finish.is_none(),
+        "not finished while the edge still runs the reader"
+    );
+    assert!(p.commands.iter().all(|c| c.host_id() != Some("edge")));
+    assert_eq!(
+        p.status.status,
+        trellis_lattice::app::AppState::Reconciling,
+        "{:?}",
+        p.status
+    );
+}

@@ -28,6 +28,9 @@ const MAX_COPY_BYTES: u64 = 16 << 20;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SavedState {
+    /// The lattice it is a copy of (a copy of another lattice's is not used).
+    #[serde(default)]
+    pub lattice: String,
     pub links: Vec<Link>,
     pub configs: Configs,
 }
@@ -125,10 +128,11 @@ impl LatticeState {
     }
 
     async fn saved(&self) -> Option<SavedState> {
-        match &self.copy {
-            Some(copy) => copy.load().await,
-            None => None,
-        }
+        let saved = match &self.copy {
+            Some(copy) => copy.load().await?,
+            None => return None,
+        };
+        (saved.lattice == self.subjects.lattice()).then_some(saved)
     }
 
     /// Every link and config now: from the store, else (saying so in the log) the copy.
@@ -212,6 +216,7 @@ mod tests {
         let mut configs = Configs::new();
         configs.insert("c".into(), [("k".to_string(), "v".to_string())].into());
         let state = SavedState {
+            lattice: "l".into(),
             links: vec![],
             configs,
         };
