@@ -130,8 +130,7 @@ async fn without_a_grace_replicas_move_at_once_and_the_lost_host_is_sent_nothing
 fn an_unreadable_grace_is_refused_at_validation() {
     let yaml = EDGE_APP.replace("unreachable-grace: 10m", "unreachable-grace: soon");
     let err = trellis_validate::parse("app.yaml", &yaml)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("unreachable-grace"), "{err}");
 }

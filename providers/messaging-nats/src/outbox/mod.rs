@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use trellis_lattice::Subjects;
 use trellis_provider::Config;
 use trellis_provider_messaging::config::ConfigError;
 use trellis_provider_messaging::Error;
+
+mod forward;
+use forward::Forwarder;
 
 /// The header that carries a stored message's topic.
 const TOPIC: &str = "Trellis-Topic";
@@ -100,7 +102,7 @@ impl OutboxConfig {
     }
 
     /// Which outbox it is (a changed budget or patience is the same outbox, reconfigured).
-    fn identity(&self, server: &str) -> (String, Option<String>, String) {
+    fn identity(&self, server: &str) -> OutboxKey {
         (server.to_string(), self.domain.clone(), self.name.clone())
     }
 
@@ -232,208 +234,14 @@ impl Outbox {
     }
 }
 
-/// Hands an outbox's messages on in order.
-struct Forwarder {
-    client: async_nats::Client,
-    stream: stream::Stream,
-    id_prefix: String,
-    hub_probe: Option<String>,
-    patience_ms: Arc<AtomicU64>,
-    counters: Arc<OutboxCounters>,
-}
-
-impl Forwarder {
-    /// Whether the hub is out of reach (so a message nobody answers waits for it).
-    async fn partitioned(&self) -> bool {
-        let Some(probe) = &self.hub_probe else {
-            return false;
-        };
-        let asked = self.client.request(probe.clone(), Bytes::new());
-        // Only an answer says the hub is there: a slow or failed probe keeps the message.
-        !matches!(tokio::time::timeout(PROBE_TIMEOUT, asked).await, Ok(Ok(_)))
-    }
-
-    async fn run(self, stop: CancellationToken) {
-        let mut backoff =
-            trellis_lattice::kv::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        // The last sequence handed on (or found acknowledged): a jump past it is what the
-        // budget dropped.
-        let mut last: Option<u64> = None;
-        loop {
-            let run = self.forward(&mut last, &mut backoff, &stop);
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                result = run => if let Err(err) = result {
-                    tracing::warn!(%err, "outbox forwarder restarting");
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
-    }
-
-    async fn forward(
-        &self,
-        last: &mut Option<u64>,
-        backoff: &mut trellis_lattice::kv::Backoff,
-        stop: &CancellationToken,
-    ) -> Result<(), String> {
-        let consumer: consumer::PullConsumer = self
-            .stream
-            .get_or_create_consumer(
-                "forwarder",
-                consumer::pull::Config {
-                    durable_name: Some("forwarder".into()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    // One at a time: the order is kept, and a message is not given to the
-                    // forwarder again while it is still trying to hand it on.
-                    max_ack_pending: 1,
-                    // A message taken by a forwarder that stopped mid-send (a power cut)
-                    // comes back soon after its restart.
-                    ack_wait: FORWARD_TIMEOUT * 2,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if last.is_none() {
-            let info = self.stream.cached_info();
-            // Everything before the first stored message that was never acknowledged is
-            // gone; what the consumer acknowledged was forwarded.
-            *last = Some(info.state.first_sequence.saturating_sub(1));
-        }
-        // The message nobody subscribes to, and since when.
-        let mut unanswered: Option<(u64, tokio::time::Instant)> = None;
-        loop {
-            // One message per fetch, asked for afresh after every attempt: what the budget
-            // dropped meanwhile is never handed out, and the oldest kept message is next.
-            let mut batch = consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_secs(5))
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?;
-            let next = tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                next = batch.next() => next,
-            };
-            let Some(next) = next else {
-                continue;
-            };
-            let msg = next.map_err(|e| e.to_string())?;
-            let seq = msg
-                .info()
-                .map(|i| i.stream_sequence)
-                .map_err(|e| e.to_string())?;
-            if let Some(prev) = *last {
-                if seq > prev + 1 {
-                    let lost = seq - prev - 1;
-                    self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
-                    tracing::warn!(lost, "outbox full: the oldest messages were dropped before they could be forwarded");
-                }
-            }
-            *last = Some(seq.saturating_sub(1).max(last.unwrap_or(0)));
-            let Some((topic, mut headers)) = msg.headers.as_ref().and_then(split_topic) else {
-                // Not one of ours (published by hand on the outbox's subject): skipped.
-                msg.ack().await.map_err(|e| e.to_string())?;
-                *last = Some(seq);
-                continue;
-            };
-            if crate::check_publish(&topic).is_err() {
-                // Stored by hand with a topic no message can have: it would never go.
-                msg.ack().await.map_err(|e| e.to_string())?;
-                *last = Some(seq);
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("outbox: a stored message names no valid topic; dropped");
-                continue;
-            }
-            headers.insert(MESSAGE_ID, format!("{}.{seq}", self.id_prefix).as_str());
-            let request = async_nats::Request::new()
-                .headers(headers)
-                .payload(msg.payload.clone())
-                .timeout(Some(FORWARD_TIMEOUT));
-            let sent = tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                sent = self.client.send_request(topic.clone(), request) => sent,
-            };
-            match sent {
-                Ok(_) => {
-                    unanswered = None;
-                    msg.ack().await.map_err(|e| e.to_string())?;
-                    *last = Some(seq);
-                    self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
-                    backoff.reset();
-                }
-                Err(e)
-                    if e.kind() == async_nats::RequestErrorKind::NoResponders
-                        && !self.partitioned().await =>
-                {
-                    // The hub is there and nobody subscribes to the topic: wait a while (a
-                    // receiver restarting), then let it go as core NATS would.
-                    let since = *unanswered.get_or_insert((seq, tokio::time::Instant::now()));
-                    let patience = Duration::from_millis(self.patience_ms.load(Ordering::Relaxed));
-                    if since.0 == seq && since.1.elapsed() >= patience {
-                        msg.ack().await.map_err(|e| e.to_string())?;
-                        *last = Some(seq);
-                        unanswered = None;
-                        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            topic,
-                            ?patience,
-                            "outbox: nobody subscribes to the topic; message dropped"
-                        );
-                        continue;
-                    }
-                    if since.0 != seq {
-                        unanswered = Some((seq, tokio::time::Instant::now()));
-                    }
-                    let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    }
-                }
-                Err(e) => {
-                    // Cut off from the hub (no responders), or no answer in time: the
-                    // message goes back, to be fetched again after a pause. Time cut off
-                    // does not count towards the patience for an absent subscriber.
-                    unanswered = None;
-                    tracing::debug!(err = %e, topic, "outbox: not handed on yet");
-                    let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A stored message's topic and the headers to forward with it.
-fn split_topic(stored: &HeaderMap) -> Option<(String, HeaderMap)> {
-    let mut topic = None;
-    let mut headers = HeaderMap::new();
-    for (name, values) in stored.iter() {
-        for value in values {
-            if AsRef::<str>::as_ref(name) == TOPIC {
-                topic = Some(value.as_str().to_string());
-            } else {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-    }
-    Some((topic?, headers))
-}
+/// Which outbox: server, JetStream domain, name.
+type OutboxKey = (String, Option<String>, String);
 
 /// Outboxes by config, opened on first use.
 #[derive(Default)]
 pub struct Outboxes {
     /// By server, domain and name.
-    open: tokio::sync::Mutex<HashMap<(String, Option<String>, String), Arc<Outbox>>>,
+    open: tokio::sync::Mutex<HashMap<OutboxKey, Arc<Outbox>>>,
 }
 
 impl Outboxes {
