@@ -139,6 +139,22 @@ impl Plant {
         got
     }
 
+    /// Readings until one reaches the cloud (the links are in), then whatever else is on
+    /// its way.
+    async fn warm(&mut self) {
+        for attempt in 0..40 {
+            self.strobe(attempt % 16).await;
+            if !self
+                .arrivals(1, Duration::from_millis(500))
+                .await
+                .is_empty()
+            {
+                break;
+            }
+        }
+        let _ = self.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    }
+
     /// A reading, and the wait until the outbox stored it: the reader reads the data lines
     /// when it handles the strobe, so the next value waits for that.
     async fn strobe_stored(&self, value: u32) {
@@ -259,17 +275,7 @@ async fn readings_sent_while_cut_off_arrive_in_order_once_the_uplink_returns() {
 async fn an_outbox_over_its_budget_drops_the_oldest_and_counts_them() {
     init_logging();
     let mut plant = plant("edge-outbox-full", 5, "60s").await;
-    for attempt in 0..40 {
-        plant.strobe(attempt % 16).await;
-        if !plant
-            .arrivals(1, Duration::from_millis(500))
-            .await
-            .is_empty()
-        {
-            break;
-        }
-    }
-    let _ = plant.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    plant.warm().await;
 
     let (stored_before, _, _) = outbox_counts(&plant.health().await);
     plant.uplink.cut();
@@ -295,17 +301,7 @@ async fn an_outbox_over_its_budget_drops_the_oldest_and_counts_them() {
 async fn a_message_nobody_subscribes_to_does_not_hold_up_the_outbox_while_the_hub_is_there() {
     init_logging();
     let mut plant = plant("edge-outbox-nobody", 1000, "1s").await;
-    for attempt in 0..40 {
-        plant.strobe(attempt % 16).await;
-        if !plant
-            .arrivals(1, Duration::from_millis(500))
-            .await
-            .is_empty()
-        {
-            break;
-        }
-    }
-    let _ = plant.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    plant.warm().await;
     let (stored, _, dropped_before) = outbox_counts(&plant.health().await);
     let hub = NatsServer::client_for(&plant.hub_url, &plant.lattice)
         .await
@@ -361,17 +357,7 @@ async fn a_long_cut_over_budget_keeps_the_newest_and_counts_the_rest() {
         .unwrap_or(Duration::from_secs(600));
     const BUDGET: u32 = 500;
     let mut plant = plant("edge-long-cut", BUDGET, "60s").await;
-    for attempt in 0..40 {
-        plant.strobe(attempt % 16).await;
-        if !plant
-            .arrivals(1, Duration::from_millis(500))
-            .await
-            .is_empty()
-        {
-            break;
-        }
-    }
-    let _ = plant.arrivals(usize::MAX, Duration::from_secs(2)).await;
+    plant.warm().await;
     let (_, forwarded_before, dropped_before) = outbox_counts(&plant.health().await);
 
     plant.uplink.cut();

@@ -357,16 +357,18 @@ impl Transport for NatsTransport {
     }
 }
 
+/// A link config from pairs, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn cfg(pairs: &[(&str, &str)]) -> Config {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn only_nats_urls_name_another_server() {

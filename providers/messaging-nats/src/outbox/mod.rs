@@ -289,13 +289,7 @@ impl Outboxes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::cfg;
 
     #[test]
     fn outbox_config_reads_and_checks_its_keys() {
