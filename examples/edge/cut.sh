@@ -108,8 +108,8 @@ case "$action" in
         if (exec 3<>"/dev/tcp/127.0.0.1/$EDGE_UPLINK_PORT") 2>/dev/null; then
             die "127.0.0.1:$EDGE_UPLINK_PORT is taken by another process"
         fi
-        setsid "$SOCAT" "TCP-LISTEN:$EDGE_UPLINK_PORT,bind=127.0.0.1,fork,reuseaddr" \
-            "TCP:127.0.0.1:$HUB_LEAF_PORT" >>"$DIR/logs/uplink.log" 2>&1 </dev/null &
+        setsid "$SOCAT" "TCP-LISTEN:$EDGE_UPLINK_PORT,bind=127.0.0.1,fork,reuseaddr,nodelay" \
+            "TCP:127.0.0.1:$HUB_LEAF_PORT,nodelay" >>"$DIR/logs/uplink.log" 2>&1 </dev/null &
         echo $! >"$pidfile"
         # The edge leaf retries its remote about once a second.
         for ((i = 0; i < 60; i++)); do

@@ -299,8 +299,8 @@ start hub "$NATS_SERVER" -c "$DIR/conf/hub.conf"
 wait_for hub 15 "the hub's NATS on 127.0.0.1:$HUB_PORT" listening "$HUB_PORT"
 wait_for hub 15 "the hub's leaf listener on 127.0.0.1:$HUB_LEAF_PORT" listening "$HUB_LEAF_PORT"
 
-start uplink "$SOCAT" "TCP-LISTEN:$EDGE_UPLINK_PORT,bind=127.0.0.1,fork,reuseaddr" \
-    "TCP:127.0.0.1:$HUB_LEAF_PORT"
+start uplink "$SOCAT" "TCP-LISTEN:$EDGE_UPLINK_PORT,bind=127.0.0.1,fork,reuseaddr,nodelay" \
+    "TCP:127.0.0.1:$HUB_LEAF_PORT,nodelay"
 wait_for uplink 10 "the edge uplink forwarder on 127.0.0.1:$EDGE_UPLINK_PORT" \
     listening "$EDGE_UPLINK_PORT"
 

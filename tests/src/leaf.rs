@@ -107,7 +107,11 @@ impl Uplink {
                         continue;
                     }
                     let task = tokio::spawn(async move {
+                        // Nagle's algorithm on a proxy delays every small message by the
+                        // peer's delayed ACK (~40 ms): a real uplink does not.
+                        let _ = inbound.set_nodelay(true);
                         if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", to)).await {
+                            let _ = outbound.set_nodelay(true);
                             let _ =
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
