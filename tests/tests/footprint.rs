@@ -111,8 +111,6 @@ async fn runs_components_within_the_limit(
 }
 
 #[tokio::test]
-#[ignore = "fails until runtime/engine.rs gives on-demand memories small reservations: \
-            each instance asks for 4 GiB of address space"]
 async fn default_sizing_falls_back_to_on_demand_under_ulimit_v_and_runs_components() {
     let inventory = runs_components_within_the_limit("footprint-default", &[]).await;
     assert_eq!(inventory.heartbeat_interval_ms, 5_000);
@@ -122,8 +120,6 @@ async fn default_sizing_falls_back_to_on_demand_under_ulimit_v_and_runs_componen
 /// wasmtime's 4 GiB reservation plus its guard (32 memory slots: over 128 GiB), so under a
 /// 1 GB limit the edge profile falls back too.
 #[tokio::test]
-#[ignore = "fails until runtime/engine.rs gives on-demand memories small reservations: \
-            each instance asks for 4 GiB of address space"]
 async fn edge_profile_falls_back_to_on_demand_under_ulimit_v_and_runs_components() {
     let inventory =
         runs_components_within_the_limit("footprint-edge", &["--profile", "edge"]).await;

@@ -97,6 +97,12 @@ pub fn build(settings: &EngineSettings) -> anyhow::Result<(Engine, AllocatorKind
     }
     let mut config = base_config(settings);
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    // Where the pool's address space cannot be reserved, neither can wasmtime's default
+    // 4 GiB (+ guard) per memory: each memory reserves what it holds and moves when it
+    // grows (the compiled code checks bounds instead).
+    config.memory_reservation(0);
+    config.memory_guard_size(0);
+    config.memory_reservation_for_growth(1 << 20);
     let engine =
         Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e}"))?;
     Ok((engine, AllocatorKind::OnDemand))
