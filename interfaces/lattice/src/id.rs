@@ -70,6 +70,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_js_domain_is_one_subject_token() {
+        validate_js_domain("hub").unwrap();
+        for bad in ["", "a.b", "a b", "a*", ">", &"x".repeat(200)] {
+            let err = validate_js_domain(bad).unwrap_err().to_string();
+            assert!(err.contains("JetStream domain"), "{bad:?}: {err}");
+        }
+        let subjects = crate::Subjects::new("l").with_js_domain(Some("hub".into()));
+        assert_eq!(
+            subjects.js_domain_probe().as_deref(),
+            Some("$JS.hub.API.INFO")
+        );
+        assert_eq!(crate::Subjects::new("l").js_domain_probe(), None);
+    }
+
+    #[test]
     fn tokens() {
         assert!(validate_component_id("greeter-1_a").is_ok());
         for bad in ["", "a.b", "a b", "a*", "a>", &"x".repeat(200)] {
