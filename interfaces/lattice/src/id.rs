@@ -76,12 +76,6 @@ mod tests {
             let err = validate_js_domain(bad).unwrap_err().to_string();
             assert!(err.contains("JetStream domain"), "{bad:?}: {err}");
         }
-        let subjects = crate::Subjects::new("l").with_js_domain(Some("hub".into()));
-        assert_eq!(
-            subjects.js_domain_probe().as_deref(),
-            Some("$JS.hub.API.INFO")
-        );
-        assert_eq!(crate::Subjects::new("l").js_domain_probe(), None);
     }
 
     #[test]

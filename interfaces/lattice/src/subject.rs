@@ -402,6 +402,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn js_domain_probe_asks_the_hub_domain() {
+        let subjects = Subjects::new("l").with_js_domain(Some("hub".into()));
+        assert_eq!(
+            subjects.js_domain_probe().as_deref(),
+            Some("$JS.hub.API.INFO")
+        );
+        assert_eq!(Subjects::new("l").js_domain_probe(), None);
+    }
+
+    #[test]
     fn control_subjects() {
         let s = Subjects::new("prod");
         assert_eq!(s.host_ping(), "trellis.ctl.v1.prod.host.ping");
