@@ -13,7 +13,7 @@
 //! - [`value`]: WIT value types and the JSON ↔ wRPC wire codec used by `trellis call`.
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
 //! - [`link`]: links and named config; [`kv`]: where they live (JetStream KV) and how to
-//!   follow them.
+//!   follow them; [`secret`]: config values sealed to the lattice's secrets key.
 //! - [`image`]: image references (where components and providers come from).
 //! - [`provider`]: what hosts and capability providers exchange.
 //! - [`app`]: the deployment manager's API (applications, status).
@@ -37,6 +37,7 @@ pub mod link;
 pub mod manifest;
 pub mod provider;
 pub mod rpc;
+pub mod secret;
 pub mod server;
 pub mod stats;
 pub mod subject;
