@@ -224,6 +224,10 @@ pub struct ImportClient {
     trace: TraceContext,
     /// The invocation's span: the parent of each import call's span.
     span: tracing::Span,
+    /// Calls through links that led to the invocation.
+    depth: u32,
+    /// When the invocation's time limit ends (none: no limit).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl ImportClient {
@@ -240,15 +244,29 @@ impl ImportClient {
             source,
             trace,
             span,
+            depth: 0,
+            deadline: None,
         }
     }
 
-    /// Context of a call made now: a new span in the invocation's trace.
+    /// Calls made by an invocation `depth` links deep, which must end by `deadline`.
+    pub fn within(mut self, depth: u32, deadline: tokio::time::Instant) -> Self {
+        self.depth = depth;
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Context of a call made now: a new span in the invocation's trace, one link deeper,
+    /// with what is left of the invocation's time.
     pub fn call_context(&self) -> CallContext {
         CallContext {
             trace: Some(self.trace.child()),
             source: Some(self.source.to_string()),
             link: None,
+            depth: self.depth.saturating_add(1),
+            budget: self
+                .deadline
+                .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
         }
     }
 

@@ -22,6 +22,9 @@ use crate::value::leb128;
 pub const HTTP_INSTANCE: &str = "trellis:http/handler";
 /// The function.
 pub const HTTP_FUNCTION: &str = "handle";
+/// The largest request or response that crosses the lattice whole. A length above it is
+/// refused as soon as it is read, before anything waits for (or buffers) that many bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 pub type Headers = Vec<(String, Bytes)>;
 
@@ -97,6 +100,7 @@ impl Reader<'_> {
         }
     }
 
+    /// A length field: refused when above [`MAX_MESSAGE_BYTES`], whatever follows.
     fn len(&mut self) -> Result<usize, CodecError> {
         let mut rest = &self.src[self.pos..];
         let before = rest.len();
@@ -109,6 +113,9 @@ impl Reader<'_> {
             None => return Err(self.err("bad length")),
         };
         self.pos += before - rest.len();
+        if n > MAX_MESSAGE_BYTES as u64 {
+            return Err(self.err("a length above the limit of 64 MiB"));
+        }
         Ok(n as usize)
     }
 

@@ -129,6 +129,8 @@ impl ServerState {
 
             source: Some(self.server_id.clone()),
             link: Some(route.link_name.clone()),
+            depth: 0,
+            budget: None,
         };
         match dispatch::over_lattice(
             &self.invoker,

@@ -280,6 +280,8 @@ async fn deliver(
         trace,
         source: Some(target.provider_id.to_string()),
         link: Some(target.link_name.to_string()),
+        depth: 0,
+        budget: None,
     };
     let mut wait = FIRST_RETRY;
     let mut attempts = 0u32;

@@ -180,6 +180,8 @@ impl wrpc_transport::Invoke for LinkedClient {
             trace: Some(TraceContext::new_root()),
             source: self.source.clone(),
             link: self.link.clone(),
+            depth: 0,
+            budget: None,
         };
         wrpc_transport::Invoke::invoke(&self.caller, cx, instance, func, params, paths).await
     }

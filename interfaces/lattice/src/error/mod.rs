@@ -50,10 +50,12 @@ impl Error {
         }
     }
 
+    /// A message that does not parse; `reason` (a parser's error, which may quote the input)
+    /// is kept within bounds by [`bounded`].
     pub fn malformed(what: &str, reason: impl std::fmt::Display) -> Self {
         Error::Malformed {
             what: what.to_string(),
-            reason: reason.to_string(),
+            reason: bounded(&reason.to_string()),
         }
     }
 
@@ -112,9 +114,57 @@ mod tests {
 
 /// Characters of an invalid value shown in an error.
 const SHOWN: usize = 64;
+/// Characters of a parser's error message kept in all.
+const MESSAGE_MAX: usize = 1024;
 
-/// `value`, or its beginning and how long it was.
-fn shorten(value: &str) -> String {
+/// A parser's error message with every quoted part (`"..."`, `` `...` ``) longer than a few
+/// dozen characters cut short, and the whole cut at [`MESSAGE_MAX`]: serde quotes the
+/// offending input (`invalid type: string "…1 MB…", expected u32`), which a hostile request
+/// must not get repeated back or into logs.
+pub fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MESSAGE_MAX + 64));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let inner_start = open + 1;
+        let close = quoted_end(&rest[inner_start..], quote).map(|i| inner_start + i);
+        let inner = &rest[inner_start..close.unwrap_or(rest.len())];
+        out.push_str(&shorten(inner));
+        match close {
+            Some(c) => {
+                out.push(quote);
+                rest = &rest[c + 1..];
+            }
+            None => rest = "",
+        }
+        if out.len() > MESSAGE_MAX {
+            break;
+        }
+    }
+    out.push_str(rest);
+    if out.chars().count() > MESSAGE_MAX {
+        let cut: String = out.chars().take(MESSAGE_MAX).collect();
+        return format!("{cut}…");
+    }
+    out
+}
+
+/// Where the quoted part that starts `text` ends (`"` skips escaped characters).
+fn quoted_end(text: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// `value`, or its beginning and how long it was: how an error shows what it was given.
+pub fn shorten(value: &str) -> String {
     let count = value.chars().count();
     if count <= SHOWN {
         return value.to_string();
@@ -126,6 +176,19 @@ fn shorten(value: &str) -> String {
 #[cfg(test)]
 mod shorten_tests {
     use super::*;
+
+    #[test]
+    fn parser_errors_quote_only_the_beginning_of_the_input() {
+        let long = "y".repeat(1 << 20);
+        let err = serde_json::from_str::<u32>(&format!("\"{long}\"")).unwrap_err();
+        let text = Error::malformed("scale", err).to_string();
+        assert!(text.len() < 300, "{text}");
+        assert!(text.contains("expected u32"), "{text}");
+        assert!(text.contains("(1048576 characters)"), "{text}");
+        let escaped = bounded(r#"a "b\"c" and `d`"#);
+        assert_eq!(escaped, r#"a "b\"c" and `d`"#);
+        assert_eq!(bounded("no quote \"ends"), "no quote \"ends");
+    }
 
     #[test]
     fn long_values_are_not_repeated_whole() {

@@ -17,7 +17,7 @@ pub mod error;
 mod invoker;
 mod transport;
 
-pub use call::{call_headers, headers, CallContext, IncomingCall};
+pub use call::{call_headers, headers, CallContext, IncomingCall, MAX_CALL_DEPTH};
 pub use error::{CallError, ErrorReport, RemoteErrorKind};
 pub use invoker::{Invocation, Invoker, InvokerConfig};
 pub use transport::{CallReader, CallWriter, RemoteFailure};

@@ -77,7 +77,8 @@ impl ControlRequest {
     pub fn parse(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Self, ControlError> {
         let Some(parsed) = subjects.parse_control(subject) else {
             return Err(ControlError::invalid(format!(
-                "{subject} is not a control subject of lattice `{}`",
+                "{} is not a control subject of lattice `{}`",
+                crate::error::shorten(subject),
                 subjects.lattice()
             )));
         };
@@ -250,7 +251,8 @@ fn body<T: DeserializeOwned + Check>(what: &str, payload: &[u8]) -> Result<T, Co
         payload
     };
     let request: T = serde_json::from_slice(payload).map_err(|e| {
-        ControlError::new(ErrorKind::Invalid, format!("malformed {what} request: {e}"))
+        let reason = crate::error::bounded(&e.to_string());
+        ControlError::new(ErrorKind::Invalid, format!("malformed {what} request: {reason}"))
     })?;
     request
         .check()

@@ -25,6 +25,25 @@ pub fn decode_results(sig: &FunctionSignature, mut bytes: &[u8]) -> Result<Json,
     })
 }
 
+/// Elements of a list whose values take no bytes (empty tuples and records): their number is
+/// only what the sender claims, so it is bounded.
+const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
+
+/// The fewest bytes a value of `ty` is encoded in.
+fn min_size(ty: &ValueType) -> usize {
+    match ty {
+        ValueType::F32 => 4,
+        ValueType::F64 => 8,
+        ValueType::Tuple { types } => types.iter().map(min_size).fold(0, usize::saturating_add),
+        ValueType::Record { fields } => fields
+            .iter()
+            .map(|f| min_size(&f.ty))
+            .fold(0, usize::saturating_add),
+        // Every other value has at least a byte: a tag, a length, a LEB128 digit.
+        _ => 1,
+    }
+}
+
 fn truncated(path: &str, ty: &ValueType) -> ValueError {
     ValueError::new(path, format!("input ended inside a {ty}"))
 }
@@ -105,11 +124,18 @@ fn decode(input: &mut &[u8], ty: &ValueType, path: &str) -> Result<Json, ValueEr
         }
         ValueType::List { element } => {
             let len = unsigned(input, 32, path, ty)? as usize;
-            // Every element takes at least one byte, so a length beyond the input is corrupt.
-            if len > input.len()
-                && !matches!(**element, ValueType::Tuple { ref types } if types.is_empty())
-            {
-                return Err(truncated(path, ty));
+            // A length the input cannot hold is corrupt, refused before anything is built;
+            // elements that take no bytes at all are only believed up to a bound.
+            match min_size(element) {
+                0 if len > MAX_EMPTY_ELEMENTS => {
+                    return Err(ValueError::new(
+                        path,
+                        format!("a list of {len} empty values (at most {MAX_EMPTY_ELEMENTS})"),
+                    ))
+                }
+                0 => {}
+                min if len > input.len() / min => return Err(truncated(path, ty)),
+                _ => {}
             }
             let mut items = Vec::with_capacity(len.min(input.len()));
             for i in 0..len {
@@ -170,16 +196,14 @@ fn decode(input: &mut &[u8], ty: &ValueType, path: &str) -> Result<Json, ValueEr
             json!({ key: v })
         }
         ValueType::Flags { names } => {
-            let n = names.len().div_ceil(8).clamp(1, 8);
-            let bytes = take(input, n, path, ty)?;
-            let mut a = [0u8; 8];
-            a[..n].copy_from_slice(bytes);
-            let bits = u64::from_le_bytes(a);
+            // One bit per name, in as many bytes as that takes (a type from a hostile
+            // describe may name more than 64 flags).
+            let bytes = take(input, names.len().div_ceil(8).max(1), path, ty)?;
             Json::Array(
                 names
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .filter(|(i, _)| bytes[i / 8] & (1 << (i % 8)) != 0)
                     .map(|(_, n)| json!(n))
                     .collect(),
             )

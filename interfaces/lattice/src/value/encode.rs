@@ -237,7 +237,8 @@ fn encode(buf: &mut Vec<u8>, ty: &ValueType, v: &Json, path: &str) -> Result<(),
         }
         ValueType::Flags { names } => {
             let set = v.as_array().ok_or_else(|| mismatch(path, ty, v))?;
-            let mut bits: u64 = 0;
+            // One bit per name, in as many bytes as that takes.
+            let mut bits = vec![0u8; names.len().div_ceil(8).max(1)];
             for item in set {
                 let name = item.as_str().ok_or_else(|| mismatch(path, ty, v))?;
                 let i = names.iter().position(|n| n == name).ok_or_else(|| {
@@ -246,10 +247,9 @@ fn encode(buf: &mut Vec<u8>, ty: &ValueType, v: &Json, path: &str) -> Result<(),
                         format!("unknown flag `{name}` (flags: {})", names.join(", ")),
                     )
                 })?;
-                bits |= 1 << i;
+                bits[i / 8] |= 1 << (i % 8);
             }
-            let bytes = names.len().div_ceil(8).max(1);
-            buf.extend_from_slice(&bits.to_le_bytes()[..bytes.min(8)]);
+            buf.extend_from_slice(&bits);
         }
         ValueType::Unsupported { what } => {
             return Err(ValueError::new(
