@@ -7,6 +7,7 @@ mod exit;
 mod global;
 mod gpio;
 mod hosts;
+mod keys;
 mod links;
 mod manifest_file;
 mod output;
@@ -130,6 +131,9 @@ enum Command {
     /// A host's GPIO: list chips and lines, read a line, drive a simulated input.
     #[command(subcommand)]
     Gpio(gpio::GpioCommand),
+    /// Make keys for signing, hosts and NATS users.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[tokio::main]
@@ -214,6 +218,7 @@ impl Command {
             Command::Top(_) => "top",
             Command::App(_) => "app",
             Command::Gpio(_) => "gpio",
+            Command::Keys(_) => "keys",
         }
     }
 }
@@ -234,5 +239,6 @@ async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Top(args) => top::run(global, args).await,
         Command::App(cmd) => apps::run(global, cmd).await,
         Command::Gpio(cmd) => gpio::run(global, cmd).await,
+        Command::Keys(cmd) => keys::run(global, cmd).await,
     }
 }
