@@ -1,7 +1,7 @@
 //! `trellis link`, `trellis config`, `trellis get links`.
 
 use clap::Subcommand;
-use trellis_lattice::link::{parse_package, Config, Link, LinkKey, DEFAULT_LINK_NAME};
+use trellis_lattice::link::{parse_package, Link, LinkKey, DEFAULT_LINK_NAME};
 use trellis_lattice::LatticeClient;
 
 use crate::global::Global;
@@ -51,7 +51,17 @@ pub enum LinkCommand {
 #[derive(Subcommand)]
 pub enum ConfigCommand {
     /// Create or replace a named config: `trellis config put NAME key=value...`.
-    Put { name: String, values: Vec<String> },
+    Put {
+        name: String,
+        /// KEY=VALUE (with --secret, a bare KEY reads its value from standard input).
+        values: Vec<String>,
+        /// Seal every value to the lattice's secrets key: stored encrypted, shown as
+        /// `<secret>`, opened only by hosts holding the key for what they run.
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        key: crate::secrets::PublicKeyArg,
+    },
     /// Show a named config.
     Get { name: String },
     /// Delete a named config.
@@ -161,27 +171,22 @@ pub async fn link(g: &Global, cmd: LinkCommand) -> anyhow::Result<()> {
 pub async fn config(g: &Global, cmd: ConfigCommand) -> anyhow::Result<()> {
     let client = g.client().await?;
     match cmd {
-        ConfigCommand::Put { name, values } => {
-            let mut config = Config::new();
-            for pair in &values {
-                let Some((k, v)) = pair.split_once('=') else {
-                    anyhow::bail!("config value {pair:?} must be KEY=VALUE");
-                };
-                if k.is_empty() {
-                    anyhow::bail!("config value {pair:?} has an empty key");
-                }
-                config.insert(k.to_string(), v.to_string());
-            }
+        ConfigCommand::Put {
+            name,
+            values,
+            secret,
+            key,
+        } => {
+            let config = crate::secrets::parse_values(&name, &values, secret.then_some(&key))?;
             client.put_config(&name, config.clone()).await?;
-            if g.output == Format::Json {
-                return output::print_json(&serde_json::json!({ "name": name, "values": config }));
-            }
-            println!("config {name} set ({} key(s))", config.len());
+            crate::secrets::report_put(g, &name, &config)?;
         }
         ConfigCommand::Get { name } => {
             let Some(config) = client.named_config(&name).await? else {
                 anyhow::bail!("no config named {name}");
             };
+            // Sealed values are shown as `<secret>`: the CLI cannot open them anyway.
+            let config = trellis_lattice::secret::shown(&config);
             if g.output == Format::Json {
                 return output::print_json(&config);
             }

@@ -12,6 +12,7 @@ mod links;
 mod manifest_file;
 mod output;
 mod providers;
+mod secrets;
 mod spy;
 mod top;
 mod up;
@@ -131,6 +132,9 @@ enum Command {
     /// A host's GPIO: list chips and lines, read a line, drive a simulated input.
     #[command(subcommand)]
     Gpio(gpio::GpioCommand),
+    /// The lattice's secrets key and sealed config values.
+    #[command(subcommand)]
+    Secret(secrets::SecretCommand),
     /// Make keys for signing, hosts and NATS users.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -218,6 +222,7 @@ impl Command {
             Command::Top(_) => "top",
             Command::App(_) => "app",
             Command::Gpio(_) => "gpio",
+            Command::Secret(_) => "secret",
             Command::Keys(_) => "keys",
         }
     }
@@ -239,6 +244,7 @@ async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Top(args) => top::run(global, args).await,
         Command::App(cmd) => apps::run(global, cmd).await,
         Command::Gpio(cmd) => gpio::run(global, cmd).await,
+        Command::Secret(cmd) => secrets::run(global, cmd).await,
         Command::Keys(cmd) => keys::run(global, cmd).await,
     }
 }

@@ -224,6 +224,9 @@ pub struct HostArgs {
     /// are driven with `trellis gpio set`.
     #[arg(long = "gpio-sim", value_name = "NAME=LINES")]
     pub gpio_sim: Vec<String>,
+
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsArgs,
 }
 
 /// Parses `--gpio-sim NAME=LINES`.
@@ -281,6 +284,8 @@ pub struct HostConfig {
     pub shutdown_timeout: Duration,
     /// Simulated GPIO chips: name and number of lines.
     pub gpio_sim: Vec<(String, u32)>,
+    /// The lattice's secrets key file (`--secrets-key`): opens sealed config.
+    pub secrets_key: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -314,6 +319,7 @@ impl HostConfig {
             cache_dir: default_cache_dir(),
             shutdown_timeout: Duration::from_secs(10),
             gpio_sim: Vec::new(),
+            secrets_key: None,
         }
     }
 
@@ -418,6 +424,7 @@ impl HostConfig {
             fetch_timeout: args.fetch_timeout,
             cache_dir: args.cache_dir.unwrap_or_else(default_cache_dir),
             shutdown_timeout: args.shutdown_timeout,
+            secrets_key: args.secrets.secrets_key.clone(),
             gpio_sim: args
                 .gpio_sim
                 .iter()

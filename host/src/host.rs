@@ -52,6 +52,7 @@ impl Host {
             .map(StateDir::open)
             .transpose()?;
         let labels = Arc::new(HostLabels::new(crate::labels::merge(&config.labels)?));
+        let secrets = crate::secrets::HostSecrets::load(config.secrets_key.as_deref())?;
         let runtime = Arc::new(Runtime::new(&RuntimeConfig {
             pool_instances: config.pool_instances,
             memory_ceiling: config.memory_ceiling,
@@ -138,6 +139,7 @@ impl Host {
             },
             shutdown_timeout: config.shutdown_timeout,
             chips: Arc::clone(&chips),
+            secrets: secrets.clone(),
         }));
         let providers = Arc::new(Providers::new(ProvidersContext {
             host_id: id.clone(),

@@ -7,7 +7,8 @@
 //! - [`components`]: what runs here; start, scale, replace, stop; serving exports.
 //! - [`providers`]: capability providers, built in or external, supervised.
 //! - [`links`]: the link table that routes each component's imports.
-//! - [`lattice_kv`]: the lattice's links and named config, as the host reads and writes them.
+//! - [`lattice_kv`]: the lattice's links and named config, as the host reads and writes them;
+//!   [`secrets`]: the secrets key, opening sealed config for what runs here.
 //! - [`ingress`]: HTTP requests for components running here, from the built-in server or
 //!   over the lattice.
 //! - [`control`]: the control interface: requests routed to the parts that carry them out.
@@ -30,6 +31,7 @@ pub mod observe;
 pub mod profile;
 pub mod providers;
 pub mod runtime;
+pub mod secrets;
 pub mod session;
 pub mod state_dir;
 

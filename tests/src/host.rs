@@ -83,9 +83,12 @@ impl HostProcess {
         let log = dir.path().join("host.log");
         let mut args: Vec<std::ffi::OsString> = ["--nats-url", nats_url, "--lattice", lattice]
             .iter()
-            .chain(&["--log", "info,trellis_host=debug"])
             .map(Into::into)
             .collect();
+        // A test may ask for another filter (`--log trace`, to grep everything logged).
+        if !extra.contains(&"--log") {
+            args.extend(["--log", "info,trellis_host=debug"].iter().map(Into::into));
+        }
         for (k, v) in labels {
             args.push("--label".into());
             args.push(format!("{k}={v}").into());

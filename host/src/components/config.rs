@@ -34,7 +34,7 @@ pub async fn follow(components: Arc<Components>, store: LatticeStore, shutdown: 
         };
         for comp in components.all() {
             if let Some(name) = changed.iter().find(|n| comp.uses_config(n)) {
-                comp.remerge_config(&configs);
+                comp.remerge_config(&configs, components.secrets());
                 tracing::info!(component_id = %comp.id, config = %name, "component configuration changed");
             }
         }

@@ -48,6 +48,8 @@ pub struct ComponentsContext {
     pub shutdown_timeout: Duration,
     /// The host's GPIO chips.
     pub chips: Arc<trellis_gpio::Chips>,
+    /// Opens the sealed config values of what runs here.
+    pub secrets: crate::secrets::HostSecrets,
 }
 
 /// Whether a component needs pins: it imports `wasi:gpio` or handles edges.
@@ -279,12 +281,18 @@ impl Components {
         Ok(())
     }
 
-    /// The merged named configs a component is started with; a missing name fails the start.
+    /// The merged named configs a component is started with, secrets opened; a missing name
+    /// or a secret this host cannot open fails the start.
     async fn component_config(&self, names: &[String]) -> Result<ComponentConfig, ControlError> {
         if names.is_empty() {
             return Ok(ComponentConfig::default());
         }
-        Ok(Arc::new(self.ctx.state.merged_config(names).await?))
+        Ok(Arc::new(self.ctx.secrets.merged(&*self.ctx.state, names).await?))
+    }
+
+    /// Opens the sealed config of the components here.
+    pub fn secrets(&self) -> &crate::secrets::HostSecrets {
+        &self.ctx.secrets
     }
 
     fn scaled(&self, id: &str, image: String, digest: String, replicas: u32) -> ComponentScaled {

@@ -121,15 +121,25 @@ impl RunningComponent {
     }
 
     /// Merges its named configs again from `configs` (a name that is gone contributes
-    /// nothing), after one of them changed.
-    pub fn remerge_config(&self, configs: &BTreeMap<String, Config>) {
+    /// nothing), secrets opened, after one of them changed. A secret this host cannot open
+    /// keeps the config it had (logged, naming config and key).
+    pub fn remerge_config(
+        &self,
+        configs: &BTreeMap<String, Config>,
+        secrets: &crate::secrets::HostSecrets,
+    ) {
         if let Ok(mut c) = self.config.write() {
-            let mut merged = Config::new();
-            for name in &c.0 {
-                if let Some(values) = configs.get(name) {
-                    merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let merged = match secrets.remerged(&c.0, configs) {
+                Ok(merged) => merged,
+                Err(err) => {
+                    tracing::warn!(
+                        component_id = %self.id,
+                        %err,
+                        "configuration change not applied"
+                    );
+                    return;
                 }
-            }
+            };
             c.1 = Arc::new(merged);
             if let Some(g) = &self.gpio {
                 g.regrant(&c.1);

@@ -147,6 +147,11 @@ impl StateHandlers {
                 "config {name}: invalid key {bad:?}"
             )));
         }
+        // A sealed value is checked for its form only: this host may not hold the key.
+        for (k, v) in values.iter().filter(|(_, v)| trellis_lattice::secret::is_sealed(v)) {
+            trellis_lattice::secret::check_sealed(&name, k, v)
+                .map_err(|e| ControlError::invalid(e.to_string()))?;
+        }
         self.store.put_config(&name, &values).await?;
         let event = Event::ConfigSet(ConfigSet {
             name,
