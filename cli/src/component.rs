@@ -37,6 +37,8 @@ pub enum ComponentCommand {
         /// names win).
         #[arg(long, value_name = "NAME")]
         config: Vec<String>,
+        #[command(flatten)]
+        grants: crate::grants::GrantFlags,
     },
     /// Change the replicas of a running component (on one host, or every host running it).
     Scale {
@@ -84,6 +86,7 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
             max_memory,
             timeout,
             config,
+            grants,
         } => {
             let placement = match host {
                 Some(h) => Placement::Host(h),
@@ -104,7 +107,8 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
                 config,
                 max_memory_bytes: max_memory,
                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
-                annotations: Default::default(),
+                grants: grants.grants()?,
+                ..Default::default()
             };
             let pb = spinner(g, format!("starting {id}"));
             let done = client.start_component(&placement, &req).await;
@@ -160,6 +164,7 @@ async fn scale_where(
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     };
     let pb = spinner(g, format!("scaling {id} to {replicas}"));
     let mut done = Vec::new();

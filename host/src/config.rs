@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use trellis_lattice::labels::{self, Labels};
+use trellis_lattice::client::NatsTls;
 use trellis_lattice::NatsAuth;
 
 use crate::profile::{flag_help, Field, Profile};
@@ -17,28 +18,9 @@ use crate::profile::{flag_help, Field, Profile};
     about = "A Trellis host: joins a NATS lattice and runs WebAssembly components"
 )]
 pub struct HostArgs {
-    /// NATS server to join.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-
-    /// NATS credentials file (JWT + nkey).
-    #[arg(long, env = "NATS_CREDS")]
-    pub nats_creds: Option<PathBuf>,
-
-    /// NATS user nkey seed.
-    #[arg(long, env = "NATS_NKEY", hide_env_values = true)]
-    pub nats_nkey: Option<String>,
-
-    /// NATS user name (with --nats-password).
-    #[arg(long, env = "NATS_USER")]
-    pub nats_user: Option<String>,
-
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
-    pub nats_password: Option<String>,
-
-    /// NATS authentication token.
-    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
-    pub nats_token: Option<String>,
+    /// The NATS server to join: URL, credentials and TLS.
+    #[command(flatten)]
+    pub nats: trellis_lattice::client::NatsArgs,
 
     // The long help is the profile table (`profile::profile_help`).
     #[arg(
@@ -227,6 +209,12 @@ pub struct HostArgs {
 
     #[command(flatten)]
     pub secrets: crate::secrets::SecretsArgs,
+
+    #[command(flatten)]
+    pub provider_exec: crate::providers::allow::ProviderExecArgs,
+
+    #[command(flatten)]
+    pub grants: crate::runtime::grants::GrantArgs,
 }
 
 /// Parses `--gpio-sim NAME=LINES`.
@@ -256,6 +244,8 @@ pub use trellis_lattice::units::parse_bytes;
 pub struct HostConfig {
     pub nats_url: String,
     pub nats_auth: NatsAuth,
+    /// TLS files of the NATS connection (passed on to external providers).
+    pub nats_tls: NatsTls,
     /// The profile the sizing defaults came from.
     pub profile: Profile,
     pub lattice: String,
@@ -286,9 +276,21 @@ pub struct HostConfig {
     pub gpio_sim: Vec<(String, u32)>,
     /// The lattice's secrets key file (`--secrets-key`): opens sealed config.
     pub secrets_key: Option<PathBuf>,
+    /// What the host may execute as an external provider, and as whom.
+    pub provider_exec: crate::providers::allow::ExecPolicy,
+    /// Which of the host's directories components may be given.
+    pub grants: crate::runtime::grants::GrantPolicy,
 }
 
 impl HostConfig {
+    /// The credentials and TLS of the host's NATS connection.
+    pub fn nats_options(&self) -> trellis_lattice::client::NatsOptions {
+        trellis_lattice::client::NatsOptions {
+            auth: self.nats_auth.clone(),
+            tls: self.nats_tls.clone(),
+        }
+    }
+
     /// A configuration with defaults (the `default` profile's), for embedding a host (tests,
     /// `trellis up`).
     pub fn new(nats_url: impl Into<String>, lattice: impl Into<String>) -> Self {
@@ -296,6 +298,7 @@ impl HostConfig {
         Self {
             nats_url: nats_url.into(),
             nats_auth: NatsAuth::None,
+            nats_tls: NatsTls::default(),
             profile: Profile::Default,
             lattice: lattice.into(),
             js_domain: None,
@@ -320,6 +323,8 @@ impl HostConfig {
             shutdown_timeout: Duration::from_secs(10),
             gpio_sim: Vec::new(),
             secrets_key: None,
+            provider_exec: Default::default(),
+            grants: Default::default(),
         }
     }
 
@@ -390,16 +395,11 @@ impl HostConfig {
                 memory_ceiling
             );
         }
-        let nats_auth = NatsAuth::from_parts(
-            args.nats_creds,
-            args.nats_nkey,
-            args.nats_user,
-            args.nats_password,
-            args.nats_token,
-        )?;
+        let nats = args.nats.options()?;
         Ok(Self {
-            nats_url: args.nats_url,
-            nats_auth,
+            nats_url: args.nats.nats_url,
+            nats_auth: nats.auth,
+            nats_tls: nats.tls,
             profile: args.profile,
             lattice: args.lattice,
             js_domain,
@@ -430,7 +430,10 @@ impl HostConfig {
                 .iter()
                 .map(|s| parse_gpio_sim(s))
                 .collect::<anyhow::Result<_>>()?,
+            grants: crate::runtime::grants::GrantPolicy::from_args(&args.grants)?,
+            provider_exec: crate::providers::allow::ExecPolicy::from_args(args.provider_exec)?,
         })
+
     }
 }
 

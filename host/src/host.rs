@@ -66,7 +66,7 @@ impl Host {
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
         let (nats, session_events) =
-            session::connect(&config.nats_url, &config.nats_auth, &name).await?;
+            session::connect(&config.nats_url, &config.nats_options(), &name).await?;
         let subjects =
             Subjects::new(config.lattice.clone()).with_js_domain(config.js_domain.clone());
         let invoker = Invoker::new(
@@ -140,6 +140,7 @@ impl Host {
             shutdown_timeout: config.shutdown_timeout,
             chips: Arc::clone(&chips),
             secrets: secrets.clone(),
+            grants: config.grants.clone(),
         }));
         let providers = Arc::new(Providers::new(ProvidersContext {
             host_id: id.clone(),
@@ -147,6 +148,9 @@ impl Host {
             subjects: subjects.clone(),
             nats_url: config.nats_url.clone(),
             nats_auth: config.nats_auth.clone(),
+            nats_tls: config.nats_tls.clone(),
+            exec: config.provider_exec.clone(),
+            secrets: secrets.clone(),
             cache_dir: config.cache_dir.clone(),
             fetch_timeout: config.fetch_timeout,
             health_interval: config.provider_health_interval,

@@ -103,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: Default::default(),
+                    ..Default::default()
                 };
                 (host, req)
             })

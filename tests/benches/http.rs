@@ -81,6 +81,7 @@ fn hello(id: &str, replicas: u32) -> ScaleComponent {
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 

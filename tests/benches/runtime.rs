@@ -151,6 +151,8 @@ async fn main() -> anyhow::Result<()> {
                 span: tracing::Span::none(),
                 interrupt: Default::default(),
                 gpio: None,
+                depth: 0,
+                grants: Default::default(),
             },
         );
         let (result, _) = call_export(

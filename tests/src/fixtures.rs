@@ -38,6 +38,17 @@ pub async fn start_provider_on(client: &LatticeClient, host: &str, id: &str, ima
 /// `counter` (4 replicas) on host `a`, its NATS key-value provider `kv-nats` on host `b`,
 /// counting in bucket `bucket`.
 pub async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str, bucket: &str) {
+    counter_across_two_hosts_with(client, a, b, bucket, "builtin://keyvalue-nats").await;
+}
+
+/// [`counter_across_two_hosts`] with the key-value provider started from `provider_image`.
+pub async fn counter_across_two_hosts_with(
+    client: &LatticeClient,
+    a: &str,
+    b: &str,
+    bucket: &str,
+    provider_image: &str,
+) {
     client
         .put_config(
             "bucket",
@@ -45,9 +56,10 @@ pub async fn counter_across_two_hosts(client: &LatticeClient, a: &str, b: &str, 
         )
         .await
         .expect("config");
-    start_provider_on(client, b, "kv-nats", "builtin://keyvalue-nats").await;
+    start_provider_on(client, b, "kv-nats", provider_image).await;
     client
         .scale_component(a, &crate::scale_request("counter", "counter", 4))
+
         .await
         .expect("counter starts");
     client

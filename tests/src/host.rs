@@ -101,6 +101,13 @@ impl HostProcess {
             args.push("--state-dir".into());
             args.push(dir.path().join("state").into());
         }
+        // The workspace's provider executables sit next to the host: tests may start them.
+        if !extra.contains(&"--provider-dir") {
+            if let Some(bins) = binary.parent() {
+                args.push("--provider-dir".into());
+                args.push(bins.into());
+            }
+        }
         args.extend(extra.iter().map(Into::into));
         let mut env: Vec<(String, String)> =
             vec![("TRELLIS_HOST_SEED".into(), key.seed().expect("seed"))];

@@ -19,6 +19,7 @@ mod otlp_model;
 mod paths;
 pub mod proc;
 mod redis;
+pub mod secure;
 pub mod slow_files;
 pub mod stats;
 mod wait;
@@ -27,7 +28,9 @@ mod web;
 pub use cli::{Cli, CliChild, CliOutput};
 pub use deploy::ManagerProcess;
 pub use events::EventLog;
-pub use fixtures::{counter_across_two_hosts, counter_link, start_provider_on};
+pub use fixtures::{
+    counter_across_two_hosts, counter_across_two_hosts_with, counter_link, start_provider_on,
+};
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;
 pub use otlp::{OtlpReceiver, Protocol};

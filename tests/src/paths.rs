@@ -104,5 +104,6 @@ pub fn scale_request(
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }

@@ -15,6 +15,7 @@ fn scale(id: &str, image: &str) -> ScaleComponent {
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -151,6 +151,7 @@ async fn calls_keep_succeeding_while_a_host_is_killed() {
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: Default::default(),
+                    ..Default::default()
                 },
             )
             .await

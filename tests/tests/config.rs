@@ -16,6 +16,7 @@ fn settings(id: &str, config: &[&str]) -> ScaleComponent {
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -41,6 +41,7 @@ fn scale(id: &str, image: &str, replicas: u32) -> ScaleComponent {
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -41,6 +41,7 @@ fn greeter(id: &str, replicas: u32) -> ScaleComponent {
         max_memory_bytes: None,
         timeout_ms: None,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -218,9 +219,19 @@ async fn inventories_larger_than_a_message_are_sent_in_pages() {
 async fn a_provider_that_is_not_an_executable_is_refused_without_running_it() {
     init_logging();
     let nats = NatsServer::start().await;
-    let host = HostProcess::start(&nats.url(), "hostile-exec", &[], &[]).await;
-    let client = nats.client("hostile-exec").await;
+    // The file sits in a directory the host allows providers from: the check that it is an
+    // executable is the one that must refuse it.
     let dir = tempfile::tempdir().expect("tempdir");
+    let allowed = dir.path().display().to_string();
+    let host = HostProcess::start(
+        &nats.url(),
+        "hostile-exec",
+        &[],
+        &["--provider-dir", &allowed],
+    )
+    .await;
+    let client = nats.client("hostile-exec").await;
+
     let text = dir.path().join("notes");
     std::fs::write(&text, "echo PWNED > /tmp/x\nroot:$6$secret-hash::\n").expect("write");
     let body = serde_json::json!({"provider_id": "p", "image": text.display().to_string()});

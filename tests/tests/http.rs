@@ -29,6 +29,7 @@ async fn start(
                 max_memory_bytes: None,
                 timeout_ms,
                 annotations: Default::default(),
+                ..Default::default()
             },
         )
         .await

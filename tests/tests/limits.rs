@@ -16,6 +16,7 @@ fn start(id: &str, timeout_ms: Option<u64>, max_memory: Option<u64>) -> ScaleCom
         max_memory_bytes: max_memory,
         timeout_ms,
         annotations: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -39,6 +39,7 @@ async fn start_counter(client: &LatticeClient, host: &str) {
                 max_memory_bytes: None,
                 timeout_ms: None,
                 annotations: Default::default(),
+                ..Default::default()
             },
         )
         .await

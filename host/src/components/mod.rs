@@ -7,6 +7,7 @@ pub mod config;
 pub mod running;
 mod serve;
 pub mod stats;
+mod throttle;
 mod turns;
 mod writer;
 
@@ -50,6 +51,8 @@ pub struct ComponentsContext {
     pub chips: Arc<trellis_gpio::Chips>,
     /// Opens the sealed config values of what runs here.
     pub secrets: crate::secrets::HostSecrets,
+    /// Which of the host's directories components may be given.
+    pub grants: crate::runtime::grants::GrantPolicy,
 }
 
 /// Whether a component needs pins: it imports `wasi:gpio` or handles edges.
@@ -165,6 +168,7 @@ impl Components {
             )));
         }
 
+        let grants = self.ctx.grants.resolve(&req.grants).await?;
         let starting = turn.starting(&req.image);
         let load = async {
             let config = self.component_config(&req.config).await?;
@@ -215,6 +219,7 @@ impl Components {
             stats: Default::default(),
             metric_attrs: RwLock::new(None),
             gpio,
+            grants: RwLock::new(grants),
         });
         let endpoint = serve::Endpoint {
             nats: &self.ctx.nats,
@@ -264,6 +269,12 @@ impl Components {
             }
             if let Ok(mut cur) = c.config.write() {
                 *cur = (req.config.clone(), config);
+            }
+        }
+        if !req.image.is_empty() {
+            let grants = self.ctx.grants.resolve(&req.grants).await?;
+            if let Ok(mut cur) = c.grants.write() {
+                *cur = grants;
             }
         }
         c.set_replicas(req.replicas);

@@ -33,11 +33,29 @@ pub struct Invocation {
     pub trace: TraceContext,
     /// `None` while nothing is exported.
     pub attrs: Option<Arc<[opentelemetry::KeyValue]>>,
+    /// Calls through links that led to this one (its own calls are one deeper).
+    pub depth: u32,
+    /// Until when the caller waits for it, when the caller has a time limit of its own.
+    pub caller_deadline: Option<std::time::Instant>,
 }
 
 impl Invocation {
     fn attrs(&self) -> &[opentelemetry::KeyValue] {
         self.attrs.as_deref().unwrap_or(&[])
+    }
+
+    /// Marks the invocation as made by a call `depth` links deep whose caller had `budget`
+    /// of its time left when it called (counted from now).
+    pub fn called(&mut self, depth: u32, budget: Option<Duration>) {
+        self.depth = depth;
+        self.caller_deadline = budget.map(|b| std::time::Instant::now() + b);
+    }
+
+    /// What is left of the caller's time, if it has a limit: an instance gets no longer
+    /// than that, so a chain of calls ends with its first caller.
+    pub fn caller_time_left(&self) -> Option<Duration> {
+        self.caller_deadline
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
     }
 }
 
@@ -95,6 +113,8 @@ pub struct RunningComponent {
     pub(super) metric_attrs: RwLock<Option<Arc<[opentelemetry::KeyValue]>>>,
     /// Its pins, when it imports `wasi:gpio` or handles edges.
     pub gpio: Option<Arc<crate::gpio::ComponentPins>>,
+    /// What its instances may reach beyond its links.
+    pub(super) grants: RwLock<Arc<crate::runtime::grants::ResolvedGrants>>,
 }
 
 impl RunningComponent {
@@ -259,6 +279,8 @@ impl RunningComponent {
                     incoming,
                 ),
                 attrs: None,
+                depth: 0,
+                caller_deadline: None,
             };
         }
         // Not sampled (the caller's decision, or this new trace's): no spans, only the
@@ -275,6 +297,8 @@ impl RunningComponent {
             span,
             trace,
             attrs: Some(self.metric_attrs()),
+            depth: 0,
+            caller_deadline: None,
         }
     }
 
@@ -319,16 +343,27 @@ impl RunningComponent {
 
     /// A fresh instance for the invocation `inv`.
     pub fn instance(&self, inv: &Invocation) -> Instance {
+        let mut limits = self.limits();
+        if let Some(left) = inv.caller_time_left() {
+            let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            limits.timeout_ms = limits.timeout_ms.min(left_ms.max(1));
+        }
         self.runtime.instance(
             &self.linking,
             InstanceSpec {
                 component_id: Arc::clone(&self.id),
-                limits: self.limits(),
+                limits,
+                depth: inv.depth,
                 config: self.config(),
                 trace: inv.trace,
                 span: inv.span.clone(),
                 interrupt: self.interrupt.clone(),
                 gpio: self.gpio.clone(),
+                grants: self
+                    .grants
+                    .read()
+                    .map(|g| Arc::clone(&g))
+                    .unwrap_or_default(),
             },
         )
     }

@@ -117,6 +117,7 @@ mod tests {
             max_memory_bytes: None,
             timeout_ms: None,
             annotations: Default::default(),
+            ..Default::default()
         }
     }
 

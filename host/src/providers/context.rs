@@ -18,6 +18,12 @@ pub struct ProvidersContext {
     /// How external providers connect: the host's own server and credentials.
     pub nats_url: String,
     pub nats_auth: NatsAuth,
+    /// TLS files, passed on as absolute paths.
+    pub nats_tls: trellis_lattice::client::NatsTls,
+    /// What may run as an external provider, and as whom.
+    pub exec: super::allow::ExecPolicy,
+    /// The secrets key, handed to the providers started here.
+    pub secrets: crate::secrets::HostSecrets,
     /// Where fetched executables are kept.
     pub cache_dir: PathBuf,
     /// How long fetching an executable may take.

@@ -2,8 +2,10 @@
 //! it spawns, restarts with back-off, and checks for health.
 //!
 //! - `context`: what the part needs from the host; `running`: one provider instance.
-//! - `builtin`: providers compiled in; `process`: external executables; `health`: checks.
+//! - `builtin`: providers compiled in; `process`: external executables; `health`: checks;
+//!   `allow`: which executables the operator allowed, and as whom they run.
 
+pub mod allow;
 mod builtin;
 pub mod context;
 mod health;
@@ -120,7 +122,8 @@ impl Providers {
             )));
         }
         if !req.config.is_empty() {
-            self.ctx.state.merged_config(&req.config).await?;
+            // Also refuses a provider whose secrets this host cannot open.
+            self.ctx.secrets.merged(&*self.ctx.state, &req.config).await?;
         }
         let reference =
             ImageRef::parse(&req.image).map_err(|e| ControlError::invalid(e.to_string()))?;

@@ -24,52 +24,80 @@ const STABLE_RUN: Duration = Duration::from_secs(30);
 /// Lines of output kept to explain an early exit.
 const KEEP_LINES: usize = 8;
 
-/// Fetches the executable into the host's cache, named by digest, and makes it executable.
+/// Checks that the host may run this executable (see [`super::allow`]), fetches it into the
+/// host's cache, named by digest, and makes it executable for the providers' user only.
 pub async fn prepare(
     ctx: &ProvidersContext,
     reference: &ImageRef,
 ) -> Result<PathBuf, ControlError> {
+    let image = reference.location();
+    // Decided before a byte is read: a refused start never opens the file.
+    let in_allowed_dir = ctx.exec.allows_dir_of(reference).await;
+    let signing_policy = false;
+    if !in_allowed_dir && !signing_policy {
+        return Err(ctx.exec.refusal(&image, signing_policy));
+    }
     let (bytes, digest) = fetch_image(reference, ctx.fetch_timeout)
         .await
         .map_err(|e| e.control_error())?;
-    check_executable(&reference.location(), &bytes)?;
+    ctx.exec.check_executable(&image, &bytes).await?;
     let dir = ctx.cache_dir.join("providers");
-    let path = dir.join(&digest);
-    if !path.exists() {
-        let tmp = dir.join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        // Only the host's user may read, change or run the cached copy.
-        let write = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).await?;
-            tokio::fs::write(&tmp, &bytes).await?;
-            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).await?;
-            tokio::fs::rename(&tmp, &path).await
-        };
-        write.await.map_err(|e| {
-            ControlError::internal(format!(
-                "cannot store provider executable in {}: {e}",
-                dir.display()
-            ))
-        })?;
-    }
-    Ok(path)
+    let run_as = ctx.exec.run_as.clone();
+    let stored = tokio::task::spawn_blocking(move || store(&dir, &digest, &bytes, run_as))
+        .await
+        .map_err(|e| ControlError::internal(format!("storing a provider executable: {e}")))?;
+    stored.map_err(|(dir, e)| {
+        ControlError::internal(format!(
+            "cannot store provider executable in {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
-/// Only real executables are started: an ELF binary or a script with a `#!` line. Anything
-/// else would be handed to `/bin/sh` by the C library's exec fallback. The message names the
-/// problem, never what the file holds.
-fn check_executable(image: &str, bytes: &[u8]) -> Result<(), ControlError> {
-    if bytes.starts_with(b"\0asm") {
-        return Err(ControlError::invalid(format!(
-            "{image} is WebAssembly; providers are executables (start components with `trellis component start`)"
-        )));
+/// Keeps `bytes` as `dir/digest`, owned by the host's user and runnable by no one else but
+/// the providers' group when providers run as another user. A copy already there is kept only
+/// when it is a regular file with exactly those owners and modes.
+fn store(
+    dir: &std::path::Path,
+    digest: &str,
+    bytes: &[u8],
+    run_as: Option<super::allow::RunAs>,
+) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let fail = |e| (dir.to_path_buf(), e);
+    let (dir_mode, file_mode, gid) = match &run_as {
+        None => (0o700, 0o700, None),
+        // The providers' user may enter the directory and run the file, not list or change.
+        Some(user) => (0o711, 0o750, Some(user.gid)),
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode)).map_err(fail)?;
+    let path = dir.join(digest);
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let as_wanted = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        m.file_type().is_file()
+            && m.uid() == euid
+            && m.mode() & 0o7777 == file_mode
+            && gid.is_none_or(|g| m.gid() == g)
+    });
+    if as_wanted {
+        return Ok(path);
     }
-    if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!") {
-        return Ok(());
-    }
-    Err(ControlError::invalid(format!(
-        "{image} is not an executable (neither an ELF binary nor a script starting with #!)"
-    )))
+    let tmp = dir.join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let write = || {
+        std::fs::write(&tmp, bytes)?;
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(&tmp, None, Some(g))?;
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file_mode))?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })?;
+    Ok(path)
 }
 
 /// The provider's name for its telemetry: the file name its image names (it runs from a
@@ -112,12 +140,22 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
         // The provider exports like its host: the same switch and OTEL_* settings.
         .envs(trellis_telemetry::child_env())
         .env(env::NAME, provider_name(&prov.image))
+        // The provider opens the sealed config it uses itself, on this host (empty: no key).
+        .env(
+            env::SECRETS_KEY_FILE,
+            ctx.secrets.file().unwrap_or(std::path::Path::new("")),
+        )
         // Held open by the host for as long as it supervises the child: when the host is
         // gone for any reason the provider reads end-of-file and stops.
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(user) = &ctx.exec.run_as {
+        // The standard library also drops every supplementary group when it switches.
+        cmd.uid(user.uid).gid(user.gid);
+    }
+
     // If the host dies without stopping it (SIGKILL), the kernel stops the provider too. A
     // host that died before the child armed the signal is caught by comparing the parent.
     let host_pid = std::process::id();
@@ -147,6 +185,17 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
         }
         NatsAuth::Token(t) => {
             cmd.env(env::NATS_TOKEN, t);
+        }
+    }
+    let tls = &ctx.nats_tls;
+    for (name, file) in [
+        (env::NATS_TLS_CA, &tls.ca),
+        (env::NATS_TLS_CERT, &tls.cert),
+        (env::NATS_TLS_KEY, &tls.key),
+    ] {
+        if let Some(path) = file {
+            // The provider may run elsewhere than the host's working directory.
+            cmd.env(name, std::path::absolute(path).unwrap_or_else(|_| path.clone()));
         }
     }
     cmd
@@ -292,16 +341,5 @@ mod tests {
         );
         assert_eq!(provider_name("file:///"), "provider");
         assert_eq!(provider_name("file:///a/b c;rm"), "bcrm");
-    }
-
-    #[test]
-    fn only_real_executables_and_no_contents_in_the_error() {
-        assert!(check_executable("/bin/x", b"\x7fELF\x02\x01").is_ok());
-        assert!(check_executable("/bin/x", b"#!/bin/sh\necho").is_ok());
-        let err = check_executable("/etc/shadow", b"root:$6$secret:19000::").unwrap_err();
-        assert_eq!(err.kind, trellis_lattice::ErrorKind::Invalid);
-        assert!(err.message.contains("not an executable"), "{err}");
-        assert!(!err.message.contains("root"), "{err}");
-        assert!(check_executable("/c.wasm", b"\0asm\x0d\0\x01\0").is_err());
     }
 }

@@ -53,6 +53,10 @@ pub struct InstanceSpec {
     pub interrupt: CancellationToken,
     /// Its pins, when it uses GPIO.
     pub gpio: Option<Arc<crate::gpio::ComponentPins>>,
+    /// What it may reach beyond its links.
+    pub grants: Arc<super::grants::ResolvedGrants>,
+    /// Calls through links that led to this invocation (its own calls are one deeper).
+    pub depth: u32,
 }
 
 /// A fresh store, armed with its limits, waiting to run one invocation.
@@ -79,28 +83,31 @@ pub(super) fn build(
 ) -> Instance {
     let ticking = ticker.enter();
     let output = OutputCapture::default();
-    let wasi = WasiCtxBuilder::new()
-        .stdout(output.clone())
-        .stderr(output.clone())
-        .build();
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(output.clone()).stderr(output.clone());
+    spec.grants.apply(&mut wasi);
+    let wasi = wasi.build();
     let logging = LoggingCtx::new(Arc::clone(&spec.component_id), spec.span.clone());
     let otel = OtelCtx::new(
         Arc::clone(&spec.component_id),
         spec.span.clone(),
         spec.trace,
     );
+    let limit = Duration::from_millis(spec.limits.timeout_ms);
     let client = ImportClient::new(
         Arc::clone(&linking.invoker),
         Arc::clone(&linking.resolver),
         spec.component_id,
         spec.trace,
         spec.span.clone(),
-    );
+    )
+    .within(spec.depth, Instant::now() + limit);
     let mut limiter = Limiter::new(spec.limits.max_memory_bytes, 1_000_000, Arc::clone(budget));
     let memory_peak = limiter.watch_peak();
     let state = StoreState {
         wasi,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http_hooks: spec.grants.http_hooks(),
         table: Default::default(),
         limiter,
         rpc: RpcState {
@@ -115,7 +122,6 @@ pub(super) fn build(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    let limit = Duration::from_millis(spec.limits.timeout_ms);
     arm_deadline(&mut store, limit, spec.interrupt.clone());
     Instance {
         store,

@@ -15,6 +15,7 @@ mod describe;
 mod engine;
 mod failure;
 mod fetch;
+pub mod grants;
 mod imports;
 mod instance;
 mod invoke;

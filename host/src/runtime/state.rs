@@ -45,6 +45,8 @@ impl WrpcCtx<ImportClient> for RpcState {
 pub struct StoreState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
+    /// Lets outgoing HTTP requests through to granted destinations only.
+    pub http_hooks: super::grants::OutboundHooks,
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub rpc: RpcState,
@@ -82,7 +84,7 @@ impl WasiHttpView for StoreState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -139,6 +139,7 @@ mod tests {
                 max_memory_bytes: None,
                 timeout_ms: None,
                 annotations: BTreeMap::new(),
+                ..Default::default()
             },
         );
         let used = used_by(&mirror, &workload);

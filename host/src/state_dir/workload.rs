@@ -297,6 +297,7 @@ mod tests {
             max_memory_bytes: None,
             timeout_ms: None,
             annotations: BTreeMap::new(),
+            ..Default::default()
         }
     }
 

@@ -76,7 +76,7 @@ pub fn parse_request<T: DeserializeOwned>(what: &str, payload: &[u8]) -> Result<
 }
 
 /// Start, rescale or stop (`replicas: 0`) a component on one host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleComponent {
     pub component_id: String,
@@ -98,6 +98,10 @@ pub struct ScaleComponent {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// What the component may reach beyond its links (none by default); a full start
+    /// request (with the image) sets them, a bare rescale keeps them.
+    #[serde(default, skip_serializing_if = "crate::grants::Grants::is_empty")]
+    pub grants: crate::grants::Grants,
 }
 
 /// The result of a scale request, and the `component_scaled` event that announces it.

@@ -14,6 +14,7 @@
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
 //! - [`link`]: links and named config; [`kv`]: where they live (JetStream KV) and how to
 //!   follow them; [`secret`]: config values sealed to the lattice's secrets key.
+//! - [`grants`]: what a component may reach beyond its links (env, files, outgoing HTTP).
 //! - [`image`]: image references (where components and providers come from).
 //! - [`provider`]: what hosts and capability providers exchange.
 //! - [`app`]: the deployment manager's API (applications, status).
@@ -26,6 +27,7 @@ pub mod control;
 pub mod error;
 pub mod event;
 pub mod gpio;
+pub mod grants;
 pub mod http;
 pub mod id;
 pub mod image;

@@ -109,6 +109,44 @@ pub struct Properties {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<ConfigRef>,
+    /// Environment variables the component sees (it sees no others).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Host directories it sees, `HOST[:GUEST][:ro|:rw]`; each host must share them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preopens: Vec<String>,
+    /// Where its outgoing HTTP requests may go, `[SCHEME://]HOST[:PORT]`.
+    #[serde(
+        default,
+        rename = "allowed-outbound-hosts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Whether it reads the real wall clock (the Unix epoch otherwise).
+    #[serde(
+        default,
+        rename = "wall-clock",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub wall_clock: bool,
+}
+
+impl Properties {
+    /// What the component is granted beyond its links, checked.
+    pub fn grants(&self) -> crate::error::Result<crate::grants::Grants> {
+        let grants = crate::grants::Grants {
+            env: self.env.clone(),
+            preopens: self
+                .preopens
+                .iter()
+                .map(|p| crate::grants::Preopen::parse(p))
+                .collect::<crate::error::Result<_>>()?,
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            wall_clock: self.wall_clock,
+        };
+        grants.check()?;
+        Ok(grants)
+    }
 }
 
 /// A reference to named config (`name` only), inline config (`properties`, stored under a

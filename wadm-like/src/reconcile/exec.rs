@@ -34,6 +34,7 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
             replicas,
             config,
             annotations,
+            grants,
         } => client
             .scale_component(
                 host_id,
@@ -45,6 +46,8 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
                     max_memory_bytes: None,
                     timeout_ms: None,
                     annotations: annotations.clone(),
+                    grants: grants.clone(),
+                    ..Default::default()
                 },
             )
             .await
@@ -321,6 +324,7 @@ mod tests {
             replicas: n,
             config: Vec::new(),
             annotations: Default::default(),
+            grants: Default::default(),
         }
     }
 

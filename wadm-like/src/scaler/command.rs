@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trellis_lattice::link::{Config, Link, LinkKey};
+use trellis_lattice::grants::Grants;
 use trellis_lattice::manifest::{annotations as ann, ComponentSpec, Manifest};
 
 /// One change to the lattice.
@@ -22,6 +23,10 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         config: Vec<String>,
         annotations: BTreeMap<String, String>,
+        /// What the component may reach beyond its links (`properties`: env, preopens,
+        /// allowed-outbound-hosts, wall-clock).
+        #[serde(default, skip_serializing_if = "Grants::is_empty")]
+        grants: Grants,
     },
     StartProvider {
         host_id: String,

@@ -105,6 +105,7 @@ pub fn plan_undeploy(manifest: &Manifest, observed: &Observed) -> Vec<Command> {
                     replicas: 0,
                     config: Vec::new(),
                     annotations: BTreeMap::new(),
+                    grants: Default::default(),
                 });
             }
         }

@@ -116,6 +116,8 @@ impl<'a> Workload<'a> {
         let image = &self.spec.properties.image;
         let annotations = managed_annotations(ctx.manifest, self.spec);
         let config = ctx.manifest.config_names(self.spec, ConfigSite::Properties);
+        // Checked when the manifest was validated.
+        let grants = self.spec.properties.grants().unwrap_or_default();
         let mut out = Converged::default();
         let mut stops = Vec::new();
         let mut ready = true;
@@ -137,6 +139,7 @@ impl<'a> Workload<'a> {
                         replicas: 0,
                         config: Vec::new(),
                         annotations: BTreeMap::new(),
+                        grants: Default::default(),
                     });
                 }
                 continue;
@@ -154,6 +157,7 @@ impl<'a> Workload<'a> {
                     replicas: want,
                     config: config.clone(),
                     annotations: annotations.clone(),
+                    grants: grants.clone(),
                 });
             }
         }
@@ -331,6 +335,7 @@ pub(super) fn orphans(ctx: &Ctx<'_>) -> Vec<Command> {
                     replicas: 0,
                     config: Vec::new(),
                     annotations: BTreeMap::new(),
+                    grants: Default::default(),
                 });
             }
         }

@@ -51,6 +51,7 @@ async fn a_stale_heartbeat_does_not_undo_a_command() {
             replicas: 2,
             config: Vec::new(),
             annotations: Default::default(),
+            grants: Default::default(),
         },
     );
     // A heartbeat taken before the command finished.

@@ -108,7 +108,11 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn walk_properties(v: &Value, path: &str, errs: &mut Errors) -> Option<Properties> {
-    let obj = Obj::open(v, path, "properties", &["image", "id", "config"], errs)?;
+    let keys: Vec<&str> = ["image", "id", "config"]
+        .into_iter()
+        .chain(super::grants::KEYS.iter().copied())
+        .collect();
+    let obj = Obj::open(v, path, "properties", &keys, errs)?;
     let before = errs.len();
     let image = obj
         .req_str("image", "where the code comes from", errs)
@@ -133,10 +137,15 @@ fn walk_properties(v: &Value, path: &str, errs: &mut Errors) -> Option<Propertie
         Some(v) => config_refs(v, &obj.at("config"), errs),
         None => Vec::new(),
     };
+    let granted = super::grants::walk(&obj, errs);
     (errs.len() == before).then_some(Properties {
         image: image?,
         id,
         config,
+        env: granted.env,
+        preopens: granted.preopens,
+        allowed_outbound_hosts: granted.allowed_outbound_hosts,
+        wall_clock: granted.wall_clock,
     })
 }
 

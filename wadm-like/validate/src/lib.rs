@@ -12,6 +12,7 @@ mod component;
 mod cross;
 mod errors;
 mod fields;
+mod grants;
 pub mod imports;
 pub mod needs;
 mod syntax;

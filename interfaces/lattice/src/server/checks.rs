@@ -121,6 +121,7 @@ impl Check for ScaleComponent {
             ));
         }
         config_names(&self.config)?;
+        self.grants.check()?;
         limits::check_annotations("annotations", &self.annotations)
     }
 }

@@ -72,6 +72,7 @@ fn moving_replicas_starts_new_before_stopping_old() {
             replicas: 1,
             config: Vec::new(),
             annotations: managed_annotations(&m, &m.spec.components[0]),
+            grants: Default::default(),
         }]
     );
     assert!(status(&p, "spreadscaler", "web")
