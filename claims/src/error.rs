@@ -24,6 +24,8 @@ pub enum Error {
     InvalidKey { expected: KeyKind },
     #[error("{path}: {problem}")]
     SeedFile { path: String, problem: &'static str },
+    #[error("{path}: {problem}")]
+    File { path: String, problem: &'static str },
     #[error("{path} exists (pass --force to replace it)")]
     Exists { path: String },
     #[error("key: {0}")]
@@ -84,6 +86,7 @@ impl Error {
             Error::InvalidKey { .. }
             | Error::SeedFile { .. }
             | Error::Exists { .. }
+            | Error::File { .. }
             | Error::Seed(_)
             | Error::Io { .. } => Check::Other,
         }

@@ -4,7 +4,7 @@
 //! atomically (a temporary file in the same directory, then linked into place), and read
 //! only when it is a small regular file that nobody but its owner can read.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::Path;
 
 use nkeys::{KeyPair, KeyPairType};
@@ -83,34 +83,8 @@ pub fn validate_issuer(key: &str) -> Result<(), Error> {
 /// Writes `pair`'s seed to `path` with mode 0600. An existing file is replaced only when
 /// `overwrite`; either way the file appears whole or not at all.
 pub fn write_seed_file(path: &Path, pair: &KeyPair, overwrite: bool) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
     let seed = pair.seed().map_err(|_| Error::Seed("the key pair has no seed"))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600 and O_EXCL.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(seed.as_bytes()).map_err(io)?;
-    tmp.write_all(b"\n").map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    if overwrite {
-        tmp.persist(path).map_err(|e| io(e.error))?;
-    } else {
-        tmp.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists {
-                    path: path.display().to_string(),
-                }
-            } else {
-                io(e.error)
-            }
-        })?;
-    }
-    Ok(())
+    crate::files::write_atomic(path, format!("{seed}\n").as_bytes(), 0o600, overwrite)
 }
 
 /// Reads the key pair of kind `kind` from the seed file at `path`.

@@ -1,5 +1,6 @@
 //! Signed claims: who vouches for a component or a provider executable, and for which bytes.
 //!
+//! - [`files`]: bounded reads of regular files, atomic writes.
 //! - [`keys`]: the four kinds of keys (issuer `A…`, component `M…`, host `N…`, user `U…`)
 //!   and seed files.
 //! - [`token`]: a claim as a compact token, `base64url(header).base64url(json).
@@ -10,6 +11,7 @@
 //! - [`verify`]: the checks a host runs before it executes anything, each failing with its
 //!   own [`Error`] variant ([`Error::check`] names it).
 
+pub mod files;
 pub mod keys;
 pub mod section;
 pub mod sign;

@@ -129,3 +129,130 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate, KeyKind};
+    use crate::sign::{sign_component, sign_detached, Details};
+    use crate::Check;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn wasm() -> Vec<u8> {
+        let mut b = b"\0asm\x0d\x00\x01\x00".to_vec();
+        // A custom section standing in for code: name "code", four bytes of body.
+        b.extend_from_slice(&[0, 9, 4, b'c', b'o', b'd', b'e', 1, 2, 3, 4]);
+        b
+    }
+
+    fn details(expires: Option<u64>) -> Details {
+        Details {
+            name: Some("greeter".into()),
+            version: Some("0.1.0".into()),
+            issued_at: NOW - 10,
+            expires,
+        }
+    }
+
+    fn signed(issuer: &nkeys::KeyPair, expires: Option<u64>) -> Vec<u8> {
+        let subject = generate(KeyKind::Component);
+        sign_component(&wasm(), issuer, &subject, &details(expires))
+            .unwrap()
+            .0
+    }
+
+    fn check(r: Result<Verified, Error>) -> Check {
+        r.map(drop).unwrap_err().check()
+    }
+
+    #[test]
+    fn each_failed_check_is_named() {
+        let issuer = generate(KeyKind::Issuer);
+        let allowed = [issuer.public_key()];
+        let ok = Issuers::OneOf(&allowed);
+        let good = signed(&issuer, Some(NOW + 60));
+        let v = verify_component(&good, ok, NOW).unwrap();
+        assert_eq!(v.claims.name.as_deref(), Some("greeter"));
+        assert_eq!(v.claims.hash, section::hash_without_claim(&wasm()).unwrap());
+
+        assert_eq!(check(verify_component(&wasm(), ok, NOW)), Check::Unsigned);
+        let other = signed(&generate(KeyKind::Issuer), None);
+        assert_eq!(
+            check(verify_component(&other, ok, NOW)),
+            Check::IssuerNotAllowed
+        );
+        assert!(verify_component(&other, Issuers::Any, NOW).is_ok());
+        assert_eq!(
+            check(verify_component(&good, ok, NOW + 60)),
+            Check::Expired
+        );
+        assert_eq!(
+            check(verify_component(&good, ok, NOW - 10 - CLOCK_SKEW_SECS - 1)),
+            Check::NotYetValid
+        );
+        assert_eq!(
+            check(verify_component(b"\0asm\x0d\x00\x01", ok, NOW)),
+            Check::Malformed
+        );
+    }
+
+    #[test]
+    fn tampering_is_caught() {
+        let issuer = generate(KeyKind::Issuer);
+        let allowed = [issuer.public_key()];
+        let ok = Issuers::OneOf(&allowed);
+        let good = signed(&issuer, None);
+
+        // A byte of "code" changed: the claim no longer describes these bytes.
+        let mut code = good.clone();
+        code[18] ^= 0xff;
+        assert_eq!(check(verify_component(&code, ok, NOW)), Check::HashMismatch);
+
+        // The claim's JSON edited in place (its expiry pushed out): the signature fails.
+        let (token, _) = section::split(&good).unwrap();
+        let token = token.unwrap().to_string();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims = token::decode(&token).unwrap().claims;
+        claims.expires = Some(u64::MAX);
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&claims).unwrap());
+        let forged = format!("{}.{payload}.{}", parts[0], parts[2]);
+        let edited = section::append(&section::strip(&good).unwrap(), &forged);
+        assert_eq!(check(verify_component(&edited, ok, NOW)), Check::BadSignature);
+
+        // Re-signing replaces the claim rather than adding a second one.
+        let resigned = signed_again(&good, &issuer);
+        assert!(verify_component(&resigned, ok, NOW).is_ok());
+        assert_eq!(resigned.len(), good.len());
+    }
+
+    fn signed_again(bytes: &[u8], issuer: &nkeys::KeyPair) -> Vec<u8> {
+        let subject = generate(KeyKind::Component);
+        sign_component(bytes, issuer, &subject, &details(None)).unwrap().0
+    }
+
+    #[test]
+    fn detached_claims_cover_the_whole_executable() {
+        let issuer = generate(KeyKind::Issuer);
+        let allowed = [issuer.public_key()];
+        let ok = Issuers::OneOf(&allowed);
+        let exe = b"\x7fELF pretend executable".to_vec();
+        let subject = generate(KeyKind::Component);
+        let (sig, _) = sign_detached(&exe, &issuer, &subject, &details(None)).unwrap();
+        assert!(verify_detached(&exe, &sig, ok, NOW).is_ok());
+        let mut changed = exe.clone();
+        changed[5] ^= 1;
+        assert_eq!(
+            check(verify_detached(&changed, &sig, ok, NOW)),
+            Check::HashMismatch
+        );
+        assert_eq!(
+            check(verify_detached(&exe, "garbage", ok, NOW)),
+            Check::Malformed
+        );
+        let report = inspect_detached(&changed, &sig, NOW).unwrap();
+        assert!(report.signature.is_ok() && report.hash.is_err() && !report.ok());
+    }
+}

@@ -13,6 +13,7 @@ mod manifest_file;
 mod output;
 mod providers;
 mod secrets;
+mod sign;
 mod spy;
 mod top;
 mod up;
@@ -138,6 +139,10 @@ enum Command {
     /// Make keys for signing, hosts and NATS users.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Sign a component (embedded claim) or a provider executable (FILE.sig).
+    Sign(sign::SignArgs),
+    /// Show a component's or executable's claim and whether it verifies.
+    Inspect(sign::InspectArgs),
 }
 
 #[tokio::main]
@@ -224,6 +229,8 @@ impl Command {
             Command::Gpio(_) => "gpio",
             Command::Secret(_) => "secret",
             Command::Keys(_) => "keys",
+            Command::Sign(_) => "sign",
+            Command::Inspect(_) => "inspect",
         }
     }
 }
@@ -246,5 +253,7 @@ async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Gpio(cmd) => gpio::run(global, cmd).await,
         Command::Secret(cmd) => secrets::run(global, cmd).await,
         Command::Keys(cmd) => keys::run(global, cmd).await,
+        Command::Sign(args) => sign::sign(global, args).await,
+        Command::Inspect(args) => sign::inspect(global, args).await,
     }
 }
