@@ -6,6 +6,7 @@
 //! - [`wasi`]: the `wasi:gpio@0.2.0` bindings.
 
 pub mod edges;
+pub mod flags;
 pub mod follow;
 pub mod pins;
 pub mod wasi;
