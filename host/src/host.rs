@@ -151,6 +151,7 @@ impl Host {
             nats_tls: config.nats_tls.clone(),
             exec: config.provider_exec.clone(),
             secrets: secrets.clone(),
+            secrets: secrets.clone(),
             cache_dir: config.cache_dir.clone(),
             fetch_timeout: config.fetch_timeout,
             health_interval: config.provider_health_interval,

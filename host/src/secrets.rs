@@ -41,7 +41,8 @@ impl HostSecrets {
         tracing::info!(secrets_key = %key.public().as_string(), "holding the lattice's secrets key");
         Ok(Self {
             key: Some(Arc::new(key)),
-            file: Some(file.to_path_buf()),
+            // Absolute: providers started here read it from their own working directory.
+            file: Some(std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())),
         })
     }
 

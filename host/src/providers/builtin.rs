@@ -63,6 +63,7 @@ pub async fn supervise(
         );
         env.js_domain = ctx.subjects.js_domain().map(String::from);
         env.state_copy = ctx.state_copy.clone();
+        env.secrets_key = ctx.secrets.key();
         let shutdown = prov.cancel.child_token();
         let outcome = std::panic::AssertUnwindSafe(run(&ctx, env, shutdown))
             .catch_unwind()

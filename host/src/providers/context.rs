@@ -24,6 +24,8 @@ pub struct ProvidersContext {
     pub exec: super::allow::ExecPolicy,
     /// The secrets key, handed to the providers started here.
     pub secrets: crate::secrets::HostSecrets,
+    /// The secrets key, handed to the providers started here.
+    pub secrets: crate::secrets::HostSecrets,
     /// Where fetched executables are kept.
     pub cache_dir: PathBuf,
     /// How long fetching an executable may take.

@@ -145,6 +145,11 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
             env::SECRETS_KEY_FILE,
             ctx.secrets.file().unwrap_or(std::path::Path::new("")),
         )
+        // The provider opens the sealed config it uses itself, on this host (empty: no key).
+        .env(
+            env::SECRETS_KEY_FILE,
+            ctx.secrets.file().unwrap_or(std::path::Path::new("")),
+        )
         // Held open by the host for as long as it supervises the child: when the host is
         // gone for any reason the provider reads end-of-file and stops.
         .stdin(Stdio::piped())

@@ -30,6 +30,8 @@ pub mod env {
     /// Comma-separated names of the provider's own named configs, merged in order.
     pub const CONFIG: &str = "TRELLIS_PROVIDER_CONFIG";
     pub const LOG: &str = "TRELLIS_LOG";
+    /// The lattice's secrets key file, when the host holds one (see [`crate::secret`]).
+    pub const SECRETS_KEY_FILE: &str = "TRELLIS_SECRETS_KEY_FILE";
     /// The provider's name from its image (the executable's file name): the executable
     /// itself may run from a content-addressed copy.
     pub const NAME: &str = "TRELLIS_PROVIDER_NAME";

@@ -28,6 +28,9 @@ pub struct ProviderEnv {
     pub host_id: String,
     /// The provider's own named configs, merged in order (later names win).
     pub config_names: Vec<String>,
+    /// The lattice's secrets key, when the host holds one: opens sealed values of the
+    /// provider's own and link target configs.
+    pub secrets_key: Option<std::sync::Arc<trellis_lattice::secret::SecretsKey>>,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -79,6 +82,7 @@ impl ProviderEnv {
             provider_id: provider_id.into(),
             host_id: host_id.into(),
             config_names,
+            secrets_key: None,
         }
     }
 
@@ -98,6 +102,11 @@ impl ProviderEnv {
         let host_id = required(env::HOST_ID)?;
         id::validate_token("host id", &host_id).map_err(|e| invalid(env::HOST_ID, e))?;
         let config_names = parse_config_names(&var(env::CONFIG).unwrap_or_default())?;
+        let secrets_key = var(env::SECRETS_KEY_FILE)
+            .map(|file| trellis_lattice::secret::SecretsKey::read_file(file.as_ref()))
+            .transpose()
+            .map_err(|e| invalid(env::SECRETS_KEY_FILE, e))?
+            .map(std::sync::Arc::new);
         let auth = NatsAuth::from_parts(
             var(env::NATS_CREDS).map(Into::into),
             var(env::NATS_NKEY),
@@ -121,6 +130,7 @@ impl ProviderEnv {
             provider_id,
             host_id,
             config_names,
+            secrets_key,
         })
     }
 

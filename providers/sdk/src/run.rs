@@ -76,6 +76,7 @@ pub async fn run_with<P: Provider>(
             state,
             &provider_id,
             env.config_names.clone(),
+            env.secrets_key.clone(),
             options.retarget_grace,
             background.clone(),
         )

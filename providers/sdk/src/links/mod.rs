@@ -1,6 +1,7 @@
 //! The links that target this provider, kept current from the lattice's key-value buckets,
 //! and the lookup of the link a call follows.
 
+mod secrets;
 mod state;
 
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use trellis_lattice::kv::{self, Change, LatticeState, StateChange, Update};
 use trellis_lattice::link::{Config, LinkKey, DEFAULT_LINK_NAME};
 use trellis_lattice::rpc::IncomingCall;
+use trellis_lattice::secret::SecretsKey;
 
 pub use state::{merge_configs, LinkEvent, LinkInfo, LinkState};
 
@@ -58,6 +60,18 @@ pub enum LinkError {
         name: String,
         missing: Vec<String>,
     },
+    #[error(
+        "link `{name}` from `{source_id}` to `{provider}` for {package}: {}",
+        reasons.join("; ")
+    )]
+    Secret {
+        provider: String,
+        source_id: String,
+        package: String,
+        name: String,
+        /// Each names the config and key, never the value.
+        reasons: Vec<String>,
+    },
     #[error("cannot read link `{name}` of `{source_id}` from the lattice store: {reason}")]
     Store {
         source_id: String,
@@ -88,12 +102,14 @@ impl Links {
         store: LatticeState,
         provider_id: &str,
         own_config_names: Vec<String>,
+        secrets: Option<Arc<SecretsKey>>,
         shutdown: CancellationToken,
     ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>)> {
         Self::start_with_grace(
             store,
             provider_id,
             own_config_names,
+            secrets,
             RETARGET_GRACE,
             shutdown,
         )
@@ -104,6 +120,7 @@ impl Links {
         store: LatticeState,
         provider_id: &str,
         own_config_names: Vec<String>,
+        secrets: Option<Arc<SecretsKey>>,
         grace: Duration,
         shutdown: CancellationToken,
     ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>)> {
@@ -112,7 +129,9 @@ impl Links {
             inner: Arc::new(Inner {
                 store,
                 provider_id: provider_id.to_string(),
-                state: RwLock::new(LinkState::new(provider_id, own_config_names, grace)),
+                state: RwLock::new(
+                    LinkState::new(provider_id, own_config_names, grace).with_secrets(secrets),
+                ),
                 events: tx,
             }),
         };
@@ -210,7 +229,7 @@ impl Links {
                 .to_string(),
         };
         if let Some(info) = self.get(&key) {
-            if info.missing_config.is_empty() {
+            if info.missing_config.is_empty() && info.unopened.is_empty() {
                 return Ok(info);
             }
         }
@@ -245,7 +264,16 @@ impl Links {
                 configs.insert(name.clone(), c);
             }
         }
-        let info = state::resolve(&link, &configs);
+        let info = self.read(|s| state::resolve(&link, &configs, s.secrets()));
+        if !info.unopened.is_empty() {
+            return Err(LinkError::Secret {
+                provider,
+                source_id: key.source_id.clone(),
+                package,
+                name: key.name.clone(),
+                reasons: info.unopened,
+            });
+        }
         if !info.missing_config.is_empty() {
             return Err(LinkError::MissingConfig {
                 provider,

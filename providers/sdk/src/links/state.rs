@@ -3,13 +3,16 @@
 //! [`LinkEvent`]s the provider should hear about.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis_lattice::link::{Config, Link, LinkKey};
+use trellis_lattice::secret::SecretsKey;
 
-/// A link that targets this provider, with the config it hands the provider.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A link that targets this provider, with the config it hands the provider (secrets opened:
+/// `Debug` shows its keys only).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     pub link: Link,
     /// The link's `target_config` names merged in order (later names win).
@@ -17,6 +20,19 @@ pub struct LinkInfo {
     /// Names in `target_config` that no stored config has (calls on the link fail until
     /// they exist).
     pub missing_config: Vec<String>,
+    /// Why sealed values of `target_config` could not be opened (calls on the link fail).
+    pub unopened: Vec<String>,
+}
+
+impl std::fmt::Debug for LinkInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkInfo")
+            .field("link", &self.link)
+            .field("target_config_keys", &self.target_config.keys())
+            .field("missing_config", &self.missing_config)
+            .field("unopened", &self.unopened)
+            .finish()
+    }
 }
 
 impl LinkInfo {
@@ -31,7 +47,7 @@ impl LinkInfo {
 }
 
 /// What a provider hears about its links.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum LinkEvent {
     /// A link now targets this provider, or its target config changed.
     Put(LinkInfo),
@@ -39,6 +55,17 @@ pub enum LinkEvent {
     Deleted(LinkInfo),
     /// The provider's own merged config changed.
     ConfigChanged(Config),
+}
+
+impl std::fmt::Debug for LinkEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkEvent::Put(info) => f.debug_tuple("Put").field(info).finish(),
+            LinkEvent::Deleted(info) => f.debug_tuple("Deleted").field(info).finish(),
+            // Keys only: the values may be opened secrets.
+            LinkEvent::ConfigChanged(c) => f.debug_tuple("ConfigChanged").field(&c.keys()).finish(),
+        }
+    }
 }
 
 /// Merges the named configs in order; names that do not exist are returned apart.
@@ -57,12 +84,19 @@ pub fn merge_configs(
     (merged, missing)
 }
 
-pub fn resolve(link: &Link, configs: &BTreeMap<String, Config>) -> LinkInfo {
-    let (target_config, missing_config) = merge_configs(&link.target_config, configs);
+/// The link with its target config merged and its secrets opened with `key`.
+pub fn resolve(
+    link: &Link,
+    configs: &BTreeMap<String, Config>,
+    key: Option<&SecretsKey>,
+) -> LinkInfo {
+    let (target_config, missing_config, unopened) =
+        super::secrets::merge_opened(&link.target_config, configs, key);
     LinkInfo {
         link: link.clone(),
         target_config,
         missing_config,
+        unopened,
     }
 }
 
@@ -73,6 +107,9 @@ pub struct LinkState {
     own_config_names: Vec<String>,
     own_config: Config,
     configs: BTreeMap<String, Config>,
+    /// The host's secrets key, when it holds one: opens sealed values of this provider's
+    /// own and link target configs.
+    secrets: Option<Arc<SecretsKey>>,
     links: HashMap<LinkKey, LinkInfo>,
     /// Links that stopped targeting this provider recently: calls a host sent before it saw
     /// the change still find them, so retargeting fails no call.
@@ -87,10 +124,31 @@ impl LinkState {
             own_config_names,
             own_config: Config::new(),
             configs: BTreeMap::new(),
+            secrets: None,
             links: HashMap::new(),
             retired: HashMap::new(),
             grace,
         }
+    }
+
+    /// Opens sealed config values with `key` from now on.
+    pub fn with_secrets(mut self, key: Option<Arc<SecretsKey>>) -> Self {
+        self.secrets = key;
+        self
+    }
+
+    pub fn secrets(&self) -> Option<&SecretsKey> {
+        self.secrets.as_deref()
+    }
+
+    /// The provider's own config, merged and opened (unopened secrets logged, left out).
+    fn merged_own(&self) -> Config {
+        let (own, _missing, unopened) =
+            super::secrets::merge_opened(&self.own_config_names, &self.configs, self.secrets());
+        for err in unopened {
+            tracing::warn!(%err, "a secret of the provider's own config cannot be opened");
+        }
+        own
     }
 
     pub fn provider_id(&self) -> &str {
@@ -139,7 +197,7 @@ impl LinkState {
         if link.target_id != self.provider_id {
             return self.delete_link(&link.key(), now);
         }
-        let info = resolve(&link, &self.configs);
+        let info = resolve(&link, &self.configs, self.secrets.as_deref());
         let key = link.key();
         self.retired.remove(&key);
         if self.links.get(&key) == Some(&info) {
@@ -178,9 +236,10 @@ impl LinkState {
     /// Re-resolves what references `name`.
     fn config_changed(&mut self, name: &str) -> Vec<LinkEvent> {
         let mut events = Vec::new();
+        let (configs, secrets) = (&self.configs, self.secrets.as_deref());
         for info in self.links.values_mut() {
             if info.link.target_config.iter().any(|n| n == name) {
-                let fresh = resolve(&info.link, &self.configs);
+                let fresh = resolve(&info.link, &configs, secrets);
                 if fresh != *info {
                     *info = fresh.clone();
                     events.push(LinkEvent::Put(fresh));
@@ -188,7 +247,7 @@ impl LinkState {
             }
         }
         if self.own_config_names.iter().any(|n| n == name) {
-            let (own, _missing) = merge_configs(&self.own_config_names, &self.configs);
+            let own = self.merged_own();
             if own != self.own_config {
                 self.own_config = own.clone();
                 events.push(LinkEvent::ConfigChanged(own));
@@ -207,7 +266,7 @@ impl LinkState {
         self.prune(now);
         self.configs = configs;
         let mut events = Vec::new();
-        let (own, _missing) = merge_configs(&self.own_config_names, &self.configs);
+        let own = self.merged_own();
         if own != self.own_config {
             self.own_config = own.clone();
             events.push(LinkEvent::ConfigChanged(own));
@@ -215,7 +274,7 @@ impl LinkState {
         let fresh: HashMap<LinkKey, LinkInfo> = links
             .into_iter()
             .filter(|l| l.target_id == self.provider_id)
-            .map(|l| (l.key(), resolve(&l, &self.configs)))
+            .map(|l| (l.key(), resolve(&l, &self.configs, self.secrets.as_deref())))
             .collect();
         let gone: Vec<LinkKey> = self
             .links
