@@ -1,6 +1,7 @@
 //! Connection settings every command shares.
 
-use trellis_lattice::{LatticeClient, NatsAuth};
+use trellis_lattice::client::NatsOptions;
+use trellis_lattice::LatticeClient;
 
 use crate::output::Format;
 
@@ -9,17 +10,26 @@ pub struct Global {
     pub lattice: String,
     /// The JetStream domain of the lattice's state (from a leaf node: the hub's).
     pub js_domain: Option<String>,
-    /// How to authenticate to NATS, from `--nats-creds`, `--nats-nkey`,
-    /// `--nats-user`/`--nats-password` or `--nats-token` (at most one).
-    pub auth: NatsAuth,
+    /// How to authenticate to NATS (`--nats-creds`, `--nats-nkey`,
+    /// `--nats-user`/`--nats-password` or `--nats-token`, at most one) and its TLS files.
+    pub nats: NatsOptions,
     pub output: Format,
 }
 
 impl Global {
+    /// A client whose requests fail at once, in one line, when the server refuses them by
+    /// the user's permissions.
     pub async fn client(&self) -> anyhow::Result<LatticeClient> {
         trellis_lattice::id::validate_lattice(&self.lattice)?;
-        let nats =
-            trellis_lattice::client::connect(&self.nats_url, &self.auth, "trellis-cli").await?;
-        Ok(LatticeClient::new(nats, &self.lattice)?.with_js_domain(self.js_domain.clone())?)
+        let (nats, violations) = trellis_lattice::client::connect_watched(
+            &self.nats_url,
+            &self.nats,
+            "trellis-cli",
+            false,
+        )
+        .await?;
+        Ok(LatticeClient::new(nats, &self.lattice)?
+            .with_js_domain(self.js_domain.clone())?
+            .with_violations(violations))
     }
 }

@@ -31,14 +31,9 @@ use output::Format;
     about = "Run WebAssembly components on a lattice of hosts"
 )]
 struct Cli {
-    /// NATS server of the lattice.
-    #[arg(
-        long,
-        global = true,
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
+    /// The lattice's NATS server: URL, credentials and TLS.
+    #[command(flatten)]
+    nats: trellis_lattice::client::NatsArgs,
 
     /// Lattice name.
     #[arg(long, global = true, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
@@ -48,37 +43,6 @@ struct Cli {
     /// this connects to is a leaf node with a JetStream of its own (or none).
     #[arg(long, global = true, env = "TRELLIS_JS_DOMAIN")]
     js_domain: Option<String>,
-
-    /// NATS credentials file (JWT + nkey seed).
-    #[arg(
-        long = "nats-creds",
-        visible_alias = "creds",
-        global = true,
-        env = "NATS_CREDS"
-    )]
-    nats_creds: Option<std::path::PathBuf>,
-
-    /// NATS user nkey seed (`SU...`).
-    #[arg(long, global = true, env = "NATS_NKEY", hide_env_values = true)]
-    nats_nkey: Option<String>,
-
-    /// NATS user name (with --nats-password).
-    #[arg(long, global = true, env = "NATS_USER")]
-    nats_user: Option<String>,
-
-    /// NATS password (with --nats-user).
-    #[arg(
-        long,
-        global = true,
-        env = "NATS_PASSWORD",
-        hide_env_values = true,
-        requires = "nats_user"
-    )]
-    nats_password: Option<String>,
-
-    /// NATS authentication token.
-    #[arg(long, global = true, env = "NATS_TOKEN", hide_env_values = true)]
-    nats_token: Option<String>,
 
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
@@ -174,20 +138,13 @@ async fn main() -> std::process::ExitCode {
         cli.observability,
     );
     let span = trellis_telemetry::spans::root(&format!("trellis {}", cli.command.name()));
-    let auth = trellis_lattice::NatsAuth::from_parts(
-        cli.nats_creds,
-        cli.nats_nkey,
-        cli.nats_user,
-        cli.nats_password,
-        cli.nats_token,
-    );
-    let result = match auth {
-        Ok(auth) => {
+    let result = match cli.nats.options() {
+        Ok(nats) => {
             let global = Global {
-                nats_url: cli.nats_url,
+                nats_url: cli.nats.nats_url,
                 lattice: cli.lattice,
                 js_domain: cli.js_domain.filter(|d| !d.is_empty()),
-                auth,
+                nats,
                 output: cli.output,
             };
             run(&global, cli.command).instrument(span.clone()).await

@@ -164,11 +164,11 @@ async fn start(
     dir: &Path,
     children: &mut Children,
 ) -> anyhow::Result<()> {
-    match probe(&g.nats_url, &g.auth).await {
+    match probe(&g.nats_url, &g.nats).await {
         Probe::Answers => eprintln!("using the NATS server at {}", g.nats_url),
         Probe::Refused(err) => {
             return Err(err.context(format!(
-                "a server listens at {} but did not accept the connection (check --nats-creds, --nats-nkey, --nats-user/--nats-password or --nats-token)",
+                "a server listens at {} but did not accept the connection (check --nats-creds, --nats-nkey, --nats-user/--nats-password, --nats-token and --nats-tls-*)",
                 g.nats_url
             )))
         }
@@ -177,7 +177,7 @@ async fn start(
 
     let client = g.client().await?;
     let mut events = client.watch_events().await?;
-    let env = auth_env(&g.auth)?;
+    let env = auth_env(&g.nats)?;
     let mut connection = vec![
         "--nats-url".to_string(),
         g.nats_url.clone(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use trellis_lattice::NatsAuth;
+use trellis_lattice::client::{NatsOptions, Violations};
 
 /// Connection state changes the host reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,20 +23,24 @@ pub fn reconnect_delay(attempts: usize) -> Duration {
 /// start before its NATS server does (edge devices booting).
 pub async fn connect(
     url: &str,
-    auth: &NatsAuth,
+    nats: &NatsOptions,
     name: &str,
 ) -> anyhow::Result<(async_nats::Client, mpsc::UnboundedReceiver<SessionEvent>)> {
     let (tx, rx) = mpsc::unbounded_channel();
+    // Refused publishes and subscriptions are logged once per subject.
+    let violations = Violations::new(nats.auth.who(), true);
     let options = || async {
         let tx = tx.clone();
+        let violations = violations.clone();
         anyhow::Ok(
-            trellis_lattice::client::connect_options(auth, name)
+            trellis_lattice::client::connect_options(nats, name)
                 .await?
                 .max_reconnects(None)
                 .reconnect_delay_callback(reconnect_delay)
                 .ping_interval(Duration::from_secs(10))
                 .event_callback(move |event| {
                     let tx = tx.clone();
+                    violations.record(&event);
                     async move {
                         let mapped = match event {
                             async_nats::Event::Connected => Some(SessionEvent::Connected),
@@ -57,6 +61,10 @@ pub async fn connect(
     let client = match options().await?.connect(url).await {
         Ok(client) => client,
         Err(err) => {
+            // Refused credentials or TLS do not get better by retrying: say so and stop.
+            if let Some(refused) = trellis_lattice::client::refusal(url, nats, &err) {
+                return Err(refused.into());
+            }
             tracing::warn!(%err, url, "NATS is not reachable yet; retrying in the background");
             options()
                 .await?

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use trellis_lattice::{LatticeClient, NatsAuth};
+use trellis_lattice::LatticeClient;
 
 pub struct NatsServer {
     child: Option<Child>,
@@ -99,7 +99,7 @@ impl NatsServer {
 
     /// A plain NATS connection.
     pub async fn connect(&self) -> async_nats::Client {
-        trellis_lattice::client::connect(&self.url(), &NatsAuth::None, "trellis-test")
+        trellis_lattice::client::connect(&self.url(), &Default::default(), "trellis-test")
             .await
             .expect("connecting to the test nats-server")
     }
@@ -111,7 +111,7 @@ impl NatsServer {
 
     /// A lattice client of the server at `url` (from a task that does not hold the server).
     pub async fn client_for(url: &str, lattice: &str) -> LatticeClient {
-        let nats = trellis_lattice::client::connect(url, &NatsAuth::None, "trellis-test")
+        let nats = trellis_lattice::client::connect(url, &Default::default(), "trellis-test")
             .await
             .expect("connecting to the test nats-server");
         LatticeClient::new(nats, lattice).expect("lattice client")

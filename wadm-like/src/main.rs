@@ -1,12 +1,11 @@
 //! `trellis-deploy`: runs a deployment manager for one lattice until SIGTERM or Ctrl-C.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 use trellis_deploy::{Manager, Settings};
-use trellis_lattice::NatsAuth;
+use trellis_lattice::client::{NatsArgs, NatsOptions, Violations};
 
 /// Flags of `trellis-deploy`. Every flag has an environment variable.
 #[derive(Debug, Parser)]
@@ -16,23 +15,9 @@ use trellis_lattice::NatsAuth;
     about = "The Trellis deployment manager: keeps the lattice matching the deployed applications"
 )]
 struct Args {
-    /// NATS server of the lattice.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// NATS credentials file (JWT + nkey).
-    #[arg(long, env = "NATS_CREDS")]
-    nats_creds: Option<PathBuf>,
-    /// NATS user nkey seed.
-    #[arg(long, env = "NATS_NKEY", hide_env_values = true)]
-    nats_nkey: Option<String>,
-    /// NATS user name (with --nats-password).
-    #[arg(long, env = "NATS_USER")]
-    nats_user: Option<String>,
-    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
-    nats_password: Option<String>,
-    /// NATS authentication token.
-    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
-    nats_token: Option<String>,
+    /// The lattice's NATS server: URL, credentials and TLS.
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Lattice to manage.
     #[arg(long, env = "TRELLIS_LATTICE", default_value = trellis_lattice::DEFAULT_LATTICE)]
     lattice: String,
@@ -93,17 +78,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(instance: String, args: Args) -> anyhow::Result<()> {
     trellis_lattice::id::validate_lattice(&args.lattice)?;
-    let auth = NatsAuth::from_parts(
-        args.nats_creds,
-        args.nats_nkey,
-        args.nats_user,
-        args.nats_password,
-        args.nats_token,
-    )?;
+    let nats_options = args.nats.options()?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let nats = tokio::select! {
-        nats = connect(&args.nats_url, &auth) => nats?,
+        nats = connect(&args.nats.nats_url, &nats_options) => nats?,
         _ = tokio::signal::ctrl_c() => return Ok(()),
         _ = term.recv() => return Ok(()),
     };
@@ -128,14 +107,22 @@ async fn run(instance: String, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects, retrying with back-off until the server answers; reconnects forever after.
-async fn connect(url: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Client> {
+/// Connects, retrying with back-off until the server answers (a server that refuses the
+/// credentials or the TLS files fails at once); reconnects forever after. Refused publishes
+/// and subscriptions are logged once per subject.
+async fn connect(url: &str, nats: &NatsOptions) -> anyhow::Result<async_nats::Client> {
     let mut delay = Duration::from_millis(100);
+    let violations = Violations::new(nats.auth.who(), true);
     loop {
-        let opts = trellis_lattice::client::connect_options(auth, "trellis-deploy").await?;
+        let opts = trellis_lattice::client::connect_options(nats, "trellis-deploy").await?;
+        let recorder = violations.clone();
         match opts
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None)
+            .event_callback(move |event| {
+                recorder.record(&event);
+                async {}
+            })
             .connect(url)
             .await
         {
@@ -144,6 +131,9 @@ async fn connect(url: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Clien
                 return Ok(client);
             }
             Err(err) => {
+                if let Some(refused) = trellis_lattice::client::refusal(url, nats, &err) {
+                    return Err(refused.into());
+                }
                 tracing::warn!(url, %err, retry_in = ?delay, "cannot connect to NATS");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

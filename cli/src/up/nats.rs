@@ -1,27 +1,33 @@
 //! The NATS side of `trellis up`: whether a server answers, starting one (protected with the
 //! credentials `up` was given, when nats-server takes them as they are), and the credentials
-//! the host and the manager get.
+//! and TLS files the host and the manager get.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use trellis_lattice::client::NatsOptions;
 use trellis_lattice::NatsAuth;
 
 use super::children::{find_program, Children, Spec};
 use crate::global::Global;
 
-/// The environment of the host and the manager: the NATS credentials `up` itself uses (in the
-/// environment, not on their command line, where `ps` would show a secret). Credentials from
-/// `up`'s own environment that it does not use are removed.
-pub(super) fn auth_env(auth: &NatsAuth) -> anyhow::Result<Vec<(&'static str, Option<OsString>)>> {
+/// The environment of the host and the manager: the NATS credentials and TLS files `up`
+/// itself uses (in the environment, not on their command line, where `ps` would show a
+/// secret). Credentials from `up`'s own environment that it does not use are removed.
+pub(super) fn auth_env(
+    nats: &NatsOptions,
+) -> anyhow::Result<Vec<(&'static str, Option<OsString>)>> {
     let mut env: Vec<(&'static str, Option<OsString>)> = [
         "NATS_CREDS",
         "NATS_NKEY",
         "NATS_USER",
         "NATS_PASSWORD",
         "NATS_TOKEN",
+        "NATS_TLS_CA",
+        "NATS_TLS_CERT",
+        "NATS_TLS_KEY",
     ]
     .into_iter()
     .map(|k| (k, None))
@@ -31,14 +37,25 @@ pub(super) fn auth_env(auth: &NatsAuth) -> anyhow::Result<Vec<(&'static str, Opt
             e.1 = Some(value);
         }
     };
-    match auth {
-        NatsAuth::None => {}
-        NatsAuth::CredsFile(path) => {
-            // Detached children keep running wherever the user goes next.
-            let abs = std::path::absolute(path)
-                .with_context(|| format!("--nats-creds {}", path.display()))?;
-            set("NATS_CREDS", abs.into_os_string());
+    // Detached children keep running wherever the user goes next: paths are absolute.
+    let absolute = |flag: &str, path: &Path| {
+        std::path::absolute(path)
+            .map(|p| p.into_os_string())
+            .with_context(|| format!("{flag} {}", path.display()))
+    };
+    let tls = &nats.tls;
+    for (key, flag, file) in [
+        ("NATS_TLS_CA", "--nats-tls-ca", &tls.ca),
+        ("NATS_TLS_CERT", "--nats-tls-cert", &tls.cert),
+        ("NATS_TLS_KEY", "--nats-tls-key", &tls.key),
+    ] {
+        if let Some(path) = file {
+            set(key, absolute(flag, path)?);
         }
+    }
+    match &nats.auth {
+        NatsAuth::None => {}
+        NatsAuth::CredsFile(path) => set("NATS_CREDS", absolute("--nats-creds", path)?),
         NatsAuth::NkeySeed(seed) => set("NATS_NKEY", seed.into()),
         NatsAuth::UserPassword { user, password } => {
             set("NATS_USER", user.into());
@@ -59,10 +76,10 @@ pub(super) enum Probe {
     Silent,
 }
 
-pub(super) async fn probe(url: &str, auth: &NatsAuth) -> Probe {
+pub(super) async fn probe(url: &str, nats: &NatsOptions) -> Probe {
     let attempt = tokio::time::timeout(
         Duration::from_secs(5),
-        trellis_lattice::client::connect(url, auth, "trellis-up-probe"),
+        trellis_lattice::client::connect(url, nats, "trellis-up-probe"),
     )
     .await;
     match attempt {
@@ -155,6 +172,9 @@ pub(super) async fn start_nats(
     children: &mut Children,
 ) -> anyhow::Result<()> {
     let (addr, port) = nats_port(&g.nats_url)?;
+    if g.nats.tls.is_set() || g.nats_url.starts_with("tls://") {
+        bail!("no NATS server answers at {}, and `trellis up` starts one only without TLS: start a nats-server with TLS yourself (examples/secure shows how) and `up` joins it", g.nats_url);
+    }
     let Some(nats) = find_program("nats-server") else {
         bail!("nats-server is not installed: install it with `apt-get install nats-server` (Debian, Ubuntu) or from https://github.com/nats-io/nats-server/releases");
     };
@@ -168,7 +188,7 @@ pub(super) async fn start_nats(
         "-sd".into(),
         store.display().to_string(),
     ];
-    let protected = match nats_auth_config(&g.auth)? {
+    let protected = match nats_auth_config(&g.nats.auth)? {
         Some(text) => {
             use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
             let path = dir.join("nats-auth.conf");
@@ -200,7 +220,7 @@ pub(super) async fn start_nats(
             "nats-server to accept connections",
             Duration::from_secs(10),
             async {
-                while !matches!(probe(&url, &g.auth).await, Probe::Answers) {
+                while !matches!(probe(&url, &g.nats).await, Probe::Answers) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(())
@@ -244,23 +264,35 @@ mod tests {
 
     #[test]
     fn children_get_exactly_the_credentials_up_uses() {
-        let env = auth_env(&NatsAuth::Token("s3cret".into())).unwrap();
-        assert_eq!(env.len(), 5);
+        let env = auth_env(&NatsAuth::Token("s3cret".into()).into()).unwrap();
+        assert_eq!(env.len(), 8);
         for (key, value) in &env {
             let expected = (*key == "NATS_TOKEN").then(|| OsString::from("s3cret"));
             assert_eq!(value, &expected, "{key}");
         }
-        let env = auth_env(&NatsAuth::UserPassword {
-            user: "ada".into(),
-            password: "pw".into(),
-        })
+        let env = auth_env(
+            &NatsAuth::UserPassword {
+                user: "ada".into(),
+                password: "pw".into(),
+            }
+            .into(),
+        )
         .unwrap();
         let set: Vec<_> = env.iter().filter(|(_, v)| v.is_some()).collect();
         assert_eq!(set.len(), 2);
-        let env = auth_env(&NatsAuth::CredsFile("user.creds".into())).unwrap();
-        let creds = env.iter().find(|(k, _)| *k == "NATS_CREDS").unwrap();
-        assert!(Path::new(creds.1.as_ref().unwrap()).is_absolute());
-        assert!(auth_env(&NatsAuth::None)
+        let env = auth_env(&NatsOptions {
+            auth: NatsAuth::CredsFile("user.creds".into()),
+            tls: trellis_lattice::client::NatsTls {
+                ca: Some("ca.pem".into()),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+        for key in ["NATS_CREDS", "NATS_TLS_CA"] {
+            let (_, value) = env.iter().find(|(k, _)| *k == key).unwrap();
+            assert!(Path::new(value.as_ref().unwrap()).is_absolute(), "{key}");
+        }
+        assert!(auth_env(&NatsOptions::default())
             .unwrap()
             .iter()
             .all(|(_, v)| v.is_none()));

@@ -17,6 +17,10 @@ pub mod env {
     pub const NATS_USER: &str = "TRELLIS_NATS_USER";
     pub const NATS_PASSWORD: &str = "TRELLIS_NATS_PASSWORD";
     pub const NATS_TOKEN: &str = "TRELLIS_NATS_TOKEN";
+    /// TLS files of the host's NATS connection (absolute paths).
+    pub const NATS_TLS_CA: &str = "TRELLIS_NATS_TLS_CA";
+    pub const NATS_TLS_CERT: &str = "TRELLIS_NATS_TLS_CERT";
+    pub const NATS_TLS_KEY: &str = "TRELLIS_NATS_TLS_KEY";
     pub const LATTICE: &str = "TRELLIS_LATTICE";
     /// The JetStream domain of the lattice's state, when it is not the local one.
     pub const JS_DOMAIN: &str = "TRELLIS_JS_DOMAIN";

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use trellis_lattice::provider::env;
+use trellis_lattice::client::{NatsOptions, NatsTls, Violations};
 use trellis_lattice::{id, NatsAuth, Subjects};
 
 use crate::error::{Error, Result};
@@ -107,21 +108,37 @@ impl ProviderEnv {
             .transpose()
             .map_err(|e| invalid(env::SECRETS_KEY_FILE, e))?
             .map(std::sync::Arc::new);
-        let auth = NatsAuth::from_parts(
-            var(env::NATS_CREDS).map(Into::into),
-            var(env::NATS_NKEY),
-            var(env::NATS_USER),
-            var(env::NATS_PASSWORD),
-            var(env::NATS_TOKEN),
-        )?;
+        let options = NatsOptions {
+            auth: NatsAuth::from_parts(
+                var(env::NATS_CREDS).map(Into::into),
+                var(env::NATS_NKEY),
+                var(env::NATS_USER),
+                var(env::NATS_PASSWORD),
+                var(env::NATS_TOKEN),
+            )?,
+            tls: NatsTls {
+                ca: var(env::NATS_TLS_CA).map(Into::into),
+                cert: var(env::NATS_TLS_CERT).map(Into::into),
+                key: var(env::NATS_TLS_KEY).map(Into::into),
+            },
+        };
         let name = format!("trellis-provider-{provider_id}");
-        let nats = trellis_lattice::client::connect_options(&auth, &name)
+        // Refused publishes and subscriptions are logged once per subject.
+        let violations = Violations::new(options.auth.who(), true);
+        let nats = trellis_lattice::client::connect_options(&options, &name)
             .await?
             .connection_timeout(CONNECT_TIMEOUT)
             .max_reconnects(None)
+            .event_callback(move |event| {
+                violations.record(&event);
+                async {}
+            })
             .connect(&url)
             .await
-            .map_err(|e| Error::nats(format!("cannot connect to NATS at {url}"), e))?;
+            .map_err(|e| match trellis_lattice::client::refusal(&url, &options, &e) {
+                Some(refused) => refused.into(),
+                None => Error::nats(format!("cannot connect to NATS at {url}"), e),
+            })?;
         Ok(Self {
             nats,
             lattice,

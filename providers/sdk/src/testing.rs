@@ -17,7 +17,7 @@ use trellis_lattice::provider::HealthReport;
 pub use trellis_lattice::rpc::CallError;
 use trellis_lattice::rpc::{CallContext, CallReader, CallWriter, Invoker, InvokerConfig};
 use trellis_lattice::trace::TraceContext;
-use trellis_lattice::{NatsAuth, Subjects};
+use trellis_lattice::Subjects;
 
 use crate::ProviderEnv;
 
@@ -98,7 +98,7 @@ impl NatsServer {
     }
 
     pub async fn connect(&self) -> async_nats::Client {
-        trellis_lattice::client::connect(&self.url(), &NatsAuth::None, "trellis-provider-test")
+        trellis_lattice::client::connect(&self.url(), &Default::default(), "trellis-provider-test")
             .await
             .expect("connecting to the test nats-server")
     }

@@ -2,11 +2,15 @@
 //! manager and the tests.
 
 mod apps;
+#[cfg(feature = "clap")]
+mod args;
 mod call;
 mod connect;
 mod gpio;
 mod hosts;
 mod links;
+mod tls;
+mod violations;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +19,11 @@ use futures::stream::BoxStream;
 use futures::StreamExt as _;
 use serde::{de::DeserializeOwned, Serialize};
 
-pub use connect::{connect, connect_options, NatsAuth};
+#[cfg(feature = "clap")]
+pub use args::NatsArgs;
+pub use connect::{connect, connect_options, connect_watched, refusal, NatsAuth, NatsOptions};
+pub use tls::NatsTls;
+pub use violations::{Action, Denials, Violation, Violations};
 pub use hosts::Placement;
 
 use crate::control::Reply;
@@ -61,6 +69,8 @@ pub struct LatticeClient {
     invoker: tokio::sync::OnceCell<Invoker>,
     descriptions: std::sync::Mutex<HashMap<String, crate::control::ComponentDescription>>,
     store: tokio::sync::OnceCell<crate::kv::LatticeStore>,
+    /// The connection's permission violations, which fail a request at once.
+    violations: Option<Violations>,
 }
 
 impl LatticeClient {
@@ -82,7 +92,37 @@ impl LatticeClient {
             invoker: tokio::sync::OnceCell::new(),
             descriptions: Default::default(),
             store: tokio::sync::OnceCell::new(),
+            violations: None,
         })
+    }
+
+    /// The same client, failing a request the server refuses by permissions at once (with
+    /// one line naming the user and the subject) instead of at its timeout. `violations`
+    /// must be those of this client's connection ([`connect_watched`]).
+    pub fn with_violations(mut self, violations: Violations) -> Self {
+        self.violations = Some(violations);
+        self
+    }
+
+    /// Runs `sent` (something published on `subject`), failing it at once if the server
+    /// refuses the publish or the reply inbox's subscription.
+    async fn unless_refused<T>(
+        &self,
+        subject: &str,
+        sent: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(violations) = &self.violations else {
+            return sent.await;
+        };
+        let mut denials = violations.listen();
+        // The muxed inbox and per-request inboxes share the client's prefix.
+        let inbox = self.nats.new_inbox();
+        let prefix = inbox.rsplit_once('.').map_or("_INBOX.", |(p, _)| p);
+        let prefix = prefix.to_string();
+        tokio::select! {
+            out = sent => out,
+            refused = denials.refused(subject, &prefix) => Err(refused),
+        }
     }
 
     /// The same client, reaching the lattice's state in JetStream domain `domain` (from a
@@ -141,18 +181,22 @@ impl LatticeClient {
             .payload(payload.into())
             .headers(headers)
             .timeout(Some(timeout));
-        let msg = self
-            .nats
-            .send_request(subject, request)
-            .await
-            .map_err(|e| match e.kind() {
-                async_nats::RequestErrorKind::TimedOut => Error::Timeout {
-                    what: format!("a reply on {what}"),
-                    after: timeout,
-                },
-                async_nats::RequestErrorKind::NoResponders => Error::NoResponders(what.clone()),
-                _ => Error::nats(e),
-            })?;
+        let sent = async {
+            self.nats
+                .send_request(subject, request)
+                .await
+                .map_err(|e| match e.kind() {
+                    async_nats::RequestErrorKind::TimedOut => Error::Timeout {
+                        what: format!("a reply on {what}"),
+                        after: timeout,
+                    },
+                    async_nats::RequestErrorKind::NoResponders => {
+                        Error::NoResponders(what.clone())
+                    }
+                    _ => Error::nats(e),
+                })
+        };
+        let msg = self.unless_refused(&what, sent).await?;
         Reply::<Resp>::parse(&msg.payload)?.into_result()
     }
 
@@ -164,6 +208,16 @@ impl LatticeClient {
         body: &Req,
     ) -> Result<Vec<Resp>> {
         let payload = self.payload(body)?;
+        let what = subject.clone();
+        self.unless_refused(&what, self.collect_replies(subject, payload))
+            .await
+    }
+
+    async fn collect_replies<Resp: DeserializeOwned>(
+        &self,
+        subject: String,
+        payload: Vec<u8>,
+    ) -> Result<Vec<Resp>> {
         let inbox = self.nats.new_inbox();
         let mut sub = self
             .nats
