@@ -25,7 +25,7 @@ mkdir -p "$out"
 
 echo "==> building Rust components" >&2
 (cd "$here" && /usr/bin/cargo build --release --quiet)
-for name in greeter hello-http spin hog crash counter upper shout http-test settings traced relay button led sensor-reader sensor-aggregator sensor-store recurse chatter holder ouroboros omnivore; do
+for name in greeter hello-http spin hog crash counter upper shout http-test settings traced relay button led sensor-reader sensor-aggregator sensor-store recurse chatter holder ouroboros omnivore sandbox; do
     built="$CARGO_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm"
     cmp -s "$built" "$out/$name.wasm" 2>/dev/null || cp "$built" "$out/$name.wasm"
 done

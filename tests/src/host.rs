@@ -102,7 +102,8 @@ impl HostProcess {
             args.push(dir.path().join("state").into());
         }
         // The workspace's provider executables sit next to the host: tests may start them.
-        if !extra.contains(&"--provider-dir") {
+        let dirs_given = env_extra.iter().any(|(k, _)| *k == "TRELLIS_PROVIDER_DIRS");
+        if !extra.contains(&"--provider-dir") && !dirs_given {
             if let Some(bins) = binary.parent() {
                 args.push("--provider-dir".into());
                 args.push(bins.into());

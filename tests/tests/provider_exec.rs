@@ -97,7 +97,14 @@ async fn a_host_without_an_allowed_directory_starts_only_builtin_providers() {
     init_logging();
     let nats = NatsServer::start().await;
     // An empty list: the operator allowed no directory.
-    let host = HostProcess::start(&nats.url(), "exec-none", &[], &["--provider-dir", ""]).await;
+    let host = HostProcess::start_with_env(
+        &nats.url(),
+        "exec-none",
+        &[],
+        &[],
+        &[("TRELLIS_PROVIDER_DIRS", "")],
+    )
+    .await;
 
     let client = nats.client("exec-none").await;
     let exe = trellis_tests::bin("trellis-provider-keyvalue-nats");

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use trellis_lattice::image::{ImageRef, ImageSource};
 use trellis_lattice::ControlError;
 
@@ -22,7 +23,9 @@ pub struct ProviderExecArgs {
         long = "provider-dir",
         env = "TRELLIS_PROVIDER_DIRS",
         value_delimiter = ',',
-        value_name = "DIR"
+        value_name = "DIR",
+        // An empty value means no directory (the path parser would refuse it).
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
     )]
     pub dirs: Vec<PathBuf>,
 
