@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let mut reader = scale_request("reader", "sensor-reader", 1);
     reader.config = vec!["reader".into()];
+    reader.grants.wall_clock = true;
     hub_client.scale_component(edge.id(), &reader).await?;
     hub_client
         .scale_component(edge.id(), &scale_request("greeter", "greeter", 1))

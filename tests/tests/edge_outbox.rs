@@ -70,6 +70,7 @@ async fn plant(lattice: &str, outbox_max_messages: u32, patience: &str) -> Plant
     start_provider_on(&client, cloud.id(), "cloud-msg", "builtin://messaging-nats").await;
     let mut reader = scale_request("reader", "sensor-reader", 1);
     reader.config = vec!["reader".into()];
+    reader.grants.wall_clock = true;
     client
         .scale_component(edge.id(), &reader)
         .await

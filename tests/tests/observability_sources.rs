@@ -23,8 +23,11 @@ async fn a_components_log_and_span_join_the_invocations_trace() {
     let host =
         HostProcess::start_with_env(&nats.url(), "otel-guest", &[], &[], &pairs(&otel)).await;
     let client = nats.client("otel-guest").await;
+    // Its own spans are timed with the wall clock, which it must be granted.
+    let mut traced = scale("traced", "traced");
+    traced.grants.wall_clock = true;
     client
-        .scale_component(host.id(), &scale("traced", "traced"))
+        .scale_component(host.id(), &traced)
         .await
         .expect("traced starts");
     let out = client
