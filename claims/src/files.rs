@@ -95,7 +95,10 @@ mod tests {
         write_atomic(&f, b"12345", 0o644, false).unwrap();
         assert_eq!(read_regular(&f, 5).unwrap().unwrap(), b"12345");
         assert!(matches!(read_regular(&f, 4), Err(Error::File { .. })));
-        assert!(matches!(read_regular(dir.path(), 4), Err(Error::File { .. })));
+        assert!(matches!(
+            read_regular(dir.path(), 4),
+            Err(Error::File { .. })
+        ));
         assert!(read_regular(&dir.path().join("none"), 4).unwrap().is_none());
         assert!(matches!(
             write_atomic(&f, b"x", 0o644, false),

@@ -83,7 +83,9 @@ pub fn validate_issuer(key: &str) -> Result<(), Error> {
 /// Writes `pair`'s seed to `path` with mode 0600. An existing file is replaced only when
 /// `overwrite`; either way the file appears whole or not at all.
 pub fn write_seed_file(path: &Path, pair: &KeyPair, overwrite: bool) -> Result<(), Error> {
-    let seed = pair.seed().map_err(|_| Error::Seed("the key pair has no seed"))?;
+    let seed = pair
+        .seed()
+        .map_err(|_| Error::Seed("the key pair has no seed"))?;
     crate::files::write_atomic(path, format!("{seed}\n").as_bytes(), 0o600, overwrite)
 }
 
@@ -138,7 +140,12 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_prefix() {
-        for kind in [KeyKind::Issuer, KeyKind::Component, KeyKind::Host, KeyKind::User] {
+        for kind in [
+            KeyKind::Issuer,
+            KeyKind::Component,
+            KeyKind::Host,
+            KeyKind::User,
+        ] {
             let key = generate(kind).public_key();
             assert!(key.starts_with(kind.prefix()), "{key}");
             assert!(kind.is_public_key(&key));

@@ -32,9 +32,9 @@ struct Section {
 fn leb128_u32(bytes: &[u8], pos: &mut usize) -> Result<u32, Error> {
     let mut value: u32 = 0;
     for shift in (0..35).step_by(7) {
-        let byte = *bytes
-            .get(*pos)
-            .ok_or(Error::Malformed("a section runs past the end of the binary"))?;
+        let byte = *bytes.get(*pos).ok_or(Error::Malformed(
+            "a section runs past the end of the binary",
+        ))?;
         *pos += 1;
         value |= u32::from(byte & 0x7f)
             .checked_shl(shift)
@@ -60,7 +60,9 @@ fn sections(bytes: &[u8]) -> Result<Vec<Section>, Error> {
         let end = pos
             .checked_add(size)
             .filter(|end| *end <= bytes.len())
-            .ok_or(Error::Malformed("a section runs past the end of the binary"))?;
+            .ok_or(Error::Malformed(
+                "a section runs past the end of the binary",
+            ))?;
         let mut claim = None;
         if id == CUSTOM {
             let mut p = pos;

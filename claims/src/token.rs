@@ -48,7 +48,9 @@ pub struct Claims {
 impl Claims {
     fn check_shape(&self) -> Result<(), Error> {
         if !KeyKind::Issuer.is_public_key(&self.issuer) {
-            return Err(Error::Malformed("the issuer is not an issuer public key (A…)"));
+            return Err(Error::Malformed(
+                "the issuer is not an issuer public key (A…)",
+            ));
         }
         if !KeyKind::Component.is_public_key(&self.subject) {
             return Err(Error::Malformed(
@@ -104,11 +106,17 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, Error> {
     let (header, payload) = signed
         .split_once('.')
         .ok_or(Error::Malformed("not a token (header.claims.signature)"))?;
-    let part = |p: &str, what| URL_SAFE_NO_PAD.decode(p).map_err(|_| Error::Malformed(what));
+    let part = |p: &str, what| {
+        URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| Error::Malformed(what))
+    };
     let header: Header = serde_json::from_slice(&part(header, "the header is not base64url")?)
         .map_err(|_| Error::Malformed("the header is not a token header"))?;
     if header.alg != ALG || header.typ != TYP {
-        return Err(Error::Malformed("the header names another algorithm or type"));
+        return Err(Error::Malformed(
+            "the header names another algorithm or type",
+        ));
     }
     let claims: Claims = serde_json::from_slice(&part(payload, "the claims are not base64url")?)
         .map_err(|_| Error::Malformed("the claims are not valid claims JSON"))?;

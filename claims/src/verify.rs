@@ -63,7 +63,12 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn verify_token(token: &str, hash: &str, issuers: Issuers<'_>, now: u64) -> Result<Verified, Error> {
+fn verify_token(
+    token: &str,
+    hash: &str,
+    issuers: Issuers<'_>,
+    now: u64,
+) -> Result<Verified, Error> {
     let claims = token::decode(token)?.verify()?;
     if let Issuers::OneOf(allowed) = issuers {
         if !allowed.iter().any(|a| *a == claims.issuer) {
@@ -183,10 +188,7 @@ mod tests {
             Check::IssuerNotAllowed
         );
         assert!(verify_component(&other, Issuers::Any, NOW).is_ok());
-        assert_eq!(
-            check(verify_component(&good, ok, NOW + 60)),
-            Check::Expired
-        );
+        assert_eq!(check(verify_component(&good, ok, NOW + 60)), Check::Expired);
         assert_eq!(
             check(verify_component(&good, ok, NOW - 10 - CLOCK_SKEW_SECS - 1)),
             Check::NotYetValid
@@ -220,7 +222,10 @@ mod tests {
             .encode(serde_json::to_vec(&claims).unwrap());
         let forged = format!("{}.{payload}.{}", parts[0], parts[2]);
         let edited = section::append(&section::strip(&good).unwrap(), &forged);
-        assert_eq!(check(verify_component(&edited, ok, NOW)), Check::BadSignature);
+        assert_eq!(
+            check(verify_component(&edited, ok, NOW)),
+            Check::BadSignature
+        );
 
         // Re-signing replaces the claim rather than adding a second one.
         let resigned = signed_again(&good, &issuer);
@@ -230,7 +235,9 @@ mod tests {
 
     fn signed_again(bytes: &[u8], issuer: &nkeys::KeyPair) -> Vec<u8> {
         let subject = generate(KeyKind::Component);
-        sign_component(bytes, issuer, &subject, &details(None)).unwrap().0
+        sign_component(bytes, issuer, &subject, &details(None))
+            .unwrap()
+            .0
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum ComponentCommand {
         config: Vec<String>,
         #[command(flatten)]
         grants: crate::grants::GrantFlags,
+        /// The issuer (`A…`) the component must be signed by; the host refuses it otherwise.
+        #[arg(long, value_name = "KEY")]
+        issuer: Option<String>,
     },
     /// Change the replicas of a running component (on one host, or every host running it).
     Scale {
@@ -87,7 +90,11 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
             timeout,
             config,
             grants,
+            issuer,
         } => {
+            if let Some(key) = &issuer {
+                trellis_lattice::id::validate_issuer(key).context("--issuer")?;
+            }
             let placement = match host {
                 Some(h) => Placement::Host(h),
                 None => {
@@ -108,6 +115,7 @@ pub async fn run(g: &Global, cmd: ComponentCommand) -> anyhow::Result<()> {
                 max_memory_bytes: max_memory,
                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
                 grants: grants.grants()?,
+                issuer,
                 ..Default::default()
             };
             let pb = spinner(g, format!("starting {id}"));

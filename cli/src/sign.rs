@@ -65,7 +65,10 @@ fn sig_path(file: &Path) -> PathBuf {
 }
 
 fn default_out(file: &Path) -> PathBuf {
-    let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".wasm").unwrap_or(&name);
     if stem.ends_with(".signed") {
         file.to_path_buf()

@@ -215,6 +215,9 @@ pub struct HostArgs {
 
     #[command(flatten)]
     pub grants: crate::runtime::grants::GrantArgs,
+
+    #[command(flatten)]
+    pub issuers: crate::policy::IssuerArgs,
 }
 
 pub use trellis_lattice::units::parse_bytes;
@@ -260,6 +263,8 @@ pub struct HostConfig {
     pub provider_exec: crate::providers::allow::ExecPolicy,
     /// Which of the host's directories components may be given.
     pub grants: crate::runtime::grants::GrantPolicy,
+    /// Whose signed components and provider executables run here (`--allowed-issuer`).
+    pub issuers: crate::policy::IssuerPolicy,
 }
 
 impl HostConfig {
@@ -305,6 +310,7 @@ impl HostConfig {
             secrets_key: None,
             provider_exec: Default::default(),
             grants: Default::default(),
+            issuers: Default::default(),
         }
     }
 
@@ -411,6 +417,7 @@ impl HostConfig {
                 .map(|s| crate::gpio::flags::parse_gpio_sim(s))
                 .collect::<anyhow::Result<_>>()?,
             grants: crate::runtime::grants::GrantPolicy::from_args(&args.grants)?,
+            issuers: crate::policy::IssuerPolicy::from_args(&args.issuers)?,
             provider_exec: crate::providers::allow::ExecPolicy::from_args(args.provider_exec)?,
         })
 

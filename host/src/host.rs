@@ -141,6 +141,7 @@ impl Host {
             chips: Arc::clone(&chips),
             secrets: secrets.clone(),
             grants: config.grants.clone(),
+            issuers: config.issuers.clone(),
         }));
         let providers = Arc::new(Providers::new(ProvidersContext {
             host_id: id.clone(),
@@ -150,7 +151,7 @@ impl Host {
             nats_auth: config.nats_auth.clone(),
             nats_tls: config.nats_tls.clone(),
             exec: config.provider_exec.clone(),
-            secrets: secrets.clone(),
+            issuers: config.issuers.clone(),
             secrets: secrets.clone(),
             cache_dir: config.cache_dir.clone(),
             fetch_timeout: config.fetch_timeout,

@@ -6,6 +6,7 @@
 //!   builds and runs an instance with its limits.
 //! - [`components`]: what runs here; start, scale, replace, stop; serving exports.
 //! - [`providers`]: capability providers, built in or external, supervised.
+//! - [`policy`]: the issuer policy: whose signed components and executables run here.
 //! - [`links`]: the link table that routes each component's imports.
 //! - [`lattice_kv`]: the lattice's links and named config, as the host reads and writes them;
 //!   [`secrets`]: the secrets key, opening sealed config for what runs here.
@@ -28,6 +29,7 @@ pub mod labels;
 pub mod lattice_kv;
 pub mod links;
 pub mod observe;
+pub mod policy;
 pub mod profile;
 pub mod providers;
 pub mod runtime;

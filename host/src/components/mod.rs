@@ -53,6 +53,8 @@ pub struct ComponentsContext {
     pub secrets: crate::secrets::HostSecrets,
     /// Which of the host's directories components may be given.
     pub grants: crate::runtime::grants::GrantPolicy,
+    /// Whose signed components run here.
+    pub issuers: crate::policy::IssuerPolicy,
 }
 
 /// Whether a component needs pins: it imports `wasi:gpio` or handles edges.
@@ -172,7 +174,9 @@ impl Components {
         let starting = turn.starting(&req.image);
         let load = async {
             let config = self.component_config(&req.config).await?;
-            let loaded = self.ctx.runtime.load(&req.image).await?;
+            let check =
+                crate::policy::ComponentCheck::new(&self.ctx.issuers, req.issuer.as_deref());
+            let loaded = self.ctx.runtime.load_checked(&req.image, check).await?;
             Ok::<_, ControlError>((config, loaded))
         };
         let (config, loaded) = tokio::select! {

@@ -22,8 +22,8 @@ pub struct ProvidersContext {
     pub nats_tls: trellis_lattice::client::NatsTls,
     /// What may run as an external provider, and as whom.
     pub exec: super::allow::ExecPolicy,
-    /// The secrets key, handed to the providers started here.
-    pub secrets: crate::secrets::HostSecrets,
+    /// Whose signed executables run here (see `crate::policy::executable_is_signed_ok`).
+    pub issuers: crate::policy::IssuerPolicy,
     /// The secrets key, handed to the providers started here.
     pub secrets: crate::secrets::HostSecrets,
     /// Where fetched executables are kept.

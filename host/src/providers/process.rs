@@ -33,13 +33,18 @@ pub async fn prepare(
     let image = reference.location();
     // Decided before a byte is read: a refused start never opens the file.
     let in_allowed_dir = ctx.exec.allows_dir_of(reference).await;
-    let signing_policy = false;
+    let signing_policy = ctx.issuers.is_on();
     if !in_allowed_dir && !signing_policy {
         return Err(ctx.exec.refusal(&image, signing_policy));
     }
     let (bytes, digest) = fetch_image(reference, ctx.fetch_timeout)
         .await
         .map_err(|e| e.control_error())?;
+    if !in_allowed_dir {
+        // Outside the allowed directories only a signature vouches for the file.
+        crate::policy::executable_is_signed_ok(&ctx.issuers, reference, &bytes, ctx.fetch_timeout)
+            .await?;
+    }
     ctx.exec.check_executable(&image, &bytes).await?;
     let dir = ctx.cache_dir.join("providers");
     let run_as = ctx.exec.run_as.clone();
@@ -140,11 +145,6 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
         // The provider exports like its host: the same switch and OTEL_* settings.
         .envs(trellis_telemetry::child_env())
         .env(env::NAME, provider_name(&prov.image))
-        // The provider opens the sealed config it uses itself, on this host (empty: no key).
-        .env(
-            env::SECRETS_KEY_FILE,
-            ctx.secrets.file().unwrap_or(std::path::Path::new("")),
-        )
         // The provider opens the sealed config it uses itself, on this host (empty: no key).
         .env(
             env::SECRETS_KEY_FILE,

@@ -101,6 +101,8 @@ pub enum LoadError {
     CoreModule { image: String },
     #[error("{image} failed to compile: {reason}")]
     Compile { image: String, reason: String },
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("{image}: {source}")]
     Imports {
         image: String,
@@ -118,6 +120,10 @@ impl From<LoadError> for trellis_lattice::ControlError {
             | LoadError::CoreModule { .. }
             | LoadError::Compile { .. } => E::invalid(err.to_string()),
             LoadError::Imports { .. } => E::refused(err.to_string()),
+            LoadError::Policy(_) => match err {
+                LoadError::Policy(p) => p.into(),
+                _ => E::internal(err.to_string()),
+            },
         }
     }
 }
@@ -197,11 +203,38 @@ impl Runtime {
 
     /// Fetches, verifies, compiles (or loads from cache) and links a component.
     pub async fn load(&self, image: &str) -> Result<LoadedComponent, LoadError> {
+        self.load_checked(image, None).await
+    }
+
+    /// [`Runtime::load`], the fetched bytes first passing the issuer policy's `check` (even
+    /// when a compiled copy is cached: the claim is in the bytes).
+    pub async fn load_checked(
+        &self,
+        image: &str,
+        check: Option<crate::policy::ComponentCheck>,
+    ) -> Result<LoadedComponent, LoadError> {
         let began = std::time::Instant::now();
         let (bytes, digest_hex, location) =
             fetch::fetch_component(image, self.fetch_timeout).await?;
         let fetched = began.elapsed();
         check_header(&location, &bytes)?;
+        let bytes = match check {
+            None => bytes,
+            Some(check) => {
+                let shown = location.clone();
+                let (bytes, verdict) = tokio::task::spawn_blocking(move || {
+                    let verdict = check.run(&shown, &bytes);
+                    (bytes, verdict)
+                })
+                .await
+                .map_err(|_| crate::policy::PolicyError::Refused {
+                    image: location.clone(),
+                    source: trellis_claims::Error::Malformed("the check did not finish"),
+                })?;
+                verdict?;
+                bytes
+            }
+        };
         let (component, lease, cache_hit) = self
             .cache
             .get(&self.engine, bytes, &digest_hex)

@@ -102,6 +102,10 @@ pub struct ScaleComponent {
     /// request (with the image) sets them, a bare rescale keeps them.
     #[serde(default, skip_serializing_if = "crate::grants::Grants::is_empty")]
     pub grants: crate::grants::Grants,
+    /// The issuer public key (`A…`) the component must be signed by; the host refuses it
+    /// otherwise, with or without an issuer policy of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// The result of a scale request, and the `component_scaled` event that announces it.

@@ -65,6 +65,24 @@ pub fn validate_host_id(id: &str) -> Result<()> {
     }
 }
 
+/// An issuer's public key (`A…`, an account nkey, checksum included): whom a component
+/// must be signed by.
+pub fn validate_issuer(key: &str) -> Result<()> {
+    let ok = key.len() == 56
+        && key.starts_with('A')
+        && nkeys::KeyPair::from_public_key(key)
+            .is_ok_and(|k| k.key_pair_type() == nkeys::KeyPairType::Account);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "issuer",
+            key,
+            "must be an issuer public key (56 characters starting with 'A', as `trellis keys gen issuer` prints)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

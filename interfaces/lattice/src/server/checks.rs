@@ -122,6 +122,9 @@ impl Check for ScaleComponent {
         }
         config_names(&self.config)?;
         self.grants.check()?;
+        if let Some(issuer) = &self.issuer {
+            crate::id::validate_issuer(issuer)?;
+        }
         limits::check_annotations("annotations", &self.annotations)
     }
 }
