@@ -26,9 +26,9 @@ pub const SEALED_PREFIX: &str = "trellis-sealed:v1:";
 /// How a secret is shown wherever values are shown.
 pub const SHOWN: &str = "<secret>";
 
-/// The largest secret value (bytes): config is small; this keeps a sealed entry well under
-/// a KV message.
-pub const MAX_SECRET_BYTES: usize = 64 << 10;
+/// The largest secret value (bytes): sealed and hex-encoded it stays within the 64 KiB a
+/// config value may hold.
+pub const MAX_SECRET_BYTES: usize = 16 << 10;
 
 /// Seeds are 58 characters; anything much larger is not a seed file.
 const MAX_SEED_FILE: u64 = 4096;
