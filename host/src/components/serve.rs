@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{StreamExt as _, TryStreamExt as _};
 use trellis_lattice::control::ComponentDescription;
 use trellis_lattice::http::{HTTP_FUNCTION, HTTP_INSTANCE};
-use trellis_lattice::rpc::{IncomingCall, RemoteErrorKind};
+use trellis_lattice::rpc::{IncomingCall, RemoteErrorKind, MAX_CALL_DEPTH};
 use trellis_lattice::server::{self, Incoming, Listen};
 use trellis_lattice::trace::TraceContext;
 use trellis_lattice::{ControlError, Subjects};
@@ -181,12 +181,21 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
         }
     };
 
+    if incoming.too_deep() {
+        let why = format!(
+            "call chain too deep: {} calls through links led to this call of `{}` (at most {MAX_CALL_DEPTH}); does a component call itself through a link?",
+            incoming.depth, comp.id
+        );
+        report(RemoteErrorKind::BadRequest, why).await;
+        return;
+    }
     let function = &comp.loaded.functions[index];
     let function_name = function.export.signature.qualified_name();
-    let inv = comp.begin(
+    let mut inv = comp.begin(
         &function_name,
         TraceContext::from_headers(cx.headers.as_ref()),
     );
+    inv.called(incoming.depth, incoming.budget);
     let trace = inv.trace;
     let _permit = match comp.admit_for(&inv).await {
         Ok(p) => p,
@@ -195,16 +204,35 @@ async fn handle(call: Call, index: usize, cx: NatsContext, tx: SubjectWriter, rx
             return;
         }
     };
+    // A caller that has given up is not served: in a ring of calls through links, the calls
+    // queued behind it would otherwise take each instance as it comes free.
+    if inv.caller_time_left().is_some_and(|left| left.is_zero()) {
+        let why = format!(
+            "the caller's time limit ran out while this call waited for an instance of `{}`",
+            comp.id
+        );
+        report(RemoteErrorKind::TimeLimit, why).await;
+        return;
+    }
 
     let (writer, slot) = ReclaimableWriter::new(tx);
     let (instance, meter) = comp.measured_instance(&inv);
     let (result, output) = call_export(instance, &comp.loaded.pre, function, rx, writer).await;
     comp.finish(&inv, meter.read(), result.as_ref().err());
-    crate::observe::component_output(&inv.span, &comp.id, &trace, &output);
+    // Every failure is counted; only a few a second are logged (a trap storm).
+    let logged = match &result {
+        Ok(()) => Some(0),
+        Err(_) => comp.stats.failure_log.admit(),
+    };
+    if logged.is_some() {
+        crate::observe::component_output(&inv.span, &comp.id, &trace, &output);
+    }
     if let Err(failure) = result {
-        inv.span.in_scope(|| {
-            tracing::warn!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), error = %failure.message, "invocation failed");
-        });
+        if let Some(left_out) = logged {
+            inv.span.in_scope(|| {
+                tracing::warn!(component_id = %comp.id, function = %function_name, trace_id = %trace.trace_id_hex(), error = %failure.message, left_out, "invocation failed");
+            });
+        }
         let message = if output.is_empty() {
             failure.message
         } else {

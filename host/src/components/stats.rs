@@ -19,6 +19,8 @@ pub struct Stats {
     cpu_ns: AtomicU64,
     cpu_sampled: AtomicU64,
     started: AtomicU64,
+    /// How many of its failures reach the host log.
+    pub failure_log: super::throttle::LogThrottle,
 }
 
 impl Default for Stats {
@@ -34,6 +36,7 @@ impl Default for Stats {
             cpu_ns: AtomicU64::new(0),
             cpu_sampled: AtomicU64::new(0),
             started: AtomicU64::new(0),
+            failure_log: Default::default(),
         }
     }
 }

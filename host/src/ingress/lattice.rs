@@ -29,13 +29,30 @@ pub async fn serve_lattice(
         // The request value is self-delimiting: read until it is complete (a caller need not
         // close its parameter stream when everything fit in the first message).
         let mut buf = bytes::BytesMut::new();
+        // A caller that never finishes its request does not hold this task forever.
+        let patience = std::time::Duration::from_millis(comp.limits().timeout_ms);
         let req = loop {
-            let n = rx.read_buf(&mut buf).await.map_err(|e| {
-                (
+            let read = tokio::time::timeout(patience, rx.read_buf(&mut buf)).await;
+            let n = read
+                .map_err(|_| {
+                    (
+                        RemoteErrorKind::BadRequest,
+                        format!("the request did not arrive whole within {patience:?}"),
+                    )
+                })?
+                .map_err(|e| {
+                    (
+                        RemoteErrorKind::BadRequest,
+                        format!("reading the request: {e}"),
+                    )
+                })?;
+            if buf.len() > trellis_lattice::http::MAX_MESSAGE_BYTES {
+                return Err((
                     RemoteErrorKind::BadRequest,
-                    format!("reading the request: {e}"),
-                )
-            })?;
+                    "the request is larger than the 64 MiB a request may be on the lattice"
+                        .to_string(),
+                ));
+            }
             let so_far = Bytes::copy_from_slice(&buf);
             match HttpRequest::decode_partial(&so_far) {
                 Ok(Some(req)) => break req,
