@@ -102,9 +102,8 @@ impl Preopen {
 }
 
 /// One allowed destination of outgoing HTTP: `[SCHEME://]HOST[:PORT]`. `HOST` is a name or an
-/// IPv4 address, `*` (any host) or `*.SUFFIX` (any name under SUFFIX, not SUFFIX itself); `PORT`
-
-/// is a number or `*`. Without a scheme both `http` and `https` are allowed; without a port,
+/// IPv4 address, `*` (any host) or `*.SUFFIX` (any name under SUFFIX, not SUFFIX
+/// itself); `PORT` is a number or `*`. Without a scheme both `http` and `https` are allowed; without a port,
 /// the scheme's default port (80 or 443).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outbound {
