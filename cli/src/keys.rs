@@ -24,6 +24,9 @@ pub enum Kind {
     Host,
     /// A NATS user for nkey authentication (`U…`).
     User,
+    /// The lattice's secrets key (`X…`, curve25519): hosts given it open sealed config
+    /// (same as `trellis secret keygen`).
+    Xkey,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +47,7 @@ pub async fn run(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         Kind::Component => KeyKind::Component,
         Kind::Host => KeyKind::Host,
         Kind::User => KeyKind::User,
+        Kind::Xkey => return crate::secrets::keygen(global, args.out, args.force),
     };
     let pair = keys::generate(kind);
     let out = args.out.clone();

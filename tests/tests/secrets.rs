@@ -297,7 +297,22 @@ async fn a_tampered_or_malformed_secret_is_refused_clearly() {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let cli = Cli::new(&nats.url(), LATTICE);
-    let (key_file, public_key) = keygen(&cli, dir.path()).await;
+    // `trellis keys gen xkey` makes the same key as `trellis secret keygen`.
+    let key_file = dir.path().join("secrets.xk");
+    let public_key = cli
+        .run(&[
+            "keys",
+            "gen",
+            "xkey",
+            "--out",
+            key_file.to_str().expect("path"),
+        ])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(public_key.starts_with('X'), "{public_key}");
     let host = HostProcess::start(
         &nats.url(),
         LATTICE,
