@@ -62,7 +62,8 @@ fn walk(v: &Value, path: &str, errs: &mut Errors) -> (ComponentSpec, Origin) {
             other => errs.add(
                 &obj.at("type"),
                 format!(
-                    "unknown component type {other:?}; expected component or capability{}",
+                    "unknown component type {:?}; expected component or capability{}",
+                    trellis_lattice::error::shorten(other),
                     fields::hint(other, KINDS)
                 ),
             ),

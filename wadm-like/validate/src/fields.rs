@@ -11,10 +11,12 @@ use super::errors::ValidationError;
 pub(crate) struct Errors(pub Vec<ValidationError>);
 
 impl Errors {
+    /// Every error passes here: what it quotes of the manifest (`found "…"`) is cut to a
+    /// short beginning, so a hostile value is never repeated back whole.
     pub fn add(&mut self, path: &str, message: impl Into<String>) {
         self.0.push(ValidationError {
-            path: path.to_string(),
-            message: message.into(),
+            path: trellis_lattice::error::bounded(path),
+            message: trellis_lattice::error::bounded(&message.into()),
         });
     }
 
@@ -134,14 +136,16 @@ impl<'a> Obj<'a> {
         };
         for k in map.keys() {
             if !allowed.contains(&k.as_str()) {
+                // A key is the manifest's text: a long one is not repeated back whole.
+                let shown = trellis_lattice::error::shorten(k);
                 let msg = match did_you_mean(k, allowed) {
-                    Some(s) => format!("unknown field `{k}` in {what} (did you mean `{s}`?)"),
+                    Some(s) => format!("unknown field `{shown}` in {what} (did you mean `{s}`?)"),
                     None => format!(
-                        "unknown field `{k}` in {what}; expected one of: {}",
+                        "unknown field `{shown}` in {what}; expected one of: {}",
                         allowed.join(", ")
                     ),
                 };
-                errs.add(&self::key(path, k), msg);
+                errs.add(&self::key(path, &shown), msg);
             }
         }
         Some(Obj {

@@ -271,8 +271,9 @@ fn check_version(v: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "version {v:?} must be 1 to {MAX_VERSION_LEN} letters, digits, '.', '-' or '_', \
-             starting with a letter or digit"
+            "version {:?} must be 1 to {MAX_VERSION_LEN} letters, digits, '.', '-' or '_', \
+             starting with a letter or digit",
+            trellis_lattice::error::shorten(v)
         ))
     }
 }

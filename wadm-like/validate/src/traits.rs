@@ -41,7 +41,8 @@ pub(super) fn walk(v: &Value, path: &str, kind: ComponentKind, errs: &mut Errors
             errs.add(
                 &obj.at("type"),
                 format!(
-                    "unknown trait type {other:?}; expected one of: {}{}",
+                    "unknown trait type {:?}; expected one of: {}{}",
+                    trellis_lattice::error::shorten(other),
                     TRAIT_TYPES.join(", "),
                     fields::hint(other, TRAIT_TYPES)
                 ),
