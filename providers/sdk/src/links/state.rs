@@ -239,7 +239,7 @@ impl LinkState {
         let (configs, secrets) = (&self.configs, self.secrets.as_deref());
         for info in self.links.values_mut() {
             if info.link.target_config.iter().any(|n| n == name) {
-                let fresh = resolve(&info.link, &configs, secrets);
+                let fresh = resolve(&info.link, configs, secrets);
                 if fresh != *info {
                     *info = fresh.clone();
                     events.push(LinkEvent::Put(fresh));
