@@ -46,6 +46,18 @@ pub struct SecureLattice {
     pub nats: NatsServer,
     dir: tempfile::TempDir,
     keys: BTreeMap<String, String>,
+    mode: Mode,
+}
+
+/// What the server asks of clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// examples/secure's configuration: TLS with client certificates and nkey users.
+    Secure,
+    /// The same TLS, no users (every [`User`] connects as nobody).
+    TlsOnly,
+    /// Neither: the baseline the others are measured against.
+    Plain,
 }
 
 /// Runs `examples/secure/make-keys.sh DIR` with this build's CLI.
@@ -66,11 +78,36 @@ pub fn make_keys(dir: &Path) {
 }
 
 impl SecureLattice {
+    /// The server with examples/secure's configuration: TLS and nkey users.
     pub async fn start() -> Self {
+        Self::start_with(Mode::Secure).await
+    }
+
+    /// The same TLS (client certificates verified), no users: what TLS alone costs.
+    pub async fn start_tls_only() -> Self {
+        Self::start_with(Mode::TlsOnly).await
+    }
+
+    /// Neither TLS nor users, with the same processes: the baseline of [`Self::start_tls_only`].
+    pub async fn start_plain() -> Self {
+        Self::start_with(Mode::Plain).await
+    }
+
+    async fn start_with(mode: Mode) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for keys");
         make_keys(dir.path());
-        let config =
+        let mut config =
             std::fs::read_to_string(dir.path().join("nats.conf")).expect("make-keys' nats.conf");
+        match mode {
+            Mode::Secure => {}
+            Mode::TlsOnly => {
+                let at = config
+                    .find("\nauthorization {")
+                    .expect("an authorization block in nats.conf");
+                config.truncate(at);
+            }
+            Mode::Plain => config = "jetstream: enabled\n".into(),
+        }
         let keys = std::fs::read_to_string(dir.path().join("keys.env"))
             .expect("make-keys' keys.env")
             .lines()
@@ -78,7 +115,12 @@ impl SecureLattice {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let nats = NatsServer::start_with_config(&config).await;
-        Self { nats, dir, keys }
+        Self {
+            nats,
+            dir,
+            keys,
+            mode,
+        }
     }
 
     /// A value of keys.env (`HOST1_ID`, `OPERATOR`, ...).
@@ -92,13 +134,32 @@ impl SecureLattice {
         self.dir.path().join(file)
     }
 
-    /// The server's URL with the `tls://` scheme.
+    /// The server's URL (with the `tls://` scheme unless plain).
     pub fn url(&self) -> String {
-        format!("tls://127.0.0.1:{}", self.nats.port())
+        match self.mode {
+            Mode::Plain => self.nats.url(),
+            _ => format!("tls://127.0.0.1:{}", self.nats.port()),
+        }
+    }
+
+    fn user(&self, user: User) -> User {
+        match self.mode {
+            Mode::Secure => user,
+            _ => User::Nobody,
+        }
     }
 
     /// How `user` connects: its nkey seed file, the CA and the client certificate.
     pub fn options(&self, user: User) -> NatsOptions {
+        let user = self.user(user);
+        let tls = match self.mode {
+            Mode::Plain => NatsTls::default(),
+            _ => NatsTls {
+                ca: Some(self.path("ca.pem")),
+                cert: Some(self.path("client.pem")),
+                key: Some(self.path("client-key.pem")),
+            },
+        };
         NatsOptions {
             auth: match user.file() {
                 Some(name) => NatsAuth::NkeySeed(
@@ -109,30 +170,23 @@ impl SecureLattice {
                 ),
                 None => NatsAuth::None,
             },
-            tls: NatsTls {
-                ca: Some(self.path("ca.pem")),
-                cert: Some(self.path("client.pem")),
-                key: Some(self.path("client-key.pem")),
-            },
+            tls,
         }
     }
 
     /// The environment a Trellis binary connects as `user` with.
     pub fn env(&self, user: User) -> Vec<(String, String)> {
-        let mut env = vec![
-            (
-                "NATS_TLS_CA".into(),
-                self.path("ca.pem").display().to_string(),
-            ),
-            (
-                "NATS_TLS_CERT".into(),
-                self.path("client.pem").display().to_string(),
-            ),
-            (
-                "NATS_TLS_KEY".into(),
-                self.path("client-key.pem").display().to_string(),
-            ),
-        ];
+        let mut env: Vec<(String, String)> = Vec::new();
+        if self.mode != Mode::Plain {
+            for (var, file) in [
+                ("NATS_TLS_CA", "ca.pem"),
+                ("NATS_TLS_CERT", "client.pem"),
+                ("NATS_TLS_KEY", "client-key.pem"),
+            ] {
+                env.push((var.into(), self.path(file).display().to_string()));
+            }
+        }
+        let user = self.user(user);
         if let Some(name) = user.file() {
             let seed = self.path(&format!("{name}.nk"));
             env.push(("NATS_NKEY".into(), seed.display().to_string()));
@@ -238,6 +292,10 @@ pub struct Process {
 }
 
 impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }

@@ -55,7 +55,10 @@ async fn a_client_without_credentials_or_certificate_is_refused_at_connect() {
 
     // An nkey without a client certificate: the server verifies clients.
     let out = trellis_tests::Cli::new(&url, LATTICE)
-        .env("NATS_NKEY", &lattice.path("operator.nk").display().to_string())
+        .env(
+            "NATS_NKEY",
+            &lattice.path("operator.nk").display().to_string(),
+        )
         .env("NATS_TLS_CA", &lattice.path("ca.pem").display().to_string())
         .run(&["get", "hosts"])
         .await;
