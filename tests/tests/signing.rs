@@ -330,3 +330,68 @@ async fn provider_executables_outside_allowed_directories_need_a_valid_sig() {
         .await
         .expect("the signed provider starts");
 }
+
+fn pinned_manifest(image: &Path, issuer: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: pinned
+spec:
+  components:
+    - name: greeter
+      type: component
+      properties:
+        image: file://{}
+        id: pinned-greeter
+        issuer: {issuer}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+"#,
+        image.display()
+    )
+}
+
+#[tokio::test]
+async fn a_manifest_pins_the_issuer_of_its_components() {
+    init_logging();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = NatsServer::start().await;
+    let lattice = "pinned";
+    let cli = Cli::new(&nats.url(), lattice);
+    let (seed, key) = issuer(&cli, dir.path(), "ours").await;
+    let (_, other_key) = issuer(&cli, dir.path(), "theirs").await;
+    let good = signed_greeter(&cli, dir.path(), "good", &seed, &[]).await;
+    // A host without a policy of its own: the manifest's pin is what refuses.
+    let host = HostProcess::start(&nats.url(), lattice, &[], &[]).await;
+    let _manager = trellis_tests::ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let client = nats.client(lattice).await;
+    let events = EventLog::start(&client).await;
+
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(&wrong, pinned_manifest(&good, &other_key)).expect("manifest");
+    cli.run(&["app", "deploy", wrong.to_str().unwrap()])
+        .await
+        .ok();
+    events
+        .wait_for("the pinned start refused", Duration::from_secs(60), |e| {
+            matches!(e, Event::ComponentScaleFailed(f)
+                if f.component_id == "pinned-greeter" && f.host_id == host.id()
+                    && f.reason.contains("issuer not allowed"))
+        })
+        .await;
+
+    let right = dir.path().join("right.yaml");
+    let text = pinned_manifest(&good, &key).replace(
+        "name: pinned\n",
+        "name: pinned\n  annotations:\n    version: v2\n",
+    );
+    std::fs::write(&right, text).expect("manifest");
+    cli.run(&["app", "deploy", right.to_str().unwrap(), "--wait"])
+        .await
+        .ok();
+    assert_eq!(greets(&client, "pinned-greeter").await, "Hello, signed!");
+}

@@ -129,6 +129,10 @@ pub struct Properties {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub wall_clock: bool,
+    /// The issuer public key (`A…`) the component must be signed by; hosts refuse it
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl Properties {

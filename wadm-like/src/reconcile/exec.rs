@@ -35,6 +35,7 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
             config,
             annotations,
             grants,
+            issuer,
         } => client
             .scale_component(
                 host_id,
@@ -47,6 +48,7 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
                     timeout_ms: None,
                     annotations: annotations.clone(),
                     grants: grants.clone(),
+                    issuer: issuer.clone(),
                     ..Default::default()
                 },
             )
@@ -325,6 +327,7 @@ mod tests {
             config: Vec::new(),
             annotations: Default::default(),
             grants: Default::default(),
+            issuer: None,
         }
     }
 

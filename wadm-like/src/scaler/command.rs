@@ -27,6 +27,9 @@ pub enum Command {
         /// allowed-outbound-hosts, wall-clock).
         #[serde(default, skip_serializing_if = "Grants::is_empty")]
         grants: Grants,
+        /// The issuer the component must be signed by (`properties.issuer`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuer: Option<String>,
     },
     StartProvider {
         host_id: String,

@@ -106,6 +106,7 @@ pub fn plan_undeploy(manifest: &Manifest, observed: &Observed) -> Vec<Command> {
                     config: Vec::new(),
                     annotations: BTreeMap::new(),
                     grants: Default::default(),
+                    issuer: None,
                 });
             }
         }

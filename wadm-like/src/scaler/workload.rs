@@ -140,6 +140,7 @@ impl<'a> Workload<'a> {
                         config: Vec::new(),
                         annotations: BTreeMap::new(),
                         grants: Default::default(),
+                        issuer: None,
                     });
                 }
                 continue;
@@ -158,6 +159,7 @@ impl<'a> Workload<'a> {
                     config: config.clone(),
                     annotations: annotations.clone(),
                     grants: grants.clone(),
+                    issuer: self.spec.properties.issuer.clone(),
                 });
             }
         }
@@ -336,6 +338,7 @@ pub(super) fn orphans(ctx: &Ctx<'_>) -> Vec<Command> {
                     config: Vec::new(),
                     annotations: BTreeMap::new(),
                     grants: Default::default(),
+                    issuer: None,
                 });
             }
         }

@@ -52,6 +52,7 @@ async fn a_stale_heartbeat_does_not_undo_a_command() {
             config: Vec::new(),
             annotations: Default::default(),
             grants: Default::default(),
+            issuer: None,
         },
     );
     // A heartbeat taken before the command finished.

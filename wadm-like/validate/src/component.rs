@@ -71,6 +71,13 @@ fn walk(v: &Value, path: &str, errs: &mut Errors) -> (ComponentSpec, Origin) {
     }
     if let Some(props) = obj.require("properties", "the component's image", errs) {
         if let Some(p) = walk_properties(props, &obj.at("properties"), errs) {
+            if p.issuer.is_some() && spec.kind == ComponentKind::Capability {
+                // Providers are vouched for by the host's policy and their .sig, not a pin.
+                errs.add(
+                    &format!("{}.issuer", obj.at("properties")),
+                    "issuer pins a component's signer; a capability's executable is checked by the host's --allowed-issuer policy",
+                );
+            }
             origin.id_explicit = p.id.is_some();
             spec.properties = p;
             origin.properties_known = true;
@@ -109,7 +116,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn walk_properties(v: &Value, path: &str, errs: &mut Errors) -> Option<Properties> {
-    let keys: Vec<&str> = ["image", "id", "config"]
+    let keys: Vec<&str> = ["image", "id", "config", "issuer"]
         .into_iter()
         .chain(super::grants::KEYS.iter().copied())
         .collect();
@@ -138,6 +145,12 @@ fn walk_properties(v: &Value, path: &str, errs: &mut Errors) -> Option<Propertie
         Some(v) => config_refs(v, &obj.at("config"), errs),
         None => Vec::new(),
     };
+    let issuer = obj.opt_str("issuer", "properties.issuer", errs).map(|key| {
+        if let Err(e) = trellis_lattice::id::validate_issuer(key) {
+            errs.add(&obj.at("issuer"), e.to_string());
+        }
+        key.to_string()
+    });
     let granted = super::grants::walk(&obj, errs);
     (errs.len() == before).then_some(Properties {
         image: image?,
@@ -147,6 +160,7 @@ fn walk_properties(v: &Value, path: &str, errs: &mut Errors) -> Option<Propertie
         preopens: granted.preopens,
         allowed_outbound_hosts: granted.allowed_outbound_hosts,
         wall_clock: granted.wall_clock,
+        issuer,
     })
 }
 

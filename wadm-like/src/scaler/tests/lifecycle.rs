@@ -73,6 +73,7 @@ fn moving_replicas_starts_new_before_stopping_old() {
             config: Vec::new(),
             annotations: managed_annotations(&m, &m.spec.components[0]),
             grants: Default::default(),
+            issuer: None,
         }]
     );
     assert!(status(&p, "spreadscaler", "web")
