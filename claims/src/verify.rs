@@ -71,7 +71,7 @@ fn verify_token(
 ) -> Result<Verified, Error> {
     let claims = token::decode(token)?.verify()?;
     if let Issuers::OneOf(allowed) = issuers {
-        if !allowed.iter().any(|a| *a == claims.issuer) {
+        if !allowed.contains(&claims.issuer) {
             return Err(Error::IssuerNotAllowed {
                 issuer: claims.issuer,
             });

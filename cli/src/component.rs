@@ -11,6 +11,8 @@ use trellis_lattice::{LatticeClient, Placement};
 use crate::global::Global;
 use crate::output::{self, Format};
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum ComponentCommand {
     /// Start a component from a file or URL (optionally pinned: IMAGE@sha256:HEX).

@@ -49,7 +49,6 @@ pub async fn execute(client: &LatticeClient, command: &Command) -> Result<(), St
                     annotations: annotations.clone(),
                     grants: grants.clone(),
                     issuer: issuer.clone(),
-                    ..Default::default()
                 },
             )
             .await
