@@ -27,6 +27,15 @@ pub enum SecretCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print the sealed form of one value (read from standard input) for KEY of config
+    /// CONFIG, to paste into a manifest's config `properties` (give that config a `name`:
+    /// a value opens only under the config name and key it was sealed for).
+    Seal {
+        config: String,
+        key: String,
+        #[command(flatten)]
+        public_key: PublicKeyArg,
+    },
     /// `trellis config put NAME KEY=VALUE... --secret`: every value sealed.
     Put {
         name: String,
@@ -152,6 +161,18 @@ pub fn keygen(g: &Global, out: PathBuf, force: bool) -> anyhow::Result<()> {
 pub async fn run(g: &Global, cmd: SecretCommand) -> anyhow::Result<()> {
     match cmd {
         SecretCommand::Keygen { out, force } => keygen(g, out, force),
+        SecretCommand::Seal {
+            config,
+            key,
+            public_key,
+        } => {
+            trellis_lattice::link::validate_config_name(&config)?;
+            let sealed = public_key
+                .key()?
+                .seal(&config, &key, &read_stdin(&config, &key)?)?;
+            println!("{sealed}");
+            Ok(())
+        }
         SecretCommand::Put { name, values, key } => {
             let config = parse_values(&name, &values, Some(&key))?;
             g.client().await?.put_config(&name, config.clone()).await?;

@@ -43,6 +43,29 @@ async fn keygen(cli: &Cli, dir: &Path) -> (PathBuf, String) {
     (file, public_key)
 }
 
+/// Runs `trellis ARGS...` with `input` and a newline on its standard input; it must succeed.
+async fn with_stdin(cli: &Cli, args: &[&str], input: &str) -> std::process::Output {
+    let mut cmd = cli.command(args);
+    let input = format!("{input}\n");
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes())?;
+        drop(stdin);
+        child.wait_with_output()
+    })
+    .await
+    .expect("task")
+    .expect("running trellis");
+    assert!(out.status.success(), "{out:?}");
+    out
+}
+
 async fn setting(client: &LatticeClient, id: &str, key: &str) -> serde_json::Value {
     client
         .call(id, "setting", &[serde_json::json!(key)])
@@ -156,24 +179,7 @@ async fn a_secret_is_opened_only_where_it_runs_and_leaks_nowhere() {
     assert!(put.stdout.contains("2 sealed secret(s)"), "{}", put.stdout);
     let mut logged = vec![put.stdout, put.stderr];
     // A bare KEY reads its value from standard input (not the process list or history).
-    let mut stdin_put = cli.command(&["secret", "put", "api", "token"]);
-    let piped_value = piped.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut child = stdin_put
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        let mut stdin = child.stdin.take().expect("stdin");
-        writeln!(stdin, "{piped_value}")?;
-        drop(stdin);
-        child.wait_with_output()
-    })
-    .await
-    .expect("task")
-    .expect("trellis secret put");
-    assert!(out.status.success(), "{out:?}");
+    let out = with_stdin(&cli, &["secret", "put", "api", "token"], &piped).await;
     logged.push(String::from_utf8_lossy(&out.stdout).into_owned());
     logged.push(String::from_utf8_lossy(&out.stderr).into_owned());
 
@@ -354,6 +360,34 @@ async fn a_tampered_or_malformed_secret_is_refused_clearly() {
     assert!(
         err.contains("config `db` key `password`") && err.contains("altered"),
         "{err}"
+    );
+
+    // `trellis secret seal` prints a sealed value (for a manifest's config properties).
+    let pasted = unique("pasted");
+    let sealed = with_stdin(
+        &cli,
+        &[
+            "secret",
+            "seal",
+            "site",
+            "token",
+            "--secrets-public-key",
+            &public_key,
+        ],
+        &pasted,
+    )
+    .await;
+    let sealed = String::from_utf8(sealed.stdout).expect("text");
+    assert!(sealed.starts_with("trellis-sealed:v1:") && !sealed.contains(&pasted));
+    let site = [("token".to_string(), sealed.trim().to_string())].into();
+    client.put_config("site", site).await.expect("put");
+    client
+        .scale_component(host.id(), &settings("paster", &["site"]))
+        .await
+        .expect("a pasted sealed value opens");
+    assert_eq!(
+        setting(&client, "paster", "token").await,
+        serde_json::json!(pasted)
     );
 
     // Copied into another config: refused, it was sealed for `db`.
