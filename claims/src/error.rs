@@ -1,10 +1,8 @@
 //! One error type, whose variants name which check failed; none carries the bytes checked.
 
-use crate::keys::KeyKind;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unsigned: no {} section", crate::SECTION_NAME)]
+    #[error("unsigned: no trellis-claims section")]
     Unsigned,
     #[error("unsigned: no detached claim (.sig)")]
     UnsignedDetached,
@@ -20,8 +18,8 @@ pub enum Error {
     NotYetValid { issued_at: u64 },
     #[error("malformed claim: {0}")]
     Malformed(&'static str),
-    #[error("not a {} public key", expected.name())]
-    InvalidKey { expected: KeyKind },
+    #[error("not an {expected} public key")]
+    InvalidKey { expected: &'static str },
     #[error("{path}: {problem}")]
     SeedFile { path: String, problem: &'static str },
     #[error("{path}: {problem}")]

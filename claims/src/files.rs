@@ -4,10 +4,10 @@
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 
-use crate::Error;
+use crate::error::Error;
 
 /// A detached claim (`.sig`) is one token and a newline.
-pub const MAX_SIG_FILE: u64 = crate::token::MAX_TOKEN as u64 + 2;
+pub const MAX_SIG_FILE: u64 = 16 * 1024 + 2;
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use nkeys::{KeyPair, KeyPairType};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Seeds are 58 characters; anything much larger is not a seed file.
 const MAX_SEED_FILE: u64 = 4096;
@@ -74,9 +74,7 @@ pub fn validate_issuer(key: &str) -> Result<(), Error> {
     if KeyKind::Issuer.is_public_key(key) {
         Ok(())
     } else {
-        Err(Error::InvalidKey {
-            expected: KeyKind::Issuer,
-        })
+        Err(Error::InvalidKey { expected: "issuer" })
     }
 }
 

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The name of the wasm custom section holding a component's claim.
 pub const SECTION_NAME: &str = "trellis-claims";
@@ -170,6 +170,7 @@ mod tests {
         assert_eq!(token, Some("a.b.c"));
         assert_eq!(signed_hash, hash);
         assert_eq!(strip(&signed).unwrap(), plain);
+        assert!(Error::Unsigned.to_string().contains(SECTION_NAME));
         let twice = append(&signed, "d.e.f");
         assert!(matches!(split(&twice), Err(Error::Malformed(_))));
     }

@@ -2,8 +2,9 @@
 
 use nkeys::KeyPair;
 
+use crate::error::Error;
 use crate::token::{self, Claims};
-use crate::{section, verify, Error};
+use crate::{section, verify};
 
 /// What the signer says about the bytes, besides their hash.
 #[derive(Clone, Debug, Default)]

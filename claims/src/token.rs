@@ -6,11 +6,11 @@ use base64::Engine as _;
 use nkeys::KeyPair;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::keys::KeyKind;
-use crate::Error;
 
 /// A token is a few hundred bytes; a larger one is not ours.
-pub const MAX_TOKEN: usize = 16 * 1024;
+pub const MAX_TOKEN: usize = crate::files::MAX_SIG_FILE as usize - 2;
 const ALG: &str = "ed25519-nkey";
 const TYP: &str = "trellis-claims";
 

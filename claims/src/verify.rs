@@ -4,8 +4,9 @@
 
 use sha2::{Digest as _, Sha256};
 
+use crate::error::Error;
+use crate::section;
 use crate::token::{self, Claims};
-use crate::{section, Error};
 
 /// A claim issued this far ahead of the host's clock still counts (clocks drift).
 pub const CLOCK_SKEW_SECS: u64 = 300;
@@ -138,9 +139,9 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Check;
     use crate::keys::{generate, KeyKind};
     use crate::sign::{sign_component, sign_detached, Details};
-    use crate::Check;
 
     const NOW: u64 = 1_800_000_000;
 
