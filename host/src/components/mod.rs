@@ -302,7 +302,7 @@ impl Components {
         if names.is_empty() {
             return Ok(ComponentConfig::default());
         }
-        Ok(Arc::new(self.ctx.secrets.merged(&*self.ctx.state, names).await?))
+        Ok(Arc::new(self.ctx.secrets.merged(&*self.ctx.state, names).await?.into()))
     }
 
     /// Opens the sealed config of the components here.

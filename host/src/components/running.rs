@@ -160,7 +160,7 @@ impl RunningComponent {
                     return;
                 }
             };
-            c.1 = Arc::new(merged);
+            c.1 = Arc::new(merged.into());
             if let Some(g) = &self.gpio {
                 g.regrant(&c.1);
             }
