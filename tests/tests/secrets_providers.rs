@@ -118,6 +118,39 @@ async fn providers_open_a_sealed_redis_password_only_on_the_host_with_the_key() 
     .await;
     assert_eq!(counted, serde_json::json!(2));
 
+    // A provider on a host without the key fails the link's calls, naming config and key.
+    start_provider_on(
+        &client,
+        stranger.id(),
+        "kv-stranger",
+        "builtin://keyvalue-redis",
+    )
+    .await;
+    client
+        .retarget_link(
+            counter_link("counter", "kv-redis", "redis").key(),
+            "kv-stranger",
+            None,
+        )
+        .await
+        .expect("retarget");
+    let err = wait_for(
+        "the stranger's refusal",
+        Duration::from_secs(60),
+        || async {
+            match client
+                .call("counter", "increment", &[serde_json::json!("n")])
+                .await
+            {
+                Err(e) if e.to_string().contains("config `redis` key `url`") => Some(e.to_string()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    assert!(err.contains("no secrets key"), "{err}");
+    assert!(!err.contains(&password), "{err}");
+
     // A host without the key refuses a provider whose own config holds the secret.
     let err = client
         .start_provider(
