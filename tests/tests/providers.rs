@@ -323,11 +323,21 @@ async fn a_killed_external_provider_is_restarted_and_calls_resume() {
 async fn bad_links_and_providers_fail_clearly_and_disturb_nothing() {
     init_logging();
     let nats = NatsServer::start().await;
+    // The host may run scripts for /bin/sh from this directory (where `quitter` goes).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let allowed = dir.path().display().to_string();
     let host = HostProcess::start(
         &nats.url(),
         "bad",
         &[],
-        &["--provider-health-interval", "300ms"],
+        &[
+            "--provider-health-interval",
+            "300ms",
+            "--provider-dir",
+            &allowed,
+            "--provider-interpreter",
+            "/bin/sh",
+        ],
     )
     .await;
     let client = nats.client("bad").await;
@@ -388,7 +398,6 @@ async fn bad_links_and_providers_fail_clearly_and_disturb_nothing() {
     assert_eq!(increment(&client, "x").await, 1);
 
     // A provider executable that exits at once: the start fails with its output.
-    let dir = tempfile::tempdir().expect("tempdir");
     let quitter = dir.path().join("quitter.sh");
     std::fs::write(
         &quitter,
