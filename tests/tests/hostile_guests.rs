@@ -182,7 +182,7 @@ async fn a_component_importing_every_interface_starts_and_fails_clearly_where_un
         .call("omnivore", "touch", &[serde_json::json!(false)])
         .await
         .expect("the host's own interfaces answer");
-    assert_eq!(touched, serde_json::json!(18));
+    assert_eq!(touched, serde_json::json!(20));
     let err = client
         .call("omnivore", "touch", &[serde_json::json!(true)])
         .await

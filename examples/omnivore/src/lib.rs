@@ -1,5 +1,5 @@
 //! Imports every interface the host knows: all of WASI 0.2 (cli, clocks, random, filesystem,
-//! sockets, http, io), config and logging (served by the host) and linked ones (key-value,
+//! sockets, http, io), config, logging, otel and gpio (served by the host) and linked ones (key-value,
 //! messaging). `touch(false)` uses the host's own; `touch(true)` also calls the linked ones,
 //! which fail clearly when nothing is linked.
 
@@ -9,6 +9,8 @@ wit_bindgen::generate!({
         "../../interfaces/wit/logging",
         "../../interfaces/wit/keyvalue",
         "../../interfaces/wit/messaging",
+        "../../interfaces/wit/otel",
+        "../../interfaces/wit/gpio",
         "wit",
     ],
     world: "trellis:examples/omnivore",
@@ -51,7 +53,10 @@ fn native() -> u32 {
     }
     black_box(wasi::config::store::get("omnivore").ok());
     wasi::logging::logging::log(wasi::logging::logging::Level::Debug, "omnivore", "touched");
-    18
+    black_box(wasi::otel::tracing::current_span_context());
+    // No pin is granted: refused, not a trap.
+    drop(black_box(wasi::gpio::digital::DigitalInPin::get("omnivore", &[])));
+    20
 }
 
 /// Calls each linked interface; the first that fails traps with its error.
