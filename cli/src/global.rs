@@ -1,6 +1,6 @@
 //! Connection settings every command shares.
 
-use trellis_lattice::client::NatsOptions;
+use trellis_lattice::client::{NatsOptions, Violations};
 use trellis_lattice::LatticeClient;
 
 use crate::output::Format;
@@ -13,6 +13,9 @@ pub struct Global {
     /// How to authenticate to NATS (`--nats-creds`, `--nats-nkey`,
     /// `--nats-user`/`--nats-password` or `--nats-token`, at most one) and its TLS files.
     pub nats: NatsOptions,
+    /// What the server refused the connections of this command (main fails the command on
+    /// the first, whatever was waiting for it: a key-value read, a subscription).
+    pub violations: Violations,
     pub output: Format,
 }
 
@@ -21,15 +24,15 @@ impl Global {
     /// the user's permissions.
     pub async fn client(&self) -> anyhow::Result<LatticeClient> {
         trellis_lattice::id::validate_lattice(&self.lattice)?;
-        let (nats, violations) = trellis_lattice::client::connect_watched(
+        let nats = trellis_lattice::client::connect_watched(
             &self.nats_url,
             &self.nats,
             "trellis-cli",
-            false,
+            &self.violations,
         )
         .await?;
         Ok(LatticeClient::new(nats, &self.lattice)?
             .with_js_domain(self.js_domain.clone())?
-            .with_violations(violations))
+            .with_violations(self.violations.clone()))
     }
 }

@@ -144,10 +144,16 @@ async fn main() -> std::process::ExitCode {
                 nats_url: cli.nats.nats_url,
                 lattice: cli.lattice,
                 js_domain: cli.js_domain.filter(|d| !d.is_empty()),
+                violations: trellis_lattice::client::Violations::new(nats.auth.who(), false),
                 nats,
                 output: cli.output,
             };
-            run(&global, cli.command).instrument(span.clone()).await
+            // A refused publish or subscription ends the command at once, in one line.
+            let mut refused = global.violations.listen();
+            tokio::select! {
+                done = run(&global, cli.command).instrument(span.clone()) => done,
+                err = refused.any() => Err(err.into()),
+            }
         }
         Err(err) => Err(err.into()),
     };

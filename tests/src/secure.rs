@@ -203,11 +203,13 @@ impl SecureLattice {
 
     /// A lattice client as `user`, failing requests the server refuses at once.
     pub async fn client(&self, user: User) -> LatticeClient {
-        let (nats, violations) = trellis_lattice::client::connect_watched(
+        let options = self.options(user);
+        let violations = trellis_lattice::client::Violations::new(options.auth.who(), false);
+        let nats = trellis_lattice::client::connect_watched(
             &self.url(),
-            &self.options(user),
+            &options,
             "trellis-test",
-            false,
+            &violations,
         )
         .await
         .expect("connecting to the secured nats-server");

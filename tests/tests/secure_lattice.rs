@@ -262,6 +262,13 @@ async fn a_provider_user_reaches_its_subjects_and_no_control_subject() {
         &format!("trellis.ctl.v1.{LATTICE}.config.put"),
     );
 
+    // A subscription it may not make ends the command at once too.
+    let out = as_provider.run(&["spy"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    let refused =
+        format!("trellis: authorization violation: user {provider} may not subscribe to trellis.evt.{LATTICE}.>");
+    assert!(out.stderr.contains(&refused), "{out:?}");
+
     // What it needs works: serving its exports and reading the links and config.
     let client = lattice.client(User::Provider).await;
     let id = lattice.key("PROVIDER_ID");
@@ -337,6 +344,14 @@ async fn the_operator_drives_hosts_and_the_manager_under_tls() {
         &out,
         lattice.key("CALLER"),
         &format!("trellis.ctl.v1.{LATTICE}.component.describe.counter"),
+    );
+
+    // Reading the lattice's state directly is refused at once, not after JetStream's timeout.
+    let out = caller.run(&["config", "get", "settings"]).await;
+    may_not_publish(
+        &out,
+        lattice.key("CALLER"),
+        &format!("$JS.API.STREAM.INFO.KV_trellis_links_{LATTICE}"),
     );
 
     // An app, placed by the manager running under the manager user.

@@ -207,17 +207,16 @@ pub async fn connect(url: &str, nats: &NatsOptions, name: &str) -> Result<async_
         .map_err(|e| connect_error(url, nats, e))
 }
 
-/// [`connect`], with the permission violations of the connection (which a
+/// [`connect`], recording the connection's permission violations in `violations` (which a
 /// [`super::LatticeClient::with_violations`] fails its requests on at once).
 pub async fn connect_watched(
     url: &str,
     nats: &NatsOptions,
     name: &str,
-    log: bool,
-) -> Result<(async_nats::Client, Violations)> {
-    let violations = Violations::new(nats.auth.who(), log);
+    violations: &Violations,
+) -> Result<async_nats::Client> {
     let recorder = violations.clone();
-    let client = connect_options(nats, name)
+    connect_options(nats, name)
         .await?
         .connection_timeout(CONNECT_TIMEOUT)
         .event_callback(move |event| {
@@ -226,6 +225,5 @@ pub async fn connect_watched(
         })
         .connect(url)
         .await
-        .map_err(|e| connect_error(url, nats, e))?;
-    Ok((client, violations))
+        .map_err(|e| connect_error(url, nats, e))
 }

@@ -163,6 +163,20 @@ impl Denials {
     }
 }
 
+impl Denials {
+    /// Resolves with the error of the next violation, whatever it concerns (a command that
+    /// cannot do part of its work fails as a whole); pending forever otherwise.
+    pub async fn any(&mut self) -> Error {
+        loop {
+            match self.rx.recv().await {
+                Ok(v) => return v.error(&self.who),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
