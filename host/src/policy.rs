@@ -203,6 +203,21 @@ impl ComponentCheck {
         }
         Ok(verified)
     }
+
+    /// [`Self::run`] on a blocking thread; hands the bytes back when they pass.
+    pub async fn run_blocking(&self, image: &str, bytes: Vec<u8>) -> Result<Vec<u8>, PolicyError> {
+        let (check, shown) = (self.clone(), image.to_string());
+        let (bytes, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = check.run(&shown, &bytes);
+            (bytes, verdict)
+        })
+        .await
+        .map_err(|_| PolicyError::Refused {
+            image: image.to_string(),
+            source: trellis_claims::Error::Malformed("the check did not finish"),
+        })?;
+        verdict.map(|_| bytes)
+    }
 }
 
 /// The detached claim beside an executable; `None` when there is none.

@@ -258,6 +258,17 @@ async fn without_a_policy_unsigned_runs_and_a_pinned_issuer_is_still_enforced() 
         .await;
     assert!(out.success, "{}", out.stderr);
     assert_eq!(greets(&client, "pinned").await, "Hello, signed!");
+    // A pin on a start request for the copy already running is checked too.
+    let err = client
+        .scale_component(host.id(), &start("pinned", &good, Some(&other_key)))
+        .await
+        .expect_err("pinned to another issuer while running")
+        .to_string();
+    assert!(err.contains("issuer not allowed"), "{err}");
+    client
+        .scale_component(host.id(), &start("pinned", &good, Some(&key)))
+        .await
+        .expect("the right pin rescales");
     // A malformed pin never reaches a host.
     let bad = cli
         .run(&[

@@ -154,7 +154,9 @@ impl Components {
             .for_start(req.max_memory_bytes, req.timeout_ms)?;
 
         if let Some(c) = &existing {
-            if req.image.is_empty() || req.image == c.loaded.image {
+            if (req.image.is_empty() || req.image == c.loaded.image)
+                && self.pin_holds(c, req).await?
+            {
                 self.rescale(c, req, limits).await?;
                 return Ok(self.scaled(
                     &c.id,
@@ -253,6 +255,24 @@ impl Components {
             comp.loaded.digest.clone(),
             req.replicas,
         ))
+    }
+
+    /// Whether a start request's pinned issuer holds for the copy already running: its image
+    /// is checked, and when the file changed since, the new bytes are to be loaded (and
+    /// checked) in its place.
+    async fn pin_holds(
+        &self,
+        c: &RunningComponent,
+        req: &ScaleComponent,
+    ) -> Result<bool, ControlError> {
+        let pinned = req.issuer.as_deref().filter(|_| !req.image.is_empty());
+        let Some(check) =
+            pinned.and_then(|p| crate::policy::ComponentCheck::new(&self.ctx.issuers, Some(p)))
+        else {
+            return Ok(true);
+        };
+        let digest = self.ctx.runtime.check_image(&req.image, check).await?;
+        Ok(digest == c.loaded.digest)
     }
 
     /// Changes what a running component's next instances get: replicas, limits, annotations,

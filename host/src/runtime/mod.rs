@@ -206,6 +206,20 @@ impl Runtime {
         self.load_checked(image, None).await
     }
 
+    /// Fetches `image` and runs the issuer policy's `check` on it, compiling nothing (a pin
+    /// on a start request for a component already running); returns its `sha256:` digest.
+    pub async fn check_image(
+        &self,
+        image: &str,
+        check: crate::policy::ComponentCheck,
+    ) -> Result<String, LoadError> {
+        let (bytes, digest_hex, location) =
+            fetch::fetch_component(image, self.fetch_timeout).await?;
+        check_header(&location, &bytes)?;
+        check.run_blocking(&location, bytes).await?;
+        Ok(format!("sha256:{digest_hex}"))
+    }
+
     /// [`Runtime::load`], the fetched bytes first passing the issuer policy's `check` (even
     /// when a compiled copy is cached: the claim is in the bytes).
     pub async fn load_checked(
@@ -220,20 +234,7 @@ impl Runtime {
         check_header(&location, &bytes)?;
         let bytes = match check {
             None => bytes,
-            Some(check) => {
-                let shown = location.clone();
-                let (bytes, verdict) = tokio::task::spawn_blocking(move || {
-                    let verdict = check.run(&shown, &bytes);
-                    (bytes, verdict)
-                })
-                .await
-                .map_err(|_| crate::policy::PolicyError::Refused {
-                    image: location.clone(),
-                    source: trellis_claims::Error::Malformed("the check did not finish"),
-                })?;
-                verdict?;
-                bytes
-            }
+            Some(check) => check.run_blocking(&location, bytes).await?,
         };
         let (component, lease, cache_hit) = self
             .cache
