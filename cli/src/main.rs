@@ -6,6 +6,7 @@ mod component;
 mod exit;
 mod global;
 mod gpio;
+mod grants;
 mod hosts;
 mod keys;
 mod links;
