@@ -114,24 +114,30 @@ impl ExecPolicy {
         }
     }
 
-    /// Whether a local image lies under an allowed directory, judged by where its path
-    /// really leads (a link inside an allowed directory pointing out of it does not count).
+    /// The image at the path it really leads to, when that lies under an allowed directory
+    /// (a link inside an allowed directory pointing out of it does not count). The host then
+    /// reads that path, so a link changed after this check cannot move the read elsewhere.
     /// Runs on a blocking thread: resolving a path touches the disk.
-    pub async fn allows_dir_of(&self, reference: &ImageRef) -> bool {
+    pub async fn allowed_path(&self, reference: &ImageRef) -> Option<ImageRef> {
         let ImageSource::File(path) = &reference.source else {
-            return false;
+            return None;
         };
         if self.dirs.is_empty() {
-            return false;
+            return None;
         }
         let (path, dirs) = (path.clone(), self.dirs.clone());
-        tokio::task::spawn_blocking(move || {
+        let canon = tokio::task::spawn_blocking(move || {
             std::fs::canonicalize(&path)
-                .map(|canon| dirs.iter().any(|d| canon.starts_with(d)))
-                .unwrap_or(false)
+                .ok()
+                .filter(|canon| dirs.iter().any(|d| canon.starts_with(d)))
         })
         .await
-        .unwrap_or(false)
+        .ok()
+        .flatten()?;
+        Some(ImageRef {
+            source: ImageSource::File(canon),
+            sha256: reference.sha256.clone(),
+        })
     }
 
     /// Only real executables are started: an ELF binary, or a script whose `#!` line names
@@ -286,9 +292,9 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let policy = ExecPolicy::with_dirs(vec![std::fs::canonicalize(allowed.path()).unwrap()]);
         let at = |p: &Path| ImageRef::parse(&p.display().to_string()).unwrap();
-        assert!(policy.allows_dir_of(&at(&inside)).await);
-        assert!(!policy.allows_dir_of(&at(&link)).await);
-        assert!(!policy.allows_dir_of(&at(&target)).await);
+        assert!(policy.allowed_path(&at(&inside)).await.is_some());
+        assert!(policy.allowed_path(&at(&link)).await.is_none());
+        assert!(policy.allowed_path(&at(&target)).await.is_none());
         let dotdot = allowed.path().join("..").join(
             outside
                 .path()
@@ -296,8 +302,11 @@ mod tests {
                 .unwrap()
                 .join("q"),
         );
-        assert!(!policy.allows_dir_of(&at(&dotdot)).await);
-        assert!(!ExecPolicy::default().allows_dir_of(&at(&inside)).await);
+        assert!(policy.allowed_path(&at(&dotdot)).await.is_none());
+        assert!(ExecPolicy::default()
+            .allowed_path(&at(&inside))
+            .await
+            .is_none());
     }
 
     #[test]

@@ -32,12 +32,14 @@ pub async fn prepare(
 ) -> Result<PathBuf, ControlError> {
     let image = reference.location();
     // Decided before a byte is read: a refused start never opens the file.
-    let in_allowed_dir = ctx.exec.allows_dir_of(reference).await;
+    let allowed = ctx.exec.allowed_path(reference).await;
+    let in_allowed_dir = allowed.is_some();
     let signing_policy = ctx.issuers.is_on();
     if !in_allowed_dir && !signing_policy {
         return Err(ctx.exec.refusal(&image, signing_policy));
     }
-    let (bytes, digest) = fetch_image(reference, ctx.fetch_timeout)
+    // Inside an allowed directory, read the path that was checked, not the name again.
+    let (bytes, digest) = fetch_image(allowed.as_ref().unwrap_or(reference), ctx.fetch_timeout)
         .await
         .map_err(|e| e.control_error())?;
     if !in_allowed_dir {
@@ -200,7 +202,10 @@ fn command(ctx: &ProvidersContext, prov: &RunningProvider, exe: &PathBuf) -> Com
     ] {
         if let Some(path) = file {
             // The provider may run elsewhere than the host's working directory.
-            cmd.env(name, std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+            cmd.env(
+                name,
+                std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+            );
         }
     }
     cmd
