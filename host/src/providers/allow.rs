@@ -72,21 +72,7 @@ impl ExecPolicy {
     /// and the host must be able to switch to it.
     pub fn from_args(args: ProviderExecArgs) -> anyhow::Result<Self> {
         // An empty value (`--provider-dir ""`) allows nothing, like leaving the flag out.
-        let dirs = args
-            .dirs
-            .iter()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(|d| {
-                let canon = std::fs::canonicalize(d)
-                    .with_context(|| format!("--provider-dir {}", d.display()))?;
-                anyhow::ensure!(
-                    canon.is_dir(),
-                    "--provider-dir {} is not a directory",
-                    d.display()
-                );
-                Ok(canon)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let dirs = crate::runtime::grants::canonical_dirs("--provider-dir", &args.dirs)?;
         let interpreters = args
             .interpreters
             .iter()

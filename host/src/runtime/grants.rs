@@ -48,7 +48,9 @@ pub struct GrantPolicy {
     writable: Vec<PathBuf>,
 }
 
-fn canonical_dirs(flag: &str, dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// The directories a flag names, each as the canonical path it leads to; an empty value
+/// names none.
+pub(crate) fn canonical_dirs(flag: &str, dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     dirs.iter()
         .filter(|d| !d.as_os_str().is_empty())
         .map(|d| {
