@@ -59,11 +59,19 @@ pub async fn counter_across_two_hosts_with(
     start_provider_on(client, b, "kv-nats", provider_image).await;
     client
         .scale_component(a, &crate::scale_request("counter", "counter", 4))
-
         .await
         .expect("counter starts");
     client
         .put_link(counter_link("counter", "kv-nats", "bucket"))
         .await
         .expect("link");
+}
+
+/// Asserts that `greeter` still answers (next to something hostile on the same host).
+pub async fn greeter_keeps_answering(client: &LatticeClient) {
+    let hello = client
+        .call("greeter", "greet", &[serde_json::json!("still")])
+        .await
+        .expect("greeter keeps answering");
+    assert_eq!(hello, serde_json::json!("Hello, still!"));
 }

@@ -29,7 +29,8 @@ pub use cli::{Cli, CliChild, CliOutput};
 pub use deploy::ManagerProcess;
 pub use events::EventLog;
 pub use fixtures::{
-    counter_across_two_hosts, counter_across_two_hosts_with, counter_link, start_provider_on,
+    counter_across_two_hosts, counter_across_two_hosts_with, counter_link, greeter_keeps_answering,
+    start_provider_on,
 };
 pub use host::{HostProcess, InProcessHost};
 pub use nats::NatsServer;

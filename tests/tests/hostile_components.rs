@@ -7,7 +7,9 @@ use std::time::Duration;
 use trellis_lattice::control::ScaleComponent;
 use trellis_lattice::LatticeClient;
 use trellis_tests::proc::rss_bytes;
-use trellis_tests::{component_ref, init_logging, wait_for, HostProcess, NatsServer};
+use trellis_tests::{
+    component_ref, greeter_keeps_answering, init_logging, wait_for, HostProcess, NatsServer,
+};
 
 /// Sends a raw request and returns the decoded reply (`{ok, error, kind, data}`).
 async fn raw(
@@ -43,14 +45,6 @@ fn scale(id: &str, image: &str, replicas: u32) -> ScaleComponent {
         annotations: Default::default(),
         ..Default::default()
     }
-}
-
-async fn greeter_answers(client: &LatticeClient) {
-    let hello = client
-        .call("greeter", "greet", &[serde_json::json!("still")])
-        .await
-        .expect("greeter keeps answering");
-    assert_eq!(hello, serde_json::json!("Hello, still!"));
 }
 
 async fn host_with_greeter(
@@ -130,7 +124,7 @@ async fn limits_have_a_ceiling_and_a_stop_interrupts_running_invocations() {
             .expect_err("an interrupted call fails");
         assert!(err.to_string().contains("stopped"), "{err}");
     }
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -194,5 +188,5 @@ async fn the_host_memory_budget_bounds_all_guest_memory() {
         "instances give their memory back"
     );
     assert_eq!(inv.resources.memory_budget_bytes, 256 << 20);
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }

@@ -9,7 +9,9 @@ use trellis_lattice::control::ScaleComponent;
 use trellis_lattice::LatticeClient;
 use trellis_tests::proc::{mkfifo, rss_bytes};
 use trellis_tests::slow_files::SlowFileServer;
-use trellis_tests::{component_ref, init_logging, wait_for, HostProcess, NatsServer};
+use trellis_tests::{
+    component_ref, greeter_keeps_answering, init_logging, wait_for, HostProcess, NatsServer,
+};
 
 /// Sends a raw request and returns the decoded reply (`{ok, error, kind, data}`).
 async fn raw(
@@ -45,14 +47,6 @@ fn scale(id: &str, image: &str, replicas: u32) -> ScaleComponent {
         annotations: Default::default(),
         ..Default::default()
     }
-}
-
-async fn greeter_answers(client: &LatticeClient) {
-    let hello = client
-        .call("greeter", "greet", &[serde_json::json!("still")])
-        .await
-        .expect("greeter keeps answering");
-    assert_eq!(hello, serde_json::json!("Hello, still!"));
 }
 
 async fn host_with_greeter(
@@ -118,7 +112,7 @@ async fn files_that_are_not_regular_files_are_refused_before_they_are_read() {
     // Reading /dev/zero until memory ran out took the host to gigabytes.
     let rss = rss_bytes(host.pid().expect("pid"));
     assert!(rss < 512 << 20, "host RSS {rss} bytes");
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -161,7 +155,7 @@ async fn an_endless_fetch_is_superseded_by_a_stop_and_a_second_start_fails_fast(
         .expect("task");
     let err = first.expect_err("the first start fails").to_string();
     assert!(err.contains("superseded"), "{err}");
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -177,5 +171,5 @@ async fn a_fetch_has_a_deadline() {
         .expect_err("a fetch past its deadline fails")
         .to_string();
     assert!(err.contains("cannot fetch"), "{err}");
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }

@@ -11,7 +11,9 @@ use trellis_lattice::control::ScaleComponent;
 use trellis_lattice::link::Link;
 use trellis_lattice::LatticeClient;
 use trellis_tests::proc::rss_bytes;
-use trellis_tests::{component_ref, init_logging, wait_for, HostProcess, NatsServer};
+use trellis_tests::{
+    component_ref, greeter_keeps_answering, init_logging, wait_for, HostProcess, NatsServer,
+};
 
 fn scale(id: &str, replicas: u32, timeout_ms: Option<u64>) -> ScaleComponent {
     scale_image(id, id, replicas, timeout_ms)
@@ -24,14 +26,6 @@ fn scale_image(id: &str, image: &str, replicas: u32, timeout_ms: Option<u64>) ->
         "timeout_ms": timeout_ms,
     }))
     .expect("a scale request")
-}
-
-async fn greeter_answers(client: &LatticeClient) {
-    let hello = client
-        .call("greeter", "greet", &[serde_json::json!("still")])
-        .await
-        .expect("greeter keeps answering");
-    assert_eq!(hello, serde_json::json!("Hello, still!"));
 }
 
 /// A host running `greeter` and `hostile` (with `replicas` and a time limit).
@@ -73,7 +67,7 @@ async fn a_stack_overflow_is_a_trap_of_that_call_only() {
             .expect_err("endless recursion fails")
             .to_string();
         assert!(err.contains("trapped"), "{err}");
-        greeter_answers(&client).await;
+        greeter_keeps_answering(&client).await;
     }
 }
 
@@ -105,7 +99,7 @@ async fn a_trap_storm_is_counted_whole_and_logged_a_few_times_a_second() {
     }
     // The greeter answers during the storm.
     while started.elapsed() < storm {
-        greeter_answers(&client).await;
+        greeter_keeps_answering(&client).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for t in tasks {
@@ -145,7 +139,7 @@ async fn a_trap_storm_is_counted_whole_and_logged_a_few_times_a_second() {
         storm_log.contains("left_out"),
         "the records say how many were left out"
     );
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -170,7 +164,7 @@ async fn a_hundred_megabytes_of_stdout_keep_only_a_tail() {
     assert!(peak < 300 << 20, "host RSS peaked at {peak} bytes");
     let logged = host.log().len() - log_before;
     assert!(logged < 64 << 10, "{logged} bytes logged");
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -189,7 +183,7 @@ async fn a_component_importing_every_interface_starts_and_fails_clearly_where_un
         .expect_err("nothing is linked")
         .to_string();
     assert!(err.contains("wasi:keyvalue"), "{err}");
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 /// `source` calls `target` through `trellis:ouroboros/again`.
@@ -235,7 +229,7 @@ async fn a_component_calling_itself_through_a_link_is_stopped_by_depth_then_by_t
     assert!(err.contains("call chain too deep"), "{err}");
     eprintln!("the ring ended with ({} bytes): {err}", err.len());
     assert!(err.len() < 16 << 10, "{} bytes of error", err.len());
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
     wait_for("no instance held", Duration::from_secs(30), || async {
         (active_invocations(&client, &host).await == 0).then_some(())
     })
@@ -262,7 +256,7 @@ async fn a_component_calling_itself_through_a_link_is_stopped_by_depth_then_by_t
         (active_invocations(&client, &host).await == 0).then_some(())
     })
     .await;
-    greeter_answers(&client).await;
+    greeter_keeps_answering(&client).await;
 }
 
 #[tokio::test]
@@ -280,7 +274,7 @@ async fn an_instance_held_forever_is_ended_by_its_time_limit() {
         })
         .await;
         // Other components are unaffected while it holds.
-        greeter_answers(&client).await;
+        greeter_keeps_answering(&client).await;
         let err = call
             .await
             .expect("task")
