@@ -200,6 +200,18 @@ fn ring_link(source: &str, target: &str) -> Link {
     }
 }
 
+/// Calls into the ring and returns how the chain failed.
+async fn ring_fails(client: &LatticeClient) -> String {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        client.call("ouroboros", "run", &[serde_json::json!(0)]),
+    )
+    .await
+    .expect("the chain ends")
+    .expect_err("an endless chain fails")
+    .to_string()
+}
+
 #[tokio::test]
 async fn a_component_calling_itself_through_a_link_is_stopped_by_depth_then_by_time() {
     init_logging();
@@ -218,14 +230,7 @@ async fn a_component_calling_itself_through_a_link_is_stopped_by_depth_then_by_t
             .await
             .expect("a ring of links");
     }
-    let err = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.call("ouroboros", "run", &[serde_json::json!(0)]),
-    )
-    .await
-    .expect("the chain ends")
-    .expect_err("an endless chain fails")
-    .to_string();
+    let err = ring_fails(&client).await;
     assert!(err.contains("call chain too deep"), "{err}");
     eprintln!("the ring ended with ({} bytes): {err}", err.len());
     assert!(err.len() < 16 << 10, "{} bytes of error", err.len());
@@ -243,14 +248,7 @@ async fn a_component_calling_itself_through_a_link_is_stopped_by_depth_then_by_t
             .await
             .expect("rescaled");
     }
-    let err = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.call("ouroboros", "run", &[serde_json::json!(0)]),
-    )
-    .await
-    .expect("the chain ends")
-    .expect_err("an endless chain fails")
-    .to_string();
+    let err = ring_fails(&client).await;
     assert!(err.contains("time limit"), "{err}");
     wait_for("no instance held", Duration::from_secs(15), || async {
         (active_invocations(&client, &host).await == 0).then_some(())
