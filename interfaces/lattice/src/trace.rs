@@ -125,21 +125,61 @@ impl TraceContext {
     }
 }
 
+/// Length of a `traceparent` value (`00-` trace id `-` span id `-` flags).
+pub const TRACEPARENT_LEN: usize = 55;
+
+impl TraceContext {
+    /// The `traceparent` value, written without the formatting machinery (it is made for
+    /// every request that crosses a process).
+    pub fn encode(&self) -> [u8; TRACEPARENT_LEN] {
+        fn hex(out: &mut [u8], mut value: u128) {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for byte in out.iter_mut().rev() {
+                *byte = DIGITS[(value & 0xf) as usize];
+                value >>= 4;
+            }
+        }
+        let mut out = [b'-'; TRACEPARENT_LEN];
+        out[..2].copy_from_slice(b"00");
+        hex(&mut out[3..35], self.trace_id);
+        hex(&mut out[36..52], u128::from(self.span_id));
+        out[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
+        out
+    }
+}
+
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        let encoded = self.encode();
+        // Only ASCII hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&encoded).map_err(|_| fmt::Error)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoding_matches_the_formatted_header() {
+        for (trace_id, span_id, sampled) in [
+            (0x4bf92f3577b34da6a3ce929d0e0e4736u128, 0x00f067aa0ba902b7u64, true),
+            (1, u64::MAX, false),
+            (u128::MAX, 1, true),
+        ] {
+            let cx = TraceContext {
+                trace_id,
+                span_id,
+                sampled,
+            };
+            let formatted = format!(
+                "00-{trace_id:032x}-{span_id:016x}-{:02x}",
+                u8::from(sampled)
+            );
+            assert_eq!(std::str::from_utf8(&cx.encode()).unwrap(), formatted);
+            assert_eq!(cx.to_string(), formatted);
+        }
+    }
 
     #[test]
     fn round_trip() {
