@@ -4,10 +4,10 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// Queue size, batch size and delay of one signal, from the standard variables.
@@ -54,11 +54,42 @@ pub(crate) struct Counts {
     pub failed: AtomicU64,
 }
 
-/// The sending half: never blocks, drops (and counts) when full.
-#[derive(Debug, Clone)]
-pub(crate) struct Queue<T> {
-    tx: mpsc::Sender<T>,
+/// What the pushing side and the draining task share. Items wait in a plain vector: a push
+/// takes an uncontended lock and wakes the task only when a batch is full (a channel would
+/// wake it for every span, a task poll per span on the request path); otherwise the task
+/// wakes on its schedule.
+#[derive(Debug)]
+struct Shared<T> {
+    items: Mutex<Vec<T>>,
+    full: Notify,
     counts: Arc<Counts>,
+    capacity: usize,
+    batch: usize,
+}
+
+impl<T> Shared<T> {
+    fn items(&self) -> MutexGuard<'_, Vec<T>> {
+        // A panic while holding the lock leaves a vector, still a valid one.
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.items())
+    }
+}
+
+/// The sending half: never blocks, drops (and counts) when full.
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
 }
 
 /// The task draining a queue; stop it with [`Drain::stop`].
@@ -68,45 +99,34 @@ pub(crate) struct Drain {
 }
 
 impl<T: Send + 'static> Queue<T> {
-    /// Starts the draining task: `export` gets batches of at most `config.batch`, at the
-    /// latest `config.delay` after the first item of a batch arrived.
+    /// Starts the draining task: `export` gets batches of at most `config.batch`, as soon as
+    /// a batch is full and otherwise every `config.delay`.
     pub fn start<F, Fut>(config: BatchConfig, mut export: F) -> (Self, Drain)
     where
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), String>> + Send,
     {
-        let (tx, mut rx) = mpsc::channel::<T>(config.capacity);
-        let counts = Arc::new(Counts::default());
+        let shared = Arc::new(Shared {
+            items: Mutex::new(Vec::new()),
+            full: Notify::new(),
+            counts: Arc::new(Counts::default()),
+            capacity: config.capacity,
+            batch: config.batch,
+        });
         let (stop, mut stopped) = oneshot::channel();
-        let task_counts = counts.clone();
+        let task_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(config.batch);
             loop {
-                let deadline = tokio::time::sleep(config.delay);
-                tokio::pin!(deadline);
-                let stopping = loop {
-                    tokio::select! {
-                        biased;
-                        _ = &mut stopped => break true,
-                        item = rx.recv() => match item {
-                            Some(item) => {
-                                batch.push(item);
-                                if batch.len() >= config.batch { break false; }
-                            }
-                            None => break true,
-                        },
-                        _ = &mut deadline, if !batch.is_empty() => break false,
-                    }
+                let stopping = tokio::select! {
+                    biased;
+                    _ = &mut stopped => true,
+                    _ = task_shared.full.notified() => false,
+                    _ = tokio::time::sleep(config.delay) => false,
                 };
-                if stopping {
-                    while let Ok(item) = rx.try_recv() {
-                        batch.push(item);
-                    }
-                }
-                for chunk in split(std::mem::take(&mut batch), config.batch) {
+                for chunk in split(task_shared.take(), config.batch) {
                     let n = chunk.len() as u64;
                     if let Err(err) = export(chunk).await {
-                        task_counts.failed.fetch_add(n, Ordering::Relaxed);
+                        task_shared.counts.failed.fetch_add(n, Ordering::Relaxed);
                         tracing::debug!(target: "trellis_telemetry", %err, items = n, "export failed");
                     }
                 }
@@ -115,17 +135,26 @@ impl<T: Send + 'static> Queue<T> {
                 }
             }
         });
-        (Self { tx, counts }, Drain { stop, task })
+        (Self { shared }, Drain { stop, task })
     }
 
     pub fn push(&self, item: T) {
-        if self.tx.try_send(item).is_err() {
-            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut items = self.shared.items();
+        if items.len() >= self.shared.capacity {
+            drop(items);
+            self.shared.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        items.push(item);
+        let full = items.len() == self.shared.batch;
+        drop(items);
+        if full {
+            self.shared.full.notify_one();
         }
     }
 
     pub fn counts(&self) -> Arc<Counts> {
-        self.counts.clone()
+        Arc::clone(&self.shared.counts)
     }
 }
 
@@ -201,7 +230,7 @@ mod tests {
             queue.push(i);
         }
         // Wait until the task took the first batch (queue empty again), then overfill.
-        while queue.tx.capacity() < 4 {
+        while !queue.shared.items().is_empty() {
             tokio::task::yield_now().await;
         }
         for i in 2..10 {
@@ -213,6 +242,38 @@ mod tests {
         let mut got = seen.lock().unwrap().clone();
         got.sort();
         assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    /// A batch that never fills leaves on the schedule, and pushes below a full batch wake
+    /// nothing before then.
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_leaves_on_schedule() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = BatchConfig {
+            capacity: 100,
+            batch: 10,
+            delay: Duration::from_secs(5),
+        };
+        let sink = seen.clone();
+        let (queue, drain) = Queue::start(config, move |batch: Vec<u32>| {
+            sink.lock().unwrap().push(batch);
+            async { Ok(()) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for i in 0..3 {
+            queue.push(i);
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(seen.lock().unwrap().is_empty(), "exported before the delay");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(*seen.lock().unwrap(), vec![vec![0, 1, 2]]);
+        // A full batch leaves at once.
+        for i in 0..10 {
+            queue.push(i);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        drain.stop(Duration::from_secs(30)).await;
     }
 
     #[test]
