@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram};
 use opentelemetry::KeyValue;
 
 struct Instruments {
@@ -85,32 +85,56 @@ pub fn component_attributes(component_id: &str, app: Option<&str>) -> Vec<KeyVal
     attrs
 }
 
-/// One finished invocation.
-pub fn invocation(
-    attrs: &[KeyValue],
-    duration: Duration,
-    memory_peak: u64,
-    cpu: Option<Duration>,
-    error: Option<&'static str>,
-) {
-    let Some(i) = instruments() else { return };
-    i.invocations.add(1, attrs);
-    if let Some(cpu) = cpu {
-        i.cpu.record(cpu.as_secs_f64(), attrs);
-    }
-    i.duration.record(duration.as_secs_f64(), attrs);
-    i.memory_peak.record(memory_peak, attrs);
-    if let Some(kind) = error {
-        let mut with_kind = attrs.to_vec();
-        with_kind.push(KeyValue::new("error.type", kind));
-        i.errors.add(1, &with_kind);
-    }
+/// One component's instruments, bound to its attributes once: a measurement is then an
+/// update of its aggregator, without hashing the attributes to find it on every call.
+pub struct ComponentMeters {
+    attrs: Vec<KeyValue>,
+    invocations: BoundCounter<u64>,
+    duration: BoundHistogram<f64>,
+    queue_wait: BoundHistogram<f64>,
+    memory_peak: BoundHistogram<u64>,
+    cpu: BoundHistogram<f64>,
 }
 
-/// The wait of one invocation for a free instance.
-pub fn queue_wait(attrs: &[KeyValue], waited: Duration) {
-    if let Some(i) = instruments() {
-        i.queue_wait.record(waited.as_secs_f64(), attrs);
+impl ComponentMeters {
+    /// `None` while nothing is exported.
+    pub fn bind(component_id: &str, app: Option<&str>) -> Option<Self> {
+        let i = instruments()?;
+        let attrs = component_attributes(component_id, app);
+        Some(Self {
+            invocations: i.invocations.bind(&attrs),
+            duration: i.duration.bind(&attrs),
+            queue_wait: i.queue_wait.bind(&attrs),
+            memory_peak: i.memory_peak.bind(&attrs),
+            cpu: i.cpu.bind(&attrs),
+            attrs,
+        })
+    }
+
+    /// One finished invocation.
+    pub fn invocation(
+        &self,
+        duration: Duration,
+        memory_peak: u64,
+        cpu: Option<Duration>,
+        error: Option<&'static str>,
+    ) {
+        self.invocations.add(1);
+        if let Some(cpu) = cpu {
+            self.cpu.record(cpu.as_secs_f64());
+        }
+        self.duration.record(duration.as_secs_f64());
+        self.memory_peak.record(memory_peak);
+        if let (Some(kind), Some(i)) = (error, instruments()) {
+            let mut with_kind = self.attrs.clone();
+            with_kind.push(KeyValue::new("error.type", kind));
+            i.errors.add(1, &with_kind);
+        }
+    }
+
+    /// The wait of one invocation for a free instance.
+    pub fn queue_wait(&self, waited: Duration) {
+        self.queue_wait.record(waited.as_secs_f64());
     }
 }
 

@@ -20,6 +20,11 @@ pub(crate) fn install(queue: SpanQueue) {
     let _ = QUEUE.set(queue);
 }
 
+/// The span export queue, once export is on.
+pub(crate) fn queue() -> Option<&'static SpanQueue> {
+    QUEUE.get()
+}
+
 /// The kind of a foreign span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -65,7 +70,7 @@ fn kvs(pairs: Vec<(String, String)>) -> Vec<KeyValue> {
 
 /// Queues `span` for export; false when export is off (or the span is unsampled).
 pub fn export_span(span: ForeignSpan) -> bool {
-    let Some(queue) = QUEUE.get() else {
+    let Some(queue) = queue() else {
         return false;
     };
     if !crate::switch::enabled() || !span.sampled {

@@ -12,6 +12,7 @@ mod batch;
 pub mod context;
 mod export;
 pub mod foreign;
+mod leaf;
 mod processors;
 mod metrics;
 mod resource;
@@ -23,6 +24,7 @@ mod switch;
 use std::time::Duration;
 
 pub use opentelemetry::KeyValue;
+pub use leaf::Leaf;
 pub use switch::{enabled, Logging, Service};
 
 /// The switch every Trellis binary reads (and `trellis up` and the host pass on).

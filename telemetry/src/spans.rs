@@ -6,6 +6,9 @@
 
 use tracing::field::Empty;
 use tracing::Span;
+use trellis_lattice::trace::TraceContext;
+
+use crate::leaf::Leaf;
 
 use crate::switch::enabled;
 
@@ -29,20 +32,15 @@ pub fn invocation(component_id: &str, function: &str) -> Span {
     )
 }
 
-/// Waiting for a free instance slot of a component (a child of its invocation).
-pub fn queue_wait(parent: &Span) -> Span {
-    if parent.is_disabled() {
-        return Span::none();
-    }
-    tracing::info_span!(target: "trellis", parent: parent, "queue wait", otel.kind = "internal")
+/// Waiting for a free instance slot of a component (a child of its invocation, whose span
+/// is `parent_span` and context `parent`).
+pub fn queue_wait(parent_span: &Span, parent: &TraceContext) -> Leaf {
+    crate::leaf::leaf(parent_span, parent, "queue wait")
 }
 
 /// Instantiating the component for one call.
-pub fn instantiate(parent: &Span) -> Span {
-    if parent.is_disabled() {
-        return Span::none();
-    }
-    tracing::info_span!(target: "trellis", parent: parent, "instantiate", otel.kind = "internal")
+pub fn instantiate(parent_span: &Span, parent: &TraceContext) -> Leaf {
+    crate::leaf::leaf(parent_span, parent, "instantiate")
 }
 
 /// A linked import called from a component: the client side.

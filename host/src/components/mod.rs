@@ -223,7 +223,7 @@ impl Components {
             runtime: Arc::clone(&self.ctx.runtime),
             linking: self.ctx.linking.clone(),
             stats: Default::default(),
-            metric_attrs: RwLock::new(None),
+            meters: RwLock::new(None),
             gpio,
             grants: RwLock::new(grants),
         });

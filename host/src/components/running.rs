@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument as _;
 use trellis_lattice::inventory::{ComponentInfo, ComponentLimits};
 use trellis_lattice::link::Config;
 use trellis_lattice::manifest::annotations::APP;
 use trellis_lattice::rpc::RemoteErrorKind;
 use trellis_lattice::trace::TraceContext;
 
+use crate::observe::ComponentMeters;
 use crate::runtime::{
     ComponentConfig, Failure, Instance, InstanceSpec, Linking, LoadedComponent, Runtime,
 };
@@ -32,7 +32,7 @@ pub struct Invocation {
     pub span: tracing::Span,
     pub trace: TraceContext,
     /// `None` while nothing is exported.
-    pub attrs: Option<Arc<[opentelemetry::KeyValue]>>,
+    pub meters: Option<Arc<ComponentMeters>>,
     /// Calls through links that led to this one (its own calls are one deeper).
     pub depth: u32,
     /// Until when the caller waits for it, when the caller has a time limit of its own.
@@ -40,10 +40,6 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    fn attrs(&self) -> &[opentelemetry::KeyValue] {
-        self.attrs.as_deref().unwrap_or(&[])
-    }
-
     /// Marks the invocation as made by a call `depth` links deep whose caller had `budget`
     /// of its time left when it called (counted from now).
     pub fn called(&mut self, depth: u32, budget: Option<Duration>) {
@@ -110,7 +106,7 @@ pub struct RunningComponent {
     /// Live figures for `host.stats`.
     pub(super) stats: super::stats::Stats,
     /// Attributes of its metrics, made on first use.
-    pub(super) metric_attrs: RwLock<Option<Arc<[opentelemetry::KeyValue]>>>,
+    pub(super) meters: RwLock<Option<Arc<ComponentMeters>>>,
     /// Its pins, when it imports `wasi:gpio` or handles edges.
     pub gpio: Option<Arc<crate::gpio::ComponentPins>>,
     /// What its instances may reach beyond its links.
@@ -184,13 +180,9 @@ impl RunningComponent {
         }
         self.stats
             .record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
-        crate::observe::invocation(
-            inv.attrs(),
-            m.ran,
-            m.memory_peak,
-            m.cpu,
-            failure.map(|f| f.kind.as_str()),
-        );
+        if let Some(meters) = &inv.meters {
+            meters.invocation(m.ran, m.memory_peak, m.cpu, failure.map(|f| f.kind.as_str()));
+        }
     }
 
     /// An instance for `inv`, with its CPU time measured on a sample of invocations.
@@ -278,7 +270,7 @@ impl RunningComponent {
                     &tracing::Span::none(),
                     incoming,
                 ),
-                attrs: None,
+                meters: None,
                 depth: 0,
                 caller_deadline: None,
             };
@@ -296,29 +288,27 @@ impl RunningComponent {
         Invocation {
             span,
             trace,
-            attrs: Some(self.metric_attrs()),
+            meters: self.meters(),
             depth: 0,
             caller_deadline: None,
         }
     }
 
-    /// The attributes of its measurements, made once (and again after its annotations
-    /// change).
-    fn metric_attrs(&self) -> Arc<[opentelemetry::KeyValue]> {
-        if let Some(attrs) = self.metric_attrs.read().ok().and_then(|a| a.clone()) {
-            return attrs;
+    /// Its instruments, bound once (and again after its annotations change).
+    fn meters(&self) -> Option<Arc<ComponentMeters>> {
+        if let Some(meters) = self.meters.read().ok().and_then(|m| m.clone()) {
+            return Some(meters);
         }
-        let attrs: Arc<[opentelemetry::KeyValue]> =
-            crate::observe::component_attributes(&self.id, self.app().as_deref()).into();
-        if let Ok(mut cached) = self.metric_attrs.write() {
-            *cached = Some(Arc::clone(&attrs));
+        let meters = Arc::new(ComponentMeters::bind(&self.id, self.app().as_deref())?);
+        if let Ok(mut cached) = self.meters.write() {
+            *cached = Some(Arc::clone(&meters));
         }
-        attrs
+        Some(meters)
     }
 
-    /// Forgets the cached measurement attributes (its annotations changed).
+    /// Forgets its bound instruments (its annotations changed).
     pub(super) fn annotations_changed(&self) {
-        if let Ok(mut cached) = self.metric_attrs.write() {
+        if let Ok(mut cached) = self.meters.write() {
             *cached = None;
         }
     }
@@ -330,11 +320,12 @@ impl RunningComponent {
         inv: &Invocation,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
         let started = std::time::Instant::now();
-        let admitted = self
-            .admit()
-            .instrument(trellis_telemetry::spans::queue_wait(&inv.span))
-            .await;
-        crate::observe::queue_wait(inv.attrs(), started.elapsed());
+        let waiting = trellis_telemetry::spans::queue_wait(&inv.span, &inv.trace);
+        let admitted = self.admit().await;
+        drop(waiting);
+        if let Some(meters) = &inv.meters {
+            meters.queue_wait(started.elapsed());
+        }
         if let Err(why) = &admitted {
             trellis_telemetry::spans::fail(&inv.span, RemoteErrorKind::Unavailable.as_str(), why);
         }

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use tracing::Instrument as _;
 use trellis_lattice::rpc::RemoteErrorKind;
 use trellis_lattice::trace::TraceContext;
 use trellis_provider_http_server::dispatch::{BoxError, DispatchError, ResponseBody};
@@ -63,18 +62,16 @@ where
     let id = Arc::clone(&comp.id);
     let comp_for_stats = Arc::clone(&comp);
     let drain = comp.tracker().token();
-    let instantiating = trellis_telemetry::spans::instantiate(instance.span());
+    let instantiating = instance.instantiating();
     let guest: GuestFuture = Box::pin(async move {
         let _permit = permit;
         let _drain = drain;
         let (result, printed) = instance
             .run(|mut store| async move {
                 let fail = |e: wasmtime::Error| classify(&e, "request failed");
-                let proxy = pre
-                    .instantiate_async(&mut store)
-                    .instrument(instantiating)
-                    .await
-                    .map_err(fail)?;
+                let proxy = pre.instantiate_async(&mut store).await;
+                drop(instantiating);
+                let proxy = proxy.map_err(fail)?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)

@@ -67,6 +67,8 @@ pub struct Instance {
     ticking: TickGuard,
     interrupt: CancellationToken,
     span: tracing::Span,
+    /// The invocation's context (its span's own when recorded).
+    trace: TraceContext,
     /// The memory the instance reached.
     memory_peak: Arc<AtomicU64>,
     /// Where the CPU time of the run goes, when it is measured.
@@ -130,6 +132,7 @@ pub(super) fn build(
         ticking,
         interrupt: spec.interrupt,
         span: spec.span,
+        trace: spec.trace,
         memory_peak,
         cpu: None,
     }
@@ -153,6 +156,11 @@ impl Instance {
         &self.span
     }
 
+    /// A leaf span `instantiate` under the invocation's span.
+    pub fn instantiating(&self) -> trellis_telemetry::Leaf {
+        trellis_telemetry::spans::instantiate(&self.span, &self.trace)
+    }
+
     /// The store, to set up what the call needs before it runs (an HTTP request, say).
     pub fn store_mut(&mut self) -> &mut Store<StoreState> {
         &mut self.store
@@ -172,6 +180,7 @@ impl Instance {
             ticking,
             interrupt,
             span,
+            trace: _,
             memory_peak: _,
             cpu,
         } = self;

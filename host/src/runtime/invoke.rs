@@ -2,7 +2,6 @@
 //! a fresh instance, write the results.
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::Instrument as _;
 use trellis_lattice::rpc::RemoteErrorKind;
 use wasmtime::component::InstancePre;
 
@@ -24,16 +23,13 @@ where
     I: AsyncRead + wrpc_transport::Index<I> + Send + Sync + Unpin + 'static,
     O: AsyncWrite + wrpc_transport::Index<O> + Send + Sync + Unpin + 'static,
 {
-    // A child of the invocation's own span (none when it is not recorded), never of
-    // whatever span happens to be current.
-    let instantiating = trellis_telemetry::spans::instantiate(instance.span());
+    // A child of the invocation's own span (none when it is not recorded).
+    let instantiating = instance.instantiating();
     instance
         .run(|mut store| async move {
-            let guest = pre
-                .instantiate_async(&mut store)
-                .instrument(instantiating)
-                .await
-                .map_err(|e| classify(&e, "failed to instantiate"))?;
+            let guest = pre.instantiate_async(&mut store).await;
+            drop(instantiating);
+            let guest = guest.map_err(|e| classify(&e, "failed to instantiate"))?;
             let func = guest
                 .get_func(&mut store, function.index)
                 .ok_or_else(|| Failure {
