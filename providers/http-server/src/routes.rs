@@ -21,6 +21,8 @@ pub struct Route {
     pub host: Option<String>,
     /// What it matches, as `http.route` (`/hello/*`, `/*`): never a request's own path.
     pub template: std::sync::Arc<str>,
+    /// Its instruments, bound on first use.
+    pub meters: crate::observe::RouteMeters,
 }
 
 impl Route {
@@ -111,6 +113,7 @@ impl RouteTable {
                 path,
                 host,
                 template: template.into(),
+                meters: Default::default(),
             });
         }
         routes.sort_by(|a, b| {
