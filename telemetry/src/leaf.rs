@@ -1,13 +1,15 @@
-//! Spans with no children, no events and no status of their own (waiting for an instance, instantiating), made
-//! straight into the export queue: a `tracing` span costs a registry slot, the OpenTelemetry
-//! layer's builder and a context activation on every poll of the future it wraps, for a span
-//! that only needs its parent, its name and two timestamps.
+//! Spans with no children, no events and no status of their own (waiting for an instance,
+//! instantiating), made straight into the export queue: a `tracing` span costs a registry
+//! slot, the OpenTelemetry layer's builder and a context activation on every poll of the
+//! future it wraps, for a span that only needs its parent, its name and two timestamps.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use trellis_lattice::trace::TraceContext;

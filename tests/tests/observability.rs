@@ -132,6 +132,11 @@ async fn an_http_request_is_one_trace_over_two_hosts_and_the_provider() {
             let http = points.iter().any(|p| {
                 p.name == "http.server.request.duration"
                     && p.attributes.get("http.route").map(String::as_str) == Some("/counter/*")
+                    && p.attributes.get("http.request.method").map(String::as_str) == Some("GET")
+                    && p.attributes
+                        .get("http.response.status_code")
+                        .map(String::as_str)
+                        == Some("200")
             });
             let inv = points.iter().any(|p| {
                 p.name == "trellis.component.invocations"
