@@ -13,9 +13,14 @@ pub enum SessionEvent {
     Disconnected,
 }
 
-/// Back-off between reconnect attempts: 100 ms doubling to 5 s.
+/// Back-off before connect attempt number `attempts` (async-nats counts from 1, and counts
+/// the very first connection too): none for the first, so a host answers as soon as NATS
+/// does, then 100 ms doubling to 5 s.
 pub fn reconnect_delay(attempts: usize) -> Duration {
-    let exp = attempts.min(6) as u32;
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = (attempts - 2).min(6) as u32;
     Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
 }
 
@@ -83,8 +88,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
-        assert_eq!(reconnect_delay(1), Duration::from_millis(200));
+        assert_eq!(reconnect_delay(1), Duration::ZERO, "the first connection waits not");
+        assert_eq!(reconnect_delay(2), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(200));
         assert_eq!(reconnect_delay(20), Duration::from_secs(5));
     }
 }
