@@ -108,6 +108,8 @@ fn layers(
             .with_threads(false)
             .with_location(false)
             .with_tracked_inactivity(false)
+            // Every exported span has target `trellis`: an attribute saying so is noise.
+            .with_target(false)
             .with_filter(
                 filter_fn(|meta| {
                     if meta.is_span() {
