@@ -1,0 +1,111 @@
+//! How fast a host starts: process spawn → first answered control request (the host's
+//! `get`, asked every millisecond until it answers), beside the floor of the same run —
+//! spawning the same executable with `--version` until it exits — and where the time goes,
+//! read off the host's own log: the wasm engine ready, NATS connected, the host started.
+//! Each round starts a fresh host with a new key, an empty state directory and its own
+//! compiled-component cache; rounds alternate floor and host.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench start`.
+//! `TRELLIS_BENCH_RUNS` sets the number of rounds (default 20).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use trellis_tests::stats::{report, Samples};
+use trellis_tests::NatsServer;
+
+const MILESTONES: [(&str, &str); 3] = [
+    ("wasm engine ready", "spawn → wasm engine ready (host log)"),
+    (
+        "connected successfully",
+        "spawn → NATS connected (host log)",
+    ),
+    ("host started", "spawn → host started (host log)"),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let runs: usize = std::env::var("TRELLIS_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let nats = NatsServer::start().await;
+    let client = nats.client("start-bench").await;
+    let binary = trellis_tests::bin("trellis-host");
+    let mut floor = Samples::default();
+    let mut answered = Samples::default();
+    let mut milestones: Vec<Samples> = MILESTONES.iter().map(|_| Samples::default()).collect();
+    // Two rounds warm the page cache and the server; they are not samples.
+    for round in 0..runs + 2 {
+        let t = Instant::now();
+        let status = Command::new(&binary)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()?;
+        let version_took = t.elapsed();
+        anyhow::ensure!(status.success(), "trellis-host --version failed");
+
+        let dir = tempfile::tempdir()?;
+        let key = nkeys::KeyPair::new_server();
+        let id = key.public_key();
+        let log = dir.path().join("host.log");
+        let spawned_at = SystemTime::now();
+        let t = Instant::now();
+        let mut child = Command::new(&binary)
+            .args(["--nats-url", &nats.url(), "--lattice", "start-bench"])
+            .args(["--log", "info"])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env("TRELLIS_HOST_SEED", key.seed()?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let deadline = t + Duration::from_secs(30);
+        let took = loop {
+            if client.inventory(&id).await.is_ok() {
+                break t.elapsed();
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the host did not answer in 30 s");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log)?;
+        if round < 2 {
+            continue;
+        }
+        floor.push(version_took);
+        answered.push(took);
+        for ((needle, _), samples) in MILESTONES.iter().zip(&mut milestones) {
+            if let Some(at) = logged_at(&text, needle, spawned_at) {
+                samples.push(at);
+            }
+        }
+    }
+    println!(
+        "machine: {} cores; {runs} rounds, fresh host (new key, empty state and cache) each",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    report("floor: spawn `trellis-host --version` → exit", &floor);
+    for ((_, name), samples) in MILESTONES.iter().zip(&milestones) {
+        report(name, samples);
+    }
+    report("spawn → first answered control request", &answered);
+    Ok(())
+}
+
+/// When the first log line containing `needle` was written, after `start`. Lines of the
+/// default log format begin with an RFC 3339 timestamp.
+fn logged_at(log: &str, needle: &str, start: SystemTime) -> Option<Duration> {
+    let line = log.lines().find(|l| l.contains(needle))?;
+    let stamp = line.split_whitespace().next()?;
+    humantime::parse_rfc3339(stamp)
+        .ok()?
+        .duration_since(start)
+        .ok()
+}
