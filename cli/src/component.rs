@@ -196,13 +196,7 @@ async fn report(
             all => output::print_json(all),
         };
     }
-    let names: std::collections::HashMap<String, String> = client
-        .hosts()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| (h.id, h.friendly_name))
-        .collect();
+    let names = friendly_names(client, done.iter().map(|d| d.host_id.as_str())).await;
     for d in done {
         let host = names
             .get(&d.host_id)
@@ -218,4 +212,22 @@ async fn report(
         }
     }
     Ok(())
+}
+
+/// The friendly names of `hosts`, each asked of the host itself (one directed request, not a
+/// broadcast that waits for a quiet window): the CLI exits as soon as the hosts have answered.
+async fn friendly_names<'a>(
+    client: &LatticeClient,
+    hosts: impl Iterator<Item = &'a str>,
+) -> std::collections::HashMap<String, String> {
+    let hosts: std::collections::BTreeSet<&str> = hosts.collect();
+    let asked = hosts.into_iter().map(|h| async move {
+        let inv = client.inventory_page(h, 0).await.ok()?;
+        Some((h.to_string(), inv.friendly_name))
+    });
+    futures::future::join_all(asked)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -5,6 +5,11 @@
 //! Each round starts a fresh host with a new key, an empty state directory and its own
 //! compiled-component cache; rounds alternate floor and host.
 //!
+//!
+//! Then the CLI: `trellis component start greeter --host ID` (warm compiled cache) from spawn
+//! to exit, beside the same start asked by a client already connected in this process (the
+//! host's reply says the component serves) and the CLI's own floor (`trellis --version`).
+//!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench start`.
 //! `TRELLIS_BENCH_RUNS` sets the number of rounds (default 20).
 
@@ -12,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use trellis_tests::stats::{report, Samples};
-use trellis_tests::NatsServer;
+use trellis_tests::{scale_request, HostProcess, NatsServer};
 
 const MILESTONES: [(&str, &str); 3] = [
     ("wasm engine ready", "spawn → wasm engine ready (host log)"),
@@ -96,6 +101,69 @@ async fn main() -> anyhow::Result<()> {
         report(name, samples);
     }
     report("spawn → first answered control request", &answered);
+    cli(&nats, runs).await
+}
+
+/// `trellis component start` spawn → exit, beside the in-process request and the CLI floor.
+async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
+    let host = HostProcess::start(&nats.url(), "cli-bench", &[], &[]).await;
+    let client = nats.client("cli-bench").await;
+    let cli = trellis_tests::bin("trellis");
+    let image = trellis_tests::component_ref("greeter");
+    let (mut floor, mut exited, mut asked) =
+        (Samples::default(), Samples::default(), Samples::default());
+    // The first start compiles (and fills the cache); it is not a sample.
+    client
+        .scale_component(host.id(), &scale_request("warm", "greeter", 1))
+        .await?;
+    for round in 0..runs {
+        let t = Instant::now();
+        let status = Command::new(&cli)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()?;
+        floor.push(t.elapsed());
+        anyhow::ensure!(status.success(), "trellis --version failed");
+
+        let id = format!("by-cli-{round}");
+        let t = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
+            .args([
+                "component",
+                "start",
+                &image,
+                "--id",
+                &id,
+                "--host",
+                host.id(),
+            ])
+            .stdin(Stdio::null())
+            .output()?;
+        exited.push(t.elapsed());
+        anyhow::ensure!(
+            out.status.success(),
+            "trellis component start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let t = Instant::now();
+        client
+            .scale_component(
+                host.id(),
+                &scale_request(&format!("by-client-{round}"), "greeter", 1),
+            )
+            .await?;
+        asked.push(t.elapsed());
+    }
+    println!("\n`trellis component start greeter --host ID`, warm compiled cache, {runs} rounds:");
+    report("floor: spawn `trellis --version` → exit", &floor);
+    report("client in this process: request → serving reply", &asked);
+    report("CLI: spawn → exit", &exited);
+    println!(
+        "CLI exit after the in-process reply (p50 difference): {}",
+        trellis_tests::stats::fmt(exited.median().saturating_sub(asked.median()))
+    );
     Ok(())
 }
 
