@@ -5,7 +5,9 @@
 //! Hosts reply to a command once it is done, so a successful command is applied to the model
 //! at once. A heartbeat or snapshot taken just before the command finished must not undo it,
 //! so commands carried out in the last few seconds are applied again on top of every
-//! host state the view takes in.
+//! host state the view takes in, with the ownership they gave their app. Likewise a snapshot
+//! read from the store before a config or link changed does not undo the change: what events
+//! told since the snapshot began is applied again on top of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use trellis_lattice::event::{Event, Sequence};
 use trellis_lattice::inventory::{HostInventory, ProviderHealth};
-use trellis_lattice::link::{Config, Link};
+use trellis_lattice::link::{Config, Link, LinkKey};
 
 use crate::model::{Claim, Observed, ObservedComponent, ObservedHost, ObservedProvider};
 use crate::scaler::Command;
@@ -22,6 +24,9 @@ use crate::scaler::Command;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a command carried out is re-applied over incoming host state.
 const OVERLAY_WINDOW: Duration = Duration::from_secs(3);
+/// Changes told by events kept for the next snapshot to take in (snapshots come far more
+/// often; the bound only caps a burst).
+const MAX_STATE_CHANGES: usize = 10_000;
 /// A host is gone after this many heartbeat intervals without a word.
 pub const MISSED_HEARTBEATS: u32 = 3;
 
@@ -63,6 +68,14 @@ impl Liveness {
     }
 }
 
+/// A config or link change told by an event.
+#[derive(Clone, Debug)]
+enum StateChange {
+    Config(String, Option<Config>),
+    LinkPut(Link),
+    LinkDeleted(LinkKey),
+}
+
 /// Everything taken in from one snapshot of the lattice.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -79,7 +92,9 @@ pub struct LatticeView {
     liveness: HashMap<String, Liveness>,
     /// Hosts declared gone, and when: a snapshot begun before then does not bring them back.
     gone: HashMap<String, Instant>,
-    recent: Vec<(Instant, Command)>,
+    recent: Vec<(Instant, String, Command)>,
+    /// Config and link changes told by events, for a snapshot begun before them.
+    state_changes: Vec<(Instant, StateChange)>,
     /// Health changes of providers not known yet: a host announces a provider healthy as
     /// soon as it is, which can reach us before the event saying it started.
     early_health: HashMap<(String, String), ProviderHealth>,
@@ -107,21 +122,50 @@ impl LatticeView {
         self.observed.apply_for(app, &command);
         let now = Instant::now();
         self.recent
-            .retain(|(at, _)| now.duration_since(*at) < OVERLAY_WINDOW);
-        self.recent.push((now, command));
+            .retain(|(at, _, _)| now.duration_since(*at) < OVERLAY_WINDOW);
+        self.recent.push((now, app.to_string(), command));
     }
 
     fn overlay(&mut self, host: Option<&str>, lattice_wide: bool) {
         let now = Instant::now();
         self.recent
-            .retain(|(at, _)| now.duration_since(*at) < OVERLAY_WINDOW);
-        for (_, c) in &self.recent {
+            .retain(|(at, _, _)| now.duration_since(*at) < OVERLAY_WINDOW);
+        for (_, app, c) in &self.recent {
             let replay = match c.host_id() {
                 Some(h) => host.is_none_or(|want| want == h),
                 None => lattice_wide,
             };
             if replay {
-                self.observed.apply(c);
+                self.observed.apply_for(app, c);
+            }
+        }
+    }
+
+    fn state_changed(&mut self, change: StateChange) {
+        if self.state_changes.len() >= MAX_STATE_CHANGES {
+            self.state_changes.remove(0);
+        }
+        self.state_changes.push((Instant::now(), change));
+    }
+
+    /// Applies again what events told since `started` (when the snapshot began reading);
+    /// what came before is in the snapshot, and forgotten.
+    fn replay_state_changes(&mut self, started: Option<Instant>) {
+        let Some(started) = started else {
+            self.state_changes.clear();
+            return;
+        };
+        self.state_changes.retain(|(at, _)| *at >= started);
+        for (_, change) in &self.state_changes {
+            match change {
+                StateChange::Config(name, Some(v)) => {
+                    self.observed.configs.insert(name.clone(), v.clone());
+                }
+                StateChange::Config(name, None) => {
+                    self.observed.configs.remove(name);
+                }
+                StateChange::LinkPut(link) => self.observed.put_link(link.clone()),
+                StateChange::LinkDeleted(key) => self.observed.links.retain(|l| l.key() != *key),
             }
         }
     }
@@ -196,6 +240,7 @@ impl LatticeView {
         if let Some(owners) = snap.owners {
             self.observed.owners = owners;
         }
+        self.replay_state_changes(snap.started);
         self.overlay(None, true);
         before != self.observed
     }
@@ -319,6 +364,7 @@ impl LatticeView {
                 }
             }
             Event::LinkSet(l) => {
+                self.state_changed(StateChange::LinkPut(l.link.clone()));
                 if self.observed.link(&l.link.key()) == Some(&l.link) {
                     return false;
                 }
@@ -326,6 +372,7 @@ impl LatticeView {
                 true
             }
             Event::LinkDeleted(l) => {
+                self.state_changed(StateChange::LinkDeleted(l.key.clone()));
                 let before = self.observed.links.len();
                 self.observed.links.retain(|x| x.key() != l.key);
                 before != self.observed.links.len()
@@ -338,6 +385,7 @@ impl LatticeView {
 
     /// The current value of a named config (read after a config event).
     pub fn config(&mut self, name: &str, value: Option<Config>) -> bool {
+        self.state_changed(StateChange::Config(name.to_string(), value.clone()));
         let before = self.observed.configs.get(name).cloned();
         match value {
             Some(v) => self.observed.configs.insert(name.to_string(), v),

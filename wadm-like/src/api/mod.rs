@@ -414,8 +414,16 @@ impl Api {
         }
     }
 
+    /// An app deleted but still removing what it placed answers with that (not "no such
+    /// application"), so `app delete --wait` returns only once it is gone.
     async fn status(&self, req: AppName) -> ApiResult<AppStatus> {
-        let r = self.record(&req.name).await?;
+        let r = match self.record(&req.name).await {
+            Err(e) => match self.store.record(&req.name).await? {
+                Some(r) if r.removal.is_some() => r,
+                _ => return Err(e),
+            },
+            Ok(r) => r,
+        };
         self.current_status(&r).await
     }
 

@@ -271,3 +271,43 @@ mod order {
         assert!(failures.is_empty(), "{failures:?}");
     }
 }
+
+/// A snapshot read from the store before a config was put and a claim taken does not undo
+/// them: a config a user just put stays known, and what the app just created stays its own
+/// (or an undeploy would leave it behind as nobody's).
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_begun_before_a_change_does_not_undo_it() {
+    let mut v = LatticeView::default();
+    let started = Instant::now();
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let shared: Config = [("greeting".to_string(), "hi".to_string())].into();
+    v.config("shared", Some(shared.clone()));
+    let created: Config = [("mode".to_string(), "loud".to_string())].into();
+    v.applied(
+        "app",
+        Command::PutConfig {
+            name: "app-1".into(),
+            values: created.clone(),
+        },
+    );
+    let stale = || Snapshot {
+        started: Some(started),
+        configs: Some(BTreeMap::new()),
+        owners: Some(BTreeMap::new()),
+        links: Some(Vec::new()),
+        ..Default::default()
+    };
+    v.snapshot(stale());
+    assert_eq!(v.observed().configs.get("shared"), Some(&shared));
+    assert_eq!(v.observed().configs.get("app-1"), Some(&created));
+    assert!(v.observed().owns(&Claim::Config("app-1".into()), "app"));
+
+    // A snapshot begun after them is the truth: what it lacks is gone.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    v.snapshot(Snapshot {
+        started: Some(Instant::now()),
+        ..stale()
+    });
+    assert!(v.observed().configs.is_empty());
+    assert!(!v.observed().owns(&Claim::Config("app-1".into()), "app"));
+}
