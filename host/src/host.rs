@@ -36,6 +36,7 @@ pub struct Host {
     info: Arc<HostInfo>,
     events: EventPublisher,
     nats: async_nats::Client,
+    presence: crate::presence::Presence,
     shutdown_timeout: Duration,
     // Locked for as long as the host runs.
     _state_dir: Option<StateDir>,
@@ -234,6 +235,9 @@ impl Host {
         if restored > 0 {
             tracing::info!(restored, "restored the saved workload");
         }
+        // Counted as live before it answers: a broadcast that counts it waits for its answer.
+        let presence = crate::presence::Presence::new(nats.clone(), subjects.clone(), id.clone());
+        presence.start(shutdown.clone()).await;
         crate::control::serve(router, &nats, &subjects, &id, shutdown.clone()).await?;
 
         let beat_now = Arc::new(Notify::new());
@@ -248,6 +252,7 @@ impl Host {
             info,
             events,
             nats,
+            presence,
             shutdown_timeout: config.shutdown_timeout,
             _state_dir: state_dir,
         };
@@ -301,6 +306,7 @@ impl Host {
                 "compiled components still being written to the cache were left unfinished"
             );
         }
+        self.presence.withdraw().await;
         let event = Event::HostStopped(HostStopped {
             host_id: info.id.clone(),
             reason: reason.to_string(),

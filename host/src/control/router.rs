@@ -60,7 +60,7 @@ impl Router {
         }
     }
 
-    /// Handles one request; `None` means stay silent (an auction this host does not match).
+    /// Handles one request; `None` means stay silent.
     /// `name` says which request it was when it did not parse (`component.scale`).
     pub async fn handle(
         &self,
@@ -82,9 +82,8 @@ impl Router {
         })
     }
 
-    /// A request whose body did not parse: answered with why (an auction too: a host stays
-    /// silent only when its labels do not match). A malformed scale request is a failed scale
-    /// like any other, and announced as one.
+    /// A request whose body did not parse: answered with why (an auction too). A malformed
+    /// scale request is a failed scale like any other, and announced as one.
     async fn malformed(
         &self,
         err: ControlError,
@@ -125,8 +124,11 @@ impl Router {
                 answer(self.labels_changed(r, trace).await)
             }
             HostRequest::Scale(req) => answer(self.scale(req, trace).await),
-            // Hosts that do not match stay silent, so the auction hears only offers.
-            HostRequest::Auction(req) => return self.auction(&req).map(|o| answer(Ok(o))),
+            // A host that does not match declines, so an auction ends once every live host
+            // has answered (see `trellis_lattice::presence`).
+            HostRequest::Auction(req) => answer(self.auction(&req).ok_or_else(|| {
+                ControlError::refused("this host's labels do not match the constraints")
+            })),
             HostRequest::StartProvider(req) => answer(self.start_provider(req, trace).await),
             HostRequest::StopProvider(req) => {
                 let r = self.providers.stop(&req.provider_id).await;

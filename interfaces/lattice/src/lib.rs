@@ -8,7 +8,8 @@
 //! - [`labels`]: host labels, label syntax and constraint matching.
 //! - [`control`]: control-interface requests and replies.
 //! - [`event`]: the CloudEvents envelope and every event payload.
-//! - [`inventory`]: heartbeat, inventory and host summaries.
+//! - [`inventory`]: heartbeat, inventory and host summaries; [`presence`]: how many hosts are
+//!   live, in one request, so broadcasts end when all of them answered.
 //! - [`trace`]: W3C trace context carried in NATS headers.
 //! - [`value`]: WIT value types and the JSON ↔ wRPC wire codec used by `trellis call`.
 //! - [`rpc`]: invocation over wRPC with clear errors, retries and trace propagation.
@@ -37,6 +38,7 @@ pub mod labels;
 pub mod limits;
 pub mod link;
 pub mod manifest;
+pub mod presence;
 pub mod provider;
 pub mod rpc;
 pub mod secret;

@@ -7,6 +7,8 @@
 //!   provider serves its exports (wRPC appends `wrpc.0.0.1.{instance}.{function}`); see
 //!   [`rpc`] for the subjects of one call.
 //! - buckets: `trellis_links_{lattice}`, `trellis_config_{lattice}`, `trellis_apps_{lattice}`.
+//! - presence: `trellis.presence.{lattice}.{host_id}`, kept in the stream
+//!   `trellis_hosts_{lattice}` (see [`crate::presence`]).
 
 /// Root of every subject the protocol uses.
 pub const ROOT: &str = "trellis";
@@ -394,6 +396,21 @@ impl Subjects {
     /// The key-value bucket holding the lattice's applications.
     pub fn apps_bucket(&self) -> String {
         format!("{ROOT}_apps_{}", self.lattice)
+    }
+
+    /// The stream whose subjects are the live hosts of the lattice.
+    pub fn presence_stream(&self) -> String {
+        format!("{ROOT}_hosts_{}", self.lattice)
+    }
+
+    /// Where a host says it is live.
+    pub fn presence(&self, host_id: &str) -> String {
+        format!("{ROOT}.presence.{}.{host_id}", self.lattice)
+    }
+
+    /// Every host's presence subject.
+    pub fn presence_wildcard(&self) -> String {
+        format!("{ROOT}.presence.{}.*", self.lattice)
     }
 }
 

@@ -146,13 +146,17 @@ async fn auctions_offer_only_when_the_labels_match() {
     assert_eq!(offer["host_id"], HOST);
     assert_eq!(offer["already_running"], true);
     assert_eq!(offer["component_count"], 1);
-    let none = b
-        .send(
+    let declined = b
+        .ask(
             &s.component_auction(),
             r#"{"component_id":"c","constraints":{"tier":"cloud"}}"#,
         )
         .await;
-    assert!(none.is_none(), "a host that does not match stays silent");
+    assert_eq!(
+        kind(&declined),
+        ErrorKind::Refused,
+        "a host that does not match declines, so the auction can count it"
+    );
     let bad = b.ask(&s.component_auction(), "{bad").await;
     assert_eq!(
         kind(&bad),

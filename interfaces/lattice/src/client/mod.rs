@@ -22,9 +22,9 @@ use serde::{de::DeserializeOwned, Serialize};
 #[cfg(feature = "clap")]
 pub use args::NatsArgs;
 pub use connect::{connect, connect_options, connect_watched, refusal, NatsAuth, NatsOptions};
+pub use hosts::Placement;
 pub use tls::NatsTls;
 pub use violations::{Action, Denials, Violation, Violations};
-pub use hosts::Placement;
 
 use crate::control::Reply;
 use crate::error::{Error, Result};
@@ -190,9 +190,7 @@ impl LatticeClient {
                         what: format!("a reply on {what}"),
                         after: timeout,
                     },
-                    async_nats::RequestErrorKind::NoResponders => {
-                        Error::NoResponders(what.clone())
-                    }
+                    async_nats::RequestErrorKind::NoResponders => Error::NoResponders(what.clone()),
                     _ => Error::nats(e),
                 })
         };
@@ -200,8 +198,9 @@ impl LatticeClient {
         Reply::<Resp>::parse(&msg.payload)?.into_result()
     }
 
-    /// Publishes a request to every subscriber and collects the replies that arrive within the
-    /// collect window.
+    /// Publishes a request to every host and collects the replies: until every live host
+    /// answered (their number read first from [`crate::presence`]), otherwise (no count, or
+    /// a counted host silent) within the collect window.
     pub async fn collect<Req: Serialize + Check, Resp: DeserializeOwned>(
         &self,
         subject: String,
@@ -218,6 +217,11 @@ impl LatticeClient {
         subject: String,
         payload: Vec<u8>,
     ) -> Result<Vec<Resp>> {
+        // Read beside the broadcast, not before it: a count that is slow or refused only
+        // leaves the broadcast to its window.
+        let count = crate::presence::live_hosts(&self.nats, &self.subjects);
+        tokio::pin!(count);
+        let (mut live, mut counting) = (None, true);
         let inbox = self.nats.new_inbox();
         let mut sub = self
             .nats
@@ -235,20 +239,34 @@ impl LatticeClient {
             .map_err(Error::nats)?;
         let deadline = tokio::time::Instant::now() + self.config.collect_timeout;
         let mut out = Vec::new();
+        let mut answered = 0u64;
         loop {
+            if live.is_some_and(|n| n > 0 && answered >= n) {
+                break;
+            }
             // Wait the whole window for a first answer, then only while answers keep coming.
-            let wait_until = if out.is_empty() {
+            let wait_until = if answered == 0 {
                 deadline
             } else {
                 deadline.min(tokio::time::Instant::now() + self.config.collect_quiet)
             };
-            let Ok(Some(msg)) = tokio::time::timeout_at(wait_until, sub.next()).await else {
+            let next = tokio::time::timeout_at(wait_until, sub.next());
+            let msg = tokio::select! {
+                n = &mut count, if counting => {
+                    (live, counting) = (n, false);
+                    continue;
+                }
+                msg = next => msg,
+            };
+            let Ok(Some(msg)) = msg else {
                 break;
             };
             if msg.status.is_some() {
                 // "no responders" and other status messages carry no answer.
                 continue;
             }
+            // A refusal (an auction a host does not match) is an answer too.
+            answered += 1;
             match Reply::<Resp>::parse(&msg.payload).and_then(Reply::into_result) {
                 Ok(r) => out.push(r),
                 Err(err) => tracing::debug!(%err, "ignoring a failed reply to a broadcast"),

@@ -165,10 +165,12 @@ impl Denials {
 
 impl Denials {
     /// Resolves with the error of the next violation, whatever it concerns (a command that
-    /// cannot do part of its work fails as a whole); pending forever otherwise.
+    /// cannot do part of its work fails as a whole), except reading the count of live hosts:
+    /// without it a broadcast only waits longer. Pending forever otherwise.
     pub async fn any(&mut self) -> Error {
         loop {
             match self.rx.recv().await {
+                Ok(v) if crate::presence::is_count_request(&v.subject) => continue,
                 Ok(v) => return v.error(&self.who),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
