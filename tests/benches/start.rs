@@ -8,7 +8,9 @@
 //!
 //! Then the CLI: `trellis component start greeter --host ID` (warm compiled cache) from spawn
 //! to exit, beside the same start asked by a client already connected in this process (the
-//! host's reply says the component serves) and the CLI's own floor (`trellis --version`).
+//! host's reply says the component serves) and the CLI's own floor (`trellis --version`);
+//! and the broadcasts: a ping from that client, `trellis get hosts`, and a start placed by
+//! an auction (`--constraint`), each ending when every live host has answered.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench start`.
 //! `TRELLIS_BENCH_RUNS` sets the number of rounds (default 20).
@@ -106,11 +108,13 @@ async fn main() -> anyhow::Result<()> {
 
 /// `trellis component start` spawn → exit, beside the in-process request and the CLI floor.
 async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
-    let host = HostProcess::start(&nats.url(), "cli-bench", &[], &[]).await;
+    let host = HostProcess::start(&nats.url(), "cli-bench", &[("bench", "yes")], &[]).await;
     let client = nats.client("cli-bench").await;
     let cli = trellis_tests::bin("trellis");
     let image = trellis_tests::component_ref("greeter");
     let (mut floor, mut exited, mut asked) =
+        (Samples::default(), Samples::default(), Samples::default());
+    let (mut pinged, mut get_hosts, mut by_constraint) =
         (Samples::default(), Samples::default(), Samples::default());
     // The first start compiles (and fills the cache); it is not a sample.
     client
@@ -155,6 +159,35 @@ async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
             )
             .await?;
         asked.push(t.elapsed());
+
+        let t = Instant::now();
+        let hosts = client.hosts().await?;
+        pinged.push(t.elapsed());
+        anyhow::ensure!(hosts.len() == 1, "one host answers the ping");
+
+        let t = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
+            .args(["get", "hosts"])
+            .stdin(Stdio::null())
+            .output()?;
+        get_hosts.push(t.elapsed());
+        anyhow::ensure!(out.status.success(), "trellis get hosts failed");
+
+        let id = format!("by-auction-{round}");
+        let t = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
+            .args(["component", "start", &image, "--id", &id])
+            .args(["--constraint", "bench=yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        by_constraint.push(t.elapsed());
+        anyhow::ensure!(
+            out.status.success(),
+            "trellis component start --constraint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     println!("\n`trellis component start greeter --host ID`, warm compiled cache, {runs} rounds:");
     report("floor: spawn `trellis --version` → exit", &floor);
@@ -163,6 +196,16 @@ async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
     println!(
         "CLI exit after the in-process reply (p50 difference): {}",
         trellis_tests::stats::fmt(exited.median().saturating_sub(asked.median()))
+    );
+    println!("\nbroadcasts, one host in the lattice (they end when every live host answered):");
+    report(
+        "client in this process: ping → every live host answered",
+        &pinged,
+    );
+    report("CLI: `trellis get hosts`, spawn → exit", &get_hosts);
+    report(
+        "CLI: `component start --constraint`, spawn → exit",
+        &by_constraint,
     );
     Ok(())
 }
