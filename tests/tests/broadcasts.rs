@@ -78,3 +78,33 @@ async fn broadcasts_end_when_every_live_host_answered() {
     assert!(hosts.iter().all(|h| h.id != cloud.id()));
     edge.stop().await;
 }
+
+/// The presence stream is bounded: a message larger than a host id is refused, so a client
+/// allowed to publish presence cannot grow it without end.
+#[tokio::test]
+async fn presence_messages_are_bounded() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let host = HostProcess::start(&nats.url(), LATTICE, &[], &[]).await;
+    let conn = trellis_lattice::client::connect(&nats.url(), &Default::default(), "probe")
+        .await
+        .expect("connecting to NATS");
+    let subjects = trellis_lattice::Subjects::new(LATTICE);
+    assert_eq!(
+        trellis_lattice::presence::live_hosts(&conn, &subjects).await,
+        Some(1)
+    );
+    let js = async_nats::jetstream::new(conn.clone());
+    let big = vec![b'x'; 1024];
+    let stored = match js.publish(subjects.presence("NFAKE"), big.into()).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!stored, "a 1 KiB presence message was stored");
+    assert_eq!(
+        trellis_lattice::presence::live_hosts(&conn, &subjects).await,
+        Some(1),
+        "only {} counts",
+        host.id()
+    );
+}

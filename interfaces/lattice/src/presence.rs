@@ -20,6 +20,8 @@ use crate::subject::Subjects;
 pub const MAX_AGE: Duration = Duration::from_secs(30);
 /// How often a host refreshes its presence: three chances before it ages out.
 pub const REFRESH: Duration = Duration::from_secs(10);
+/// Hosts the stream holds at most (a message is a host id: well under 256 bytes).
+pub const MAX_HOSTS: i64 = 100_000;
 /// How long a client waits for the count before broadcasting without it.
 pub const COUNT_PATIENCE: Duration = Duration::from_millis(250);
 
@@ -30,6 +32,11 @@ fn config(subjects: &Subjects) -> stream::Config {
         subjects: vec![subjects.presence_wildcard()],
         max_messages_per_subject: 1,
         max_age: MAX_AGE,
+        // Anyone who may publish presence could invent hosts: bounded, so that costs the
+        // server at most this much (and only ends broadcasts later, never drops an answer).
+        max_messages: MAX_HOSTS,
+        max_bytes: MAX_HOSTS * 256,
+        max_message_size: 256,
         // Lost with the server, rewritten by every host within one refresh.
         storage: stream::StorageType::Memory,
         discard: stream::DiscardPolicy::Old,
