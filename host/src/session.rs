@@ -88,7 +88,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        assert_eq!(reconnect_delay(1), Duration::ZERO, "the first connection waits not");
+        assert_eq!(
+            reconnect_delay(1),
+            Duration::ZERO,
+            "the first connection does not wait"
+        );
         assert_eq!(reconnect_delay(2), Duration::from_millis(100));
         assert_eq!(reconnect_delay(3), Duration::from_millis(200));
         assert_eq!(reconnect_delay(20), Duration::from_secs(5));
