@@ -418,11 +418,15 @@ impl Api {
     /// application"), so `app delete --wait` returns only once it is gone.
     async fn status(&self, req: AppName) -> ApiResult<AppStatus> {
         let r = match self.record(&req.name).await {
-            Err(e) => match self.store.record(&req.name).await? {
-                Some(r) if r.removal.is_some() => r,
-                _ => return Err(e),
-            },
             Ok(r) => r,
+            // Only after `record` checked the name: an invalid one is refused as such.
+            Err(e) if e.kind == trellis_lattice::ErrorKind::NotFound => {
+                match self.store.record(&req.name).await? {
+                    Some(r) if r.removal.is_some() => r,
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
         };
         self.current_status(&r).await
     }
