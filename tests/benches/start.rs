@@ -130,26 +130,16 @@ async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "trellis --version failed");
 
         let id = format!("by-cli-{round}");
-        let t = Instant::now();
-        let out = Command::new(&cli)
-            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
-            .args([
-                "component",
-                "start",
-                &image,
-                "--id",
-                &id,
-                "--host",
-                host.id(),
-            ])
-            .stdin(Stdio::null())
-            .output()?;
-        exited.push(t.elapsed());
-        anyhow::ensure!(
-            out.status.success(),
-            "trellis component start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let start = [
+            "component",
+            "start",
+            &image,
+            "--id",
+            &id,
+            "--host",
+            host.id(),
+        ];
+        exited.push(run_cli(&cli, nats, &start)?);
 
         let t = Instant::now();
         client
@@ -165,29 +155,19 @@ async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
         pinged.push(t.elapsed());
         anyhow::ensure!(hosts.len() == 1, "one host answers the ping");
 
-        let t = Instant::now();
-        let out = Command::new(&cli)
-            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
-            .args(["get", "hosts"])
-            .stdin(Stdio::null())
-            .output()?;
-        get_hosts.push(t.elapsed());
-        anyhow::ensure!(out.status.success(), "trellis get hosts failed");
+        get_hosts.push(run_cli(&cli, nats, &["get", "hosts"])?);
 
         let id = format!("by-auction-{round}");
-        let t = Instant::now();
-        let out = Command::new(&cli)
-            .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
-            .args(["component", "start", &image, "--id", &id])
-            .args(["--constraint", "bench=yes"])
-            .stdin(Stdio::null())
-            .output()?;
-        by_constraint.push(t.elapsed());
-        anyhow::ensure!(
-            out.status.success(),
-            "trellis component start --constraint failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let placed = [
+            "component",
+            "start",
+            &image,
+            "--id",
+            &id,
+            "--constraint",
+            "bench=yes",
+        ];
+        by_constraint.push(run_cli(&cli, nats, &placed)?);
     }
     println!("\n`trellis component start greeter --host ID`, warm compiled cache, {runs} rounds:");
     report("floor: spawn `trellis --version` → exit", &floor);
@@ -208,6 +188,24 @@ async fn cli(nats: &NatsServer, runs: usize) -> anyhow::Result<()> {
         &by_constraint,
     );
     Ok(())
+}
+
+/// Runs `trellis ARGS` against the bench lattice: spawn → exit, which must be a success.
+fn run_cli(cli: &std::path::Path, nats: &NatsServer, args: &[&str]) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let out = Command::new(cli)
+        .args(["--nats-url", &nats.url(), "--lattice", "cli-bench"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    let took = t.elapsed();
+    anyhow::ensure!(
+        out.status.success(),
+        "trellis {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(took)
 }
 
 /// When the first log line containing `needle` was written, after `start`. Lines of the
