@@ -1,41 +1,18 @@
 //! Where the lattice's W3C trace context meets OpenTelemetry's: a server span continues
 //! the caller's `traceparent`, an outgoing request carries the current span.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use trellis_lattice::trace::TraceContext;
 
-/// The OpenTelemetry context whose (remote) span is `parent`.
-pub fn remote(parent: &TraceContext) -> opentelemetry::Context {
-    let flags = if parent.sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
-    let cx = SpanContext::new(
-        TraceId::from(parent.trace_id),
-        SpanId::from(parent.span_id),
-        flags,
-        true,
-        TraceState::default(),
-    );
-    opentelemetry::Context::new().with_remote_span_context(cx)
-}
+use crate::layer::WithRecord;
 
-/// The lattice context of `span`, if it is recorded.
+/// The lattice context of `span` (or of its nearest recorded ancestor), if it is recorded.
 pub fn of(span: &tracing::Span) -> Option<TraceContext> {
     if span.is_disabled() {
         return None;
     }
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| TraceContext {
-        trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
-        span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
-        sampled: sc.is_sampled(),
-    })
+    let mut found = None;
+    WithRecord::nearest(span, |record| found = Some(record.context()));
+    found
 }
 
 /// Makes `span` continue `incoming` (the caller's context from a message or request) and
@@ -43,10 +20,14 @@ pub fn of(span: &tracing::Span) -> Option<TraceContext> {
 /// off) a child of the caller's, or a new trace when the caller sent none.
 pub fn continue_remote(span: &tracing::Span, incoming: Option<TraceContext>) -> TraceContext {
     if !span.is_disabled() {
-        if let Some(parent) = &incoming {
-            let _ = span.set_parent(remote(parent));
-        }
-        if let Some(own) = of(span) {
+        let mut own = None;
+        WithRecord::own(span, |record| {
+            if let Some(parent) = &incoming {
+                record.set_remote_parent(parent, crate::sampling::parent_based());
+            }
+            own = Some(record.context());
+        });
+        if let Some(own) = own {
             return own;
         }
     }
@@ -86,18 +67,5 @@ mod tests {
             continue_local(&tracing::Span::none(), &parent).trace_id,
             parent.trace_id
         );
-    }
-
-    #[test]
-    fn remote_context_round_trips_ids() {
-        let parent = TraceContext::new_root();
-        let cx = remote(&parent);
-        let sc = cx.span().span_context().clone();
-        assert!(sc.is_remote() && sc.is_sampled());
-        assert_eq!(
-            u128::from_be_bytes(sc.trace_id().to_bytes()),
-            parent.trace_id
-        );
-        assert_eq!(u64::from_be_bytes(sc.span_id().to_bytes()), parent.span_id);
     }
 }

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLoggerProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::trace::SpanExporter as _;
 use opentelemetry_sdk::Resource;
 
 use crate::batch::{BatchConfig, Counts, Drain, Queue};
 use crate::metrics::MetricsPipeline;
-use crate::processors::{LogQueueProcessor, QueueProcessor};
+use crate::processors::LogQueueProcessor;
 
 /// Which signal an exporter carries (names its variables).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +137,6 @@ pub(crate) fn metric_exporter(
 pub(crate) struct Pipelines {
     /// Where spans finished elsewhere (by components) join this process's export.
     pub span_queue: Option<crate::processors::SpanQueue>,
-    pub tracer: Option<opentelemetry_sdk::trace::Tracer>,
-    tracer_provider: Option<SdkTracerProvider>,
     pub logger_provider: Option<SdkLoggerProvider>,
     metrics: Option<MetricsPipeline>,
     drains: Vec<Drain>,
@@ -156,7 +153,7 @@ impl Pipelines {
         let mut span_queue = None;
 
         let traces = Transport::from_env(Signal::Traces);
-        let (tracer, tracer_provider) = match span_exporter(&traces) {
+        match span_exporter(&traces) {
             Ok(mut exporter) => {
                 exporter.set_resource(&resource);
                 let exporter = Arc::new(exporter);
@@ -166,28 +163,11 @@ impl Pipelines {
                         async move { exporter.export(batch).await.map_err(|e| e.to_string()) }
                     });
                 counts.push(("spans", queue.counts()));
-                span_queue = Some(queue.clone());
+                span_queue = Some(queue);
                 drains.push(drain);
-                // Trellis decides head sampling before it makes a span (`sampling`); the SDK
-                // follows a sampled parent and records what it is handed.
-                let rule = crate::sampling::Rule::from_lookup(|k| std::env::var(k).ok());
-                let sampler = if rule.parent_based {
-                    Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
-                } else {
-                    Sampler::AlwaysOn
-                };
-                let provider = SdkTracerProvider::builder()
-                    .with_sampler(sampler)
-                    .with_resource(resource.clone())
-                    .with_span_processor(QueueProcessor(queue))
-                    .build();
-                (Some(provider.tracer("trellis")), Some(provider))
             }
-            Err(err) => {
-                problems.push(format!("traces to {}: {err}", traces.endpoint));
-                (None, None)
-            }
-        };
+            Err(err) => problems.push(format!("traces to {}: {err}", traces.endpoint)),
+        }
 
         let logs = Transport::from_env(Signal::Logs);
         let logger_provider = match log_exporter(&logs) {
@@ -234,8 +214,6 @@ impl Pipelines {
 
         Self {
             span_queue,
-            tracer,
-            tracer_provider,
             logger_provider,
             metrics,
             drains,
@@ -250,7 +228,7 @@ impl Pipelines {
         }
         tracing::info!(
             target: "trellis_telemetry",
-            traces = self.tracer.is_some(),
+            traces = self.span_queue.is_some(),
             logs = self.logger_provider.is_some(),
             metrics = self.metrics.is_some(),
             "OpenTelemetry export on"
@@ -264,7 +242,6 @@ impl Pipelines {
         for drain in self.drains {
             drain.stop(deadline).await;
         }
-        drop(self.tracer_provider);
         drop(self.logger_provider);
     }
 }
@@ -289,7 +266,10 @@ mod tests {
             endpoint: "https://api.honeycomb.io/v1/traces".into(),
         };
         let err = span_exporter(&t).expect_err("refused");
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,9 +6,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
@@ -76,15 +74,8 @@ pub fn export_span(span: ForeignSpan) -> bool {
     if !crate::switch::enabled() || !span.sampled {
         return false;
     }
-    let flags = TraceFlags::SAMPLED;
     let data = SpanData {
-        span_context: SpanContext::new(
-            TraceId::from(span.trace_id),
-            SpanId::from(span.span_id),
-            flags,
-            false,
-            TraceState::default(),
-        ),
+        span_context: crate::record::sampled_context(span.trace_id, span.span_id),
         parent_span_id: SpanId::from(span.parent_span_id),
         parent_span_is_remote: false,
         span_kind: match span.kind {

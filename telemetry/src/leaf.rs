@@ -4,13 +4,9 @@
 //! future it wraps, for a span that only needs its parent, its name and two timestamps.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use trellis_lattice::trace::TraceContext;
 
@@ -38,13 +34,6 @@ pub fn leaf(parent_span: &tracing::Span, parent: &TraceContext, name: &'static s
     }))
 }
 
-fn scope() -> InstrumentationScope {
-    static SCOPE: OnceLock<InstrumentationScope> = OnceLock::new();
-    SCOPE
-        .get_or_init(|| InstrumentationScope::builder("trellis").build())
-        .clone()
-}
-
 impl Drop for Leaf {
     fn drop(&mut self) {
         let Some(open) = self.0.take() else { return };
@@ -53,13 +42,7 @@ impl Drop for Leaf {
         };
         let own = open.parent.child();
         queue.push(SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(own.trace_id),
-                SpanId::from(own.span_id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
+            span_context: crate::record::sampled_context(own.trace_id, own.span_id),
             parent_span_id: SpanId::from(open.parent.span_id),
             parent_span_is_remote: false,
             span_kind: SpanKind::Internal,
@@ -71,7 +54,7 @@ impl Drop for Leaf {
             events: SpanEvents::default(),
             links: SpanLinks::default(),
             status: Status::Unset,
-            instrumentation_scope: scope(),
+            instrumentation_scope: crate::record::scope().clone(),
         });
     }
 }

@@ -12,9 +12,14 @@ mod batch;
 pub mod context;
 mod export;
 pub mod foreign;
+mod layer;
 mod leaf;
-mod processors;
+mod logs;
 mod metrics;
+mod processors;
+mod record;
+#[cfg(test)]
+mod recording_tests;
 mod resource;
 pub mod sampling;
 pub mod spans;
@@ -23,8 +28,8 @@ mod switch;
 
 use std::time::Duration;
 
-pub use opentelemetry::KeyValue;
 pub use leaf::Leaf;
+pub use opentelemetry::KeyValue;
 pub use switch::{enabled, Logging, Service};
 
 /// The switch every Trellis binary reads (and `trellis up` and the host pass on).

@@ -67,6 +67,11 @@ pub(crate) fn install(rule: Rule) {
     let _ = RULE.set(rule);
 }
 
+/// Whether a continued caller's decision holds (a `parentbased_*` sampler, the default).
+pub(crate) fn parent_based() -> bool {
+    RULE.get().is_none_or(|r| r.parent_based)
+}
+
 /// Whether a span continuing `incoming` (or a new trace, for `None`) should be recorded.
 /// Always false while export is off.
 pub fn decide(incoming: Option<&TraceContext>) -> bool {

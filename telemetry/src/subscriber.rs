@@ -1,7 +1,6 @@
 //! The process's `tracing` subscriber: the stderr log as before, and with export on, the
 //! OpenTelemetry span layer and the log bridge, each with its own filter.
 
-use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt as _};
@@ -10,6 +9,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
 use crate::export::Pipelines;
+use crate::layer::SpanLayer;
+use crate::logs::LogLayer;
+use crate::processors::SpanQueue;
 use crate::switch::Logging;
 
 type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
@@ -21,8 +23,6 @@ const MACHINERY: &[&str] = &[
     "opentelemetry_sdk",
     "opentelemetry_otlp",
     "opentelemetry_http",
-    "opentelemetry_appender_tracing",
-    "tracing_opentelemetry",
     "trellis_telemetry",
     "tonic",
     "h2",
@@ -84,49 +84,45 @@ fn stderr_layer(logging: &Logging) -> Boxed {
 pub(crate) fn install(logging: &Logging, pipelines: Option<&Pipelines>) {
     let layers = layers(
         logging,
-        pipelines.and_then(|p| p.tracer.clone()),
+        pipelines.and_then(|p| p.span_queue.clone()),
         pipelines.and_then(|p| p.logger_provider.as_ref()),
     );
     let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// The layers: stderr always; spans and the log bridge when their pipelines are built.
-fn layers(
+pub(crate) fn layers(
     logging: &Logging,
-    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+    span_queue: Option<SpanQueue>,
     logger_provider: Option<&SdkLoggerProvider>,
 ) -> Vec<Boxed> {
     let mut layers: Vec<Boxed> = vec![stderr_layer(logging)];
-    if let Some(tracer) = tracer {
+    if let Some(queue) = span_queue {
         // Only the spans Trellis names (target `trellis`, all at INFO) are exported, with
         // the warnings and errors logged inside them as span events. The level hint
         // matters: without one the process's maximum level becomes TRACE, and every
         // `log::trace!` of wasmtime and cranelift is turned into an event and filtered
         // at run time (`log` records have no callsite whose interest could be cached).
-        let spans = tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_threads(false)
-            .with_location(false)
-            .with_tracked_inactivity(false)
-            // Every exported span has target `trellis`: an attribute saying so is noise.
-            .with_target(false)
-            .with_filter(
-                filter_fn(|meta| {
-                    if meta.is_span() {
-                        meta.target() == "trellis"
-                    } else {
-                        meta.target() == "trellis::event"
-                            || (*meta.level() <= tracing::Level::WARN && !machinery(meta.target()))
-                    }
-                })
-                .with_max_level_hint(LevelFilter::INFO),
-            );
+        let spans = SpanLayer::new(queue).with_filter(
+            filter_fn(|meta| {
+                if meta.is_span() {
+                    meta.target() == "trellis"
+                } else {
+                    meta.target() == "trellis::event"
+                        || (*meta.level() <= tracing::Level::WARN && !machinery(meta.target()))
+                }
+            })
+            .with_max_level_hint(LevelFilter::INFO),
+        );
         layers.push(spans.boxed());
     }
     if let Some(provider) = logger_provider {
-        // One filter, so the level hint of the directives holds for the layer.
-        let keep = directives_and(logging, |meta| !machinery(meta.target()));
-        let bridge = OpenTelemetryTracingBridge::new(provider).with_filter(keep);
+        // The spans made for export are visible to the bridge whatever the directives say,
+        // so a record logged inside one carries its trace.
+        let keep = filter_fn(|meta| meta.is_span() && meta.target() == "trellis")
+            .with_max_level_hint(LevelFilter::INFO)
+            .or(directives_and(logging, |meta| !machinery(meta.target())));
+        let bridge = LogLayer::new(provider).with_filter(keep);
         layers.push(bridge.boxed());
     }
     layers
@@ -198,16 +194,18 @@ mod tests {
 
     /// With export on, the process's maximum level stays that of its log directives: were it
     /// TRACE, every `log::trace!` of wasmtime would be dispatched and filtered per record.
-    #[test]
-    fn export_keeps_the_level_hint_of_the_directives() {
-        use opentelemetry::trace::TracerProvider as _;
+    #[tokio::test]
+    async fn export_keeps_the_level_hint_of_the_directives() {
         use tracing::level_filters::LevelFilter;
         use tracing::Subscriber as _;
         use tracing_subscriber::layer::SubscriberExt as _;
 
-        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .build()
-            .tracer("test");
+        let config = crate::batch::BatchConfig {
+            capacity: 10,
+            batch: 10,
+            delay: std::time::Duration::from_secs(3600),
+        };
+        let (queue, _drain) = crate::batch::Queue::start(config, |_batch| async { Ok(()) });
         let logs = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
         for (directives, expected) in [("info", LevelFilter::INFO), ("debug", LevelFilter::DEBUG)] {
             let logging = crate::switch::Logging {
@@ -215,7 +213,7 @@ mod tests {
                 json: false,
                 plain: true,
             };
-            let layers = crate::subscriber::layers(&logging, Some(tracer.clone()), Some(&logs));
+            let layers = crate::subscriber::layers(&logging, Some(queue.clone()), Some(&logs));
             assert_eq!(layers.len(), 3);
             let subscriber = tracing_subscriber::registry().with(layers);
             assert_eq!(subscriber.max_level_hint(), Some(expected), "{directives}");
