@@ -7,6 +7,7 @@
 //! lattice from anywhere, so it constrains nothing, but when it can run nowhere the linking
 //! component cannot work either and says so.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use trellis_lattice::labels::{self, Labels};
@@ -71,16 +72,21 @@ pub fn spread_evenly_salted(
     let fits = per_host_cap.map_or(n, |cap| n.min(cap.saturating_mul(m)));
     let base = fits / m;
     let extra = (fits % m) as usize;
-    let mut order: Vec<&String> = hosts.iter().collect();
-    let have = |h: &String| current.get(h).copied().unwrap_or(0);
-    let rank = |h: &String| if salt.is_empty() { 0 } else { fnv1a(salt, h) };
-    order.sort_by(|a, b| {
-        have(b)
-            .cmp(&have(a))
-            .then(rank(a).cmp(&rank(b)))
-            .then(a.cmp(b))
-    });
-    for (i, h) in order.into_iter().enumerate() {
+    // Each host's key is computed once: a comparison that looked it up (a map search by
+    // host id and a hash) made this sort most of a pass over thousands of hosts. Only which
+    // hosts are among the first `extra` matters, not their order, so a selection will do.
+    let mut order: Vec<(Reverse<u32>, u64, &String)> = hosts
+        .iter()
+        .map(|h| {
+            let have = current.get(h).copied().unwrap_or(0);
+            let rank = if salt.is_empty() { 0 } else { fnv1a(salt, h) };
+            (Reverse(have), rank, h)
+        })
+        .collect();
+    if extra > 0 && extra < order.len() {
+        order.select_nth_unstable(extra - 1);
+    }
+    for (i, (_, _, h)) in order.into_iter().enumerate() {
         let count = base + u32::from(i < extra);
         if count > 0 {
             placed.insert(h.clone(), count);
