@@ -18,6 +18,7 @@ use futures::StreamExt as _;
 use trellis_lattice::app::AppState;
 use trellis_lattice::control::ScaleComponent;
 use trellis_lattice::LatticeClient;
+use trellis_tests::deploy::greeter_fleet;
 use trellis_tests::stats::{fmt, report, Samples};
 use trellis_tests::{component_ref, HostProcess, ManagerProcess, NatsServer};
 
@@ -28,19 +29,6 @@ const MANAGER_CONCURRENCY: usize = 16;
 const RUNS: usize = 5;
 const KILLS: usize = 3;
 const LATTICE: &str = "bench";
-
-fn manifest(version: &str) -> String {
-    let greeter = component_ref("greeter");
-    let mut yaml = format!(
-        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: fifty\n  annotations:\n    version: {version}\nspec:\n  components:\n"
-    );
-    for i in 0..COMPONENTS {
-        yaml.push_str(&format!(
-            "    - name: c{i}\n      type: component\n      properties:\n        image: {greeter}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: {REPLICAS}\n"
-        ));
-    }
-    yaml
-}
 
 /// Replicas of the app's components per host, counted from the given hosts' inventories.
 async fn running(client: &LatticeClient, hosts: &[String]) -> u32 {
@@ -138,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         }
 
         let version = format!("v{run}");
-        let text = manifest(&version);
+        let text = greeter_fleet("fifty", &version, COMPONENTS, REPLICAS);
         let started = Instant::now();
         client.put_app("fifty.yaml", &text).await?;
         let changed = client.deploy_app("fifty", Some(&version)).await?;
@@ -169,7 +157,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Host loss: deploy once, then kill the host carrying the most replicas, KILLS times.
     let changed = {
-        client.put_app("fifty.yaml", &manifest("loss")).await?;
+        client
+            .put_app(
+                "fifty.yaml",
+                &greeter_fleet("fifty", "loss", COMPONENTS, REPLICAS),
+            )
+            .await?;
         client.deploy_app("fifty", Some("loss")).await?
     };
     wait_status(&client, AppState::Deployed, changed.generation).await;

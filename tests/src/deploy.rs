@@ -29,15 +29,40 @@ impl ManagerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn(
+            nats_url,
+            lattice,
+            "info,trellis_deploy=debug,trellis_deploy::view=trace",
+            extra,
+            env,
+        )
+        .await
+    }
+
+    /// [`Self::start`] logging by `filter` (a benchmark's manager logs little, so its CPU is
+    /// its work).
+    pub async fn start_logging(
+        nats_url: &str,
+        lattice: &str,
+        filter: &str,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(nats_url, lattice, filter, extra, &[]).await
+    }
+
+    async fn spawn(
+        nats_url: &str,
+        lattice: &str,
+        filter: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for a manager");
         let log = dir.path().join("deploy.log");
         let file = std::fs::File::create(&log).expect("manager log");
         let child = Command::new(crate::paths::bin("trellis-deploy"))
             .args(["--nats-url", nats_url, "--lattice", lattice])
-            .args([
-                "--log",
-                "info,trellis_deploy=debug,trellis_deploy::view=trace",
-            ])
+            .args(["--log", filter])
             .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -179,4 +204,19 @@ pub async fn wait_for_app(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An app of `components` greeter components, each spread as `replicas` replicas over every
+/// host (the deploy and scaling benches' fleet).
+pub fn greeter_fleet(app: &str, version: &str, components: usize, replicas: u32) -> String {
+    let greeter = crate::component_ref("greeter");
+    let mut yaml = format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {app}\n  annotations:\n    version: {version}\nspec:\n  components:\n"
+    );
+    for i in 0..components {
+        yaml.push_str(&format!(
+            "    - name: c{i}\n      type: component\n      properties:\n        image: {greeter}\n      traits:\n        - type: spreadscaler\n          properties:\n            instances: {replicas}\n"
+        ));
+    }
+    yaml
 }
