@@ -128,18 +128,19 @@ impl Record {
         }
     }
 
-    fn special(&mut self, key: &'static str, text: &str) -> bool {
+    /// Takes an `otel.*` field; hands any other field back as an attribute's text.
+    fn special<'t>(&mut self, key: &'static str, text: Cow<'t, str>) -> Option<Cow<'t, str>> {
         match key {
-            "otel.name" => self.name = Cow::Owned(text.to_string()),
-            "otel.kind" => self.kind = kind(text),
+            "otel.name" => self.name = Cow::Owned(text.into_owned()),
+            "otel.kind" => self.kind = kind(&text),
             "otel.status_code" => {
                 self.error = text.eq_ignore_ascii_case("error");
                 self.ok = text.eq_ignore_ascii_case("ok");
             }
-            "otel.status_description" => self.description = Some(text.to_string()),
-            _ => return false,
+            "otel.status_description" => self.description = Some(text.into_owned()),
+            _ => return Some(text),
         }
-        true
+        None
     }
 
     /// What the exporter sends, once the span ended now.
@@ -221,9 +222,9 @@ struct Fields<'a>(&'a mut Record);
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if !self.0.special(field.name(), value) {
+        if let Some(text) = self.0.special(field.name(), Cow::Borrowed(value)) {
             self.0
-                .attribute(field.name(), StringValue::from(value.to_string()).into());
+                .attribute(field.name(), StringValue::from(text.into_owned()).into());
         }
     }
 
@@ -245,9 +246,9 @@ impl Visit for Fields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");
-        if !self.0.special(field.name(), &text) {
+        if let Some(text) = self.0.special(field.name(), Cow::Owned(text)) {
             self.0
-                .attribute(field.name(), StringValue::from(text).into());
+                .attribute(field.name(), StringValue::from(text.into_owned()).into());
         }
     }
 }

@@ -19,6 +19,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use trellis_lattice::app::AppState;
 use trellis_lattice::LatticeClient;
 use trellis_tests::deploy::greeter_fleet;
@@ -72,6 +73,47 @@ fn passes(manager: &ManagerProcess) -> usize {
         .count()
 }
 
+/// The manager's CPU time and the passes that issued commands, from a phase's start.
+struct Phase {
+    pid: u32,
+    cpu: Duration,
+    passes: usize,
+}
+
+impl Phase {
+    fn start(pid: u32, manager: &ManagerProcess) -> Self {
+        Self {
+            pid,
+            cpu: load::cpu_time(pid),
+            passes: passes(manager),
+        }
+    }
+
+    fn end(self, manager: &ManagerProcess) -> (Duration, usize) {
+        (
+            load::cpu_time(self.pid).saturating_sub(self.cpu),
+            passes(manager).saturating_sub(self.passes),
+        )
+    }
+}
+
+/// Polls `done` every `every` until it holds; fails after 300 s.
+async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    every: Duration,
+    mut done: impl FnMut() -> F,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while !done().await {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "{what} did not happen in 300 s"
+        );
+        tokio::time::sleep(every).await;
+    }
+    Ok(started.elapsed())
+}
+
 struct Row {
     hosts: usize,
     start_hosts: Duration,
@@ -114,10 +156,10 @@ async fn measure(hosts_n: usize) -> anyhow::Result<Row> {
     let client = nats.client(LATTICE).await;
     let ids: Vec<String> = hosts.iter().map(|h| h.id().to_string()).collect();
 
-    // The manager learns of hosts that were there before it from their heartbeats: give it
-    // one interval, so the deploy measures placing, not discovering.
+    // A new leader listens for one heartbeat interval before it acts (its warm-up): wait it
+    // out, so the deploy measures placing.
     tokio::time::sleep(HEARTBEAT + Duration::from_secs(1)).await;
-    let (cpu0, passes0) = (load::cpu_time(mpid), passes(&manager));
+    let phase = Phase::start(mpid, &manager);
     let started = Instant::now();
     client
         .put_app(
@@ -126,29 +168,24 @@ async fn measure(hosts_n: usize) -> anyhow::Result<Row> {
         )
         .await?;
     let changed = client.deploy_app(APP, Some("v1")).await?;
-    let deadline = started + Duration::from_secs(300);
-    loop {
-        let deployed = client
-            .app_status(APP)
-            .await
-            .is_ok_and(|s| s.generation >= changed.generation && s.status == AppState::Deployed);
-        if deployed && running(&client, &ids).await == TOTAL {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{hosts_n} hosts: not deployed in 300 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        &format!("{hosts_n} hosts: deployed"),
+        Duration::from_millis(20),
+        || async {
+            let deployed = client.app_status(APP).await.is_ok_and(|s| {
+                s.generation >= changed.generation && s.status == AppState::Deployed
+            });
+            deployed && running(&client, &ids).await == TOTAL
+        },
+    )
+    .await?;
     let deploy = started.elapsed();
-    let deploy_cpu = load::cpu_time(mpid).saturating_sub(cpu0);
-    let deploy_passes = passes(&manager) - passes0;
+    let (deploy_cpu, deploy_passes) = phase.end(&manager);
 
     // Idle: let the deploy's own traffic pass, then count three heartbeat intervals.
     tokio::time::sleep(HEARTBEAT).await;
     let window = HEARTBEAT * 3;
-    let (m0, b0, c0) = (varz(monitor).0, varz(monitor).1, load::cpu_time(mpid));
+    let ((m0, b0), c0) = (varz(monitor), load::cpu_time(mpid));
     tokio::time::sleep(window).await;
     let (m1, b1) = varz(monitor);
     let idle_cpu = load::cpu_time(mpid).saturating_sub(c0);
@@ -160,19 +197,14 @@ async fn measure(hosts_n: usize) -> anyhow::Result<Row> {
         h.kill();
     }
     let survivors: Vec<String> = ids[victims..].to_vec();
-    let (cpu0, passes0) = (load::cpu_time(mpid), passes(&manager));
-    let killed = Instant::now();
-    let deadline = killed + Duration::from_secs(300);
-    while running(&client, &survivors).await < TOTAL {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{hosts_n} hosts: not healed in 300 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let heal = killed.elapsed();
-    let heal_cpu = load::cpu_time(mpid).saturating_sub(cpu0);
-    let heal_passes = passes(&manager) - passes0;
+    let phase = Phase::start(mpid, &manager);
+    let heal = until(
+        &format!("{hosts_n} hosts: healed"),
+        Duration::from_millis(100),
+        || running(&client, &survivors).map(|n| n >= TOTAL),
+    )
+    .await?;
+    let (heal_cpu, heal_passes) = phase.end(&manager);
     drop(manager);
     drop(hosts);
     Ok(Row {
@@ -181,8 +213,8 @@ async fn measure(hosts_n: usize) -> anyhow::Result<Row> {
         deploy,
         deploy_cpu,
         deploy_passes,
-        idle_msgs: (m1 - m0) as f64 / secs,
-        idle_bytes: (b1 - b0) as f64 / secs,
+        idle_msgs: m1.saturating_sub(m0) as f64 / secs,
+        idle_bytes: b1.saturating_sub(b0) as f64 / secs,
         idle_cpu_per_s: idle_cpu.div_f64(secs),
         heal,
         heal_cpu,
@@ -197,7 +229,10 @@ async fn warm_cache() -> anyhow::Result<()> {
     let host = HostProcess::start(&nats.url(), LATTICE, &[], &["--log", "warn"]).await;
     let client = nats.client(LATTICE).await;
     client
-        .scale_component(host.id(), &trellis_tests::scale_request("warm", "greeter", 1))
+        .scale_component(
+            host.id(),
+            &trellis_tests::scale_request("warm", "greeter", 1),
+        )
         .await?;
     Ok(())
 }
