@@ -25,6 +25,9 @@ pub enum KeyKind {
     Host,
     /// A NATS user for nkey authentication (`U…`).
     User,
+    /// Signs what the hosts of one lattice share with each other, such as compiled artifacts
+    /// (`C…`, a cluster key).
+    Lattice,
 }
 
 impl KeyKind {
@@ -34,6 +37,7 @@ impl KeyKind {
             KeyKind::Component => KeyPairType::Module,
             KeyKind::Host => KeyPairType::Server,
             KeyKind::User => KeyPairType::User,
+            KeyKind::Lattice => KeyPairType::Cluster,
         }
     }
 
@@ -44,6 +48,7 @@ impl KeyKind {
             KeyKind::Component => 'M',
             KeyKind::Host => 'N',
             KeyKind::User => 'U',
+            KeyKind::Lattice => 'C',
         }
     }
 
@@ -53,6 +58,7 @@ impl KeyKind {
             KeyKind::Component => "component",
             KeyKind::Host => "host",
             KeyKind::User => "user",
+            KeyKind::Lattice => "lattice",
         }
     }
 
@@ -125,6 +131,7 @@ pub fn read_seed_file(path: &Path, kind: KeyKind) -> Result<KeyPair, Error> {
                 KeyKind::Component => "not a component seed (SM…)",
                 KeyKind::Host => "not a host seed (SN…)",
                 KeyKind::User => "not a user seed (SU…)",
+                KeyKind::Lattice => "not a lattice seed (SC…)",
             },
         });
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use trellis_lattice::control::{ComponentScaled, ScaleComponent};
+use trellis_lattice::control::{CompiledFrom, ComponentScaled, ScaleComponent};
 use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::{LatticeClient, Placement};
 
@@ -205,8 +205,14 @@ async fn report(
         if d.replicas == 0 {
             println!("stopped {} on {host}", d.component_id);
         } else {
+            let compiled = match d.compiled {
+                Some(CompiledFrom::Compiled) => ", compiled now",
+                Some(CompiledFrom::Lattice) => ", compiled code from the lattice",
+                Some(CompiledFrom::Disk) => ", compiled code from the host's cache",
+                Some(CompiledFrom::Memory) | None => "",
+            };
             println!(
-                "{} runs on {host} ({}) with {} replica(s), {}",
+                "{} runs on {host} ({}) with {} replica(s), {}{compiled}",
                 d.component_id, d.host_id, d.replicas, d.digest
             );
         }

@@ -24,6 +24,9 @@ pub enum Kind {
     Host,
     /// A NATS user for nkey authentication (`U…`).
     User,
+    /// The lattice key (`C…`): hosts given its seed sign the compiled artifacts they share
+    /// through the lattice; hosts given its public key load them.
+    Lattice,
     /// The lattice's secrets key (`X…`, curve25519): hosts given it open sealed config
     /// (same as `trellis secret keygen`).
     Xkey,
@@ -47,6 +50,7 @@ pub async fn run(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         Kind::Component => KeyKind::Component,
         Kind::Host => KeyKind::Host,
         Kind::User => KeyKind::User,
+        Kind::Lattice => KeyKind::Lattice,
         Kind::Xkey => return crate::secrets::keygen(global, args.out, args.force),
     };
     let pair = keys::generate(kind);

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::client::NatsTls;
+use trellis_lattice::labels::{self, Labels};
 use trellis_lattice::NatsAuth;
 
 use crate::profile::{flag_help, Field, Profile};
@@ -218,6 +218,9 @@ pub struct HostArgs {
 
     #[command(flatten)]
     pub issuers: crate::policy::IssuerArgs,
+
+    #[command(flatten)]
+    pub artifacts: crate::runtime::ArtifactArgs,
 }
 
 pub use trellis_lattice::units::parse_bytes;
@@ -265,9 +268,27 @@ pub struct HostConfig {
     pub grants: crate::runtime::grants::GrantPolicy,
     /// Whose signed components and provider executables run here (`--allowed-issuer`).
     pub issuers: crate::policy::IssuerPolicy,
+    /// Which lattice key signs the compiled artifacts hosts share (`--lattice-key-file`),
+    /// portable code, `--precompile`.
+    pub artifacts: crate::runtime::ArtifactSettings,
 }
 
 impl HostConfig {
+    /// The settings of the host's wasm runtime.
+    pub fn runtime_config(&self) -> crate::runtime::RuntimeConfig {
+        crate::runtime::RuntimeConfig {
+            pool_instances: self.pool_instances,
+            memory_ceiling: self.memory_ceiling,
+            cache_dir: self.cache_dir.clone(),
+            keep_resident: self.pool_keep_resident,
+            memory_cow: self.memory_cow,
+            fast_compile: self.fast_compile,
+            portable_code: self.artifacts.portable_code,
+            fetch_timeout: self.fetch_timeout,
+            memory_budget: self.memory_budget,
+        }
+    }
+
     /// The credentials and TLS of the host's NATS connection.
     pub fn nats_options(&self) -> trellis_lattice::client::NatsOptions {
         trellis_lattice::client::NatsOptions {
@@ -311,6 +332,7 @@ impl HostConfig {
             provider_exec: Default::default(),
             grants: Default::default(),
             issuers: Default::default(),
+            artifacts: Default::default(),
         }
     }
 
@@ -418,9 +440,9 @@ impl HostConfig {
                 .collect::<anyhow::Result<_>>()?,
             grants: crate::runtime::grants::GrantPolicy::from_args(&args.grants)?,
             issuers: crate::policy::IssuerPolicy::from_args(&args.issuers)?,
+            artifacts: args.artifacts.resolve(args.profile)?,
             provider_exec: crate::providers::allow::ExecPolicy::from_args(args.provider_exec)?,
         })
-
     }
 }
 

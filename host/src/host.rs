@@ -25,7 +25,7 @@ use crate::labels::HostLabels;
 use crate::lattice_kv::{LatticeKv, StateStore};
 use crate::links::LinkTable;
 use crate::providers::{Providers, ProvidersContext};
-use crate::runtime::{HostLimits, ImportResolver, Linking, Runtime, RuntimeConfig};
+use crate::runtime::{HostLimits, ImportResolver, Linking, Runtime};
 
 use crate::session::{self, SessionEvent};
 use crate::state_dir::{RememberedComponents, RememberedProviders, SavedWorkload, StateDir};
@@ -54,22 +54,21 @@ impl Host {
             .transpose()?;
         let labels = Arc::new(HostLabels::new(crate::labels::merge(&config.labels)?));
         let secrets = crate::secrets::HostSecrets::load(config.secrets_key.as_deref())?;
-        let runtime = Arc::new(Runtime::new(&RuntimeConfig {
-            pool_instances: config.pool_instances,
-            memory_ceiling: config.memory_ceiling,
-            cache_dir: config.cache_dir.clone(),
-            keep_resident: config.pool_keep_resident,
-            memory_cow: config.memory_cow,
-            fast_compile: config.fast_compile,
-            fetch_timeout: config.fetch_timeout,
-            memory_budget: config.memory_budget,
-        })?);
+        let runtime = Arc::new(Runtime::new(&config.runtime_config())?);
         let id = identity.host_id();
         let name = format!("trellis-host {} {}", identity.friendly_name, id);
         let (nats, session_events) =
             session::connect(&config.nats_url, &config.nats_options(), &name).await?;
         let subjects =
             Subjects::new(config.lattice.clone()).with_js_domain(config.js_domain.clone());
+        if config.artifacts.trust.is_on() {
+            runtime.share_artifacts(crate::runtime::SharedArtifacts::new(
+                &nats,
+                &subjects,
+                id.clone(),
+                config.artifacts.trust.clone(),
+            ));
+        }
         let invoker = Invoker::new(
             nats.clone(),
             subjects.clone(),

@@ -30,6 +30,7 @@ pub mod lattice_kv;
 pub mod links;
 pub mod observe;
 pub mod policy;
+pub mod precompile;
 pub mod presence;
 pub mod profile;
 pub mod providers;

@@ -53,7 +53,17 @@ async fn run(args: HostArgs) -> anyhow::Result<()> {
         &logging,
         observability,
     );
-    let result = serve(config).await;
+    let result = match config.artifacts.precompile.clone() {
+        Some((image, target)) => {
+            trellis_host::precompile::run(&config, &identity.host_id(), &image, &target)
+                .await
+                .and_then(|published| {
+                    println!("{}", serde_json::to_string(&published)?);
+                    Ok(())
+                })
+        }
+        None => serve(config).await,
+    };
     telemetry.shutdown(std::time::Duration::from_secs(5)).await;
     result
 }

@@ -33,6 +33,8 @@ pub struct ProfileDefaults {
     pub heartbeat_interval: Duration,
     /// `--provider-health-interval`
     pub provider_health_interval: Duration,
+    /// `--portable-code`
+    pub portable_code: bool,
 }
 
 impl Profile {
@@ -48,6 +50,7 @@ impl Profile {
                 pool_keep_resident: 128 << 10,
                 heartbeat_interval: Duration::from_secs(5),
                 provider_health_interval: Duration::from_secs(5),
+                portable_code: false,
             },
             Profile::Edge => ProfileDefaults {
                 pool_instances: 16,
@@ -56,6 +59,8 @@ impl Profile {
                 pool_keep_resident: 64 << 10,
                 heartbeat_interval: Duration::from_secs(15),
                 provider_health_interval: Duration::from_secs(15),
+                // A board loads what a server compiled for it (`--precompile`).
+                portable_code: true,
             },
         }
     }
@@ -77,16 +82,18 @@ pub enum Field {
     PoolKeepResident,
     HeartbeatInterval,
     ProviderHealthInterval,
+    PortableCode,
 }
 
 impl Field {
-    const ALL: [Field; 6] = [
+    const ALL: [Field; 7] = [
         Field::PoolInstances,
         Field::MemoryCeiling,
         Field::MaxMemory,
         Field::PoolKeepResident,
         Field::HeartbeatInterval,
         Field::ProviderHealthInterval,
+        Field::PortableCode,
     ];
 
     fn flag(self) -> &'static str {
@@ -97,6 +104,7 @@ impl Field {
             Field::PoolKeepResident => "--pool-keep-resident",
             Field::HeartbeatInterval => "--heartbeat-interval",
             Field::ProviderHealthInterval => "--provider-health-interval",
+            Field::PortableCode => "--portable-code",
         }
     }
 
@@ -114,6 +122,7 @@ impl Field {
             Field::ProviderHealthInterval => {
                 humantime::format_duration(d.provider_health_interval).to_string()
             }
+            Field::PortableCode => d.portable_code.to_string(),
         }
     }
 }

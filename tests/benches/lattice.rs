@@ -5,7 +5,9 @@
 //! - a real component's call through its linked `wasi:keyvalue` import to a provider on
 //!   another host vs on its own host vs a raw request/reply, and the throughput of
 //!   `counter.increment` calls (client → counter → provider);
-//! - `component start` → first successful call, with an empty and with a warm compiled cache.
+//! - `component start` → first successful call: compiled cache empty (without and with a
+//!   lattice key, which publishes the artifact), loaded from the lattice by a second host with
+//!   an empty cache, and warm.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench lattice`.
 
@@ -205,24 +207,70 @@ async fn spawn_echo(nats: &NatsServer, subject: &'static str) -> anyhow::Result<
     Ok(())
 }
 
+/// How a host in [`cold_starts`] finds the component's compiled code.
+#[derive(Clone, Copy, PartialEq)]
+enum Cache {
+    /// An empty cache of its own, no lattice key: it compiles.
+    Empty,
+    /// The first host of a lattice with a lattice key: it compiles, and publishes afterwards.
+    EmptyPublishing,
+    /// A second host of that lattice, its own cache empty: it loads the first one's artifact.
+    Lattice,
+    /// A cache a previous host filled.
+    Warm,
+}
+
 async fn cold_starts(nats: &NatsServer, component: &str, runs: usize) -> anyhow::Result<()> {
+    use trellis_lattice::control::CompiledFrom;
     let warm_dir = tempfile::tempdir()?;
     let warm_cache = warm_dir.path().display().to_string();
-    let (mut cold, mut warm) = (Samples::default(), Samples::default());
+    let key = nkeys::KeyPair::new_cluster();
+    let seed = warm_dir.path().join("lattice.nk");
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&seed)?;
+        writeln!(file, "{}", key.seed()?)?;
+    }
+    let (seed, public) = (seed.display().to_string(), key.public_key());
+    let arms = [
+        Cache::Empty,
+        Cache::EmptyPublishing,
+        Cache::Lattice,
+        Cache::Warm,
+    ];
+    let mut samples: Vec<Samples> = arms.iter().map(|_| Samples::default()).collect();
     for run in 0..=runs {
-        for cached in [false, true] {
-            let cold_dir = tempfile::tempdir()?;
-            let cache = if cached {
+        // The lattice arm's store is filled by the publishing arm of the same run.
+        let lattice = format!("cold{run}");
+        for (arm, cache) in arms.iter().enumerate() {
+            let own_dir = tempfile::tempdir()?;
+            let own = own_dir.path().display().to_string();
+            let mut flags = vec!["--cache-dir".to_string()];
+            flags.push(if *cache == Cache::Warm {
                 warm_cache.clone()
             } else {
-                cold_dir.path().display().to_string()
+                own
+            });
+            match cache {
+                Cache::EmptyPublishing => flags.extend(["--lattice-key-file".into(), seed.clone()]),
+                Cache::Lattice => flags.extend(["--lattice-public-key".into(), public.clone()]),
+                Cache::Empty | Cache::Warm => {}
+            }
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let lattice = if *cache == Cache::Empty || *cache == Cache::Warm {
+                format!("{lattice}-{arm}")
+            } else {
+                lattice.clone()
             };
-            let lattice = format!("cold{run}{cached}");
-            let host =
-                HostProcess::start(&nats.url(), &lattice, &[], &["--cache-dir", &cache]).await;
+            let host = HostProcess::start(&nats.url(), &lattice, &[], &flags).await;
             let client = nats.client(&lattice).await;
             let t = Instant::now();
-            client
+            let scaled = client
                 .scale_component(host.id(), &start("c", component))
                 .await?;
             let v = client
@@ -230,41 +278,38 @@ async fn cold_starts(nats: &NatsServer, component: &str, runs: usize) -> anyhow:
                 .await?;
             let took = t.elapsed();
             anyhow::ensure!(v == "Hello, Ada!");
-            // A graceful stop finishes writing the compiled artifact to the cache.
+            let expected = match cache {
+                Cache::Empty | Cache::EmptyPublishing => CompiledFrom::Compiled,
+                Cache::Lattice => CompiledFrom::Lattice,
+                // The first run fills the warm cache.
+                Cache::Warm if run == 0 => CompiledFrom::Compiled,
+                Cache::Warm => CompiledFrom::Disk,
+            };
+            anyhow::ensure!(
+                scaled.compiled == Some(expected),
+                "run {run}: compiled code from {:?}, expected {expected:?}",
+                scaled.compiled
+            );
+            // A graceful stop finishes writing (and publishing) the compiled artifact.
             let mut host = host;
             anyhow::ensure!(host.terminate().await.success(), "the host stopped cleanly");
-            // The first warm run fills the warm cache; it is not a sample.
-            if cached && !has_artifact(std::path::Path::new(&warm_cache)) {
-                anyhow::bail!("the warm cache holds no compiled artifact after a run");
-            }
             if run > 0 {
-                if cached {
-                    warm.push(took)
-                } else {
-                    cold.push(took)
-                }
+                samples[arm].push(took);
             }
         }
     }
     println!(
         "{component}: component start -> first successful call (new host each run; {runs} runs each, interleaved):"
     );
-    report("  compiled-component cache empty", &cold);
-    report("  compiled-component cache warm", &warm);
+    report("  compiled-component cache empty (compiles)", &samples[0]);
+    report(
+        "  same, first host of a lattice with a lattice key (compiles, then publishes)",
+        &samples[1],
+    );
+    report(
+        "  second host, own cache empty, loads the lattice's signed artifact",
+        &samples[2],
+    );
+    report("  compiled-component cache warm", &samples[3]);
     Ok(())
-}
-
-/// Whether a compiled-component cache directory holds an artifact.
-fn has_artifact(dir: &std::path::Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            has_artifact(&p)
-        } else {
-            p.extension().is_some_and(|x| x == "cwasm")
-        }
-    })
 }

@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         keep_resident: 128 << 10,
         memory_cow: true,
         fast_compile: false,
+        portable_code: false,
         fetch_timeout: trellis_host::runtime::DEFAULT_FETCH_TIMEOUT,
         memory_budget: 4 << 30,
     })?;

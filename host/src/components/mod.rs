@@ -249,12 +249,15 @@ impl Components {
             tokio::spawn(async move { old.stop(timeout).await });
         }
         crate::gpio::edges::spawn(&comp);
-        Ok(self.scaled(
-            &comp.id,
-            comp.loaded.image.clone(),
-            comp.loaded.digest.clone(),
-            req.replicas,
-        ))
+        Ok(ComponentScaled {
+            compiled: Some(comp.loaded.cache_hit.into()),
+            ..self.scaled(
+                &comp.id,
+                comp.loaded.image.clone(),
+                comp.loaded.digest.clone(),
+                req.replicas,
+            )
+        })
     }
 
     /// Whether a start request's pinned issuer holds for the copy already running: its image
@@ -322,7 +325,13 @@ impl Components {
         if names.is_empty() {
             return Ok(ComponentConfig::default());
         }
-        Ok(Arc::new(self.ctx.secrets.merged(&*self.ctx.state, names).await?.into()))
+        Ok(Arc::new(
+            self.ctx
+                .secrets
+                .merged(&*self.ctx.state, names)
+                .await?
+                .into(),
+        ))
     }
 
     /// Opens the sealed config of the components here.
@@ -338,6 +347,7 @@ impl Components {
             digest,
             replicas,
             annotations: Default::default(),
+            compiled: None,
         }
     }
 }

@@ -181,7 +181,12 @@ impl RunningComponent {
         self.stats
             .record(m.ran, m.memory_peak, failure.is_some(), m.cpu);
         if let Some(meters) = &inv.meters {
-            meters.invocation(m.ran, m.memory_peak, m.cpu, failure.map(|f| f.kind.as_str()));
+            meters.invocation(
+                m.ran,
+                m.memory_peak,
+                m.cpu,
+                failure.map(|f| f.kind.as_str()),
+            );
         }
     }
 

@@ -148,7 +148,10 @@ impl StateHandlers {
             )));
         }
         // A sealed value is checked for its form only: this host may not hold the key.
-        for (k, v) in values.iter().filter(|(_, v)| trellis_lattice::secret::is_sealed(v)) {
+        for (k, v) in values
+            .iter()
+            .filter(|(_, v)| trellis_lattice::secret::is_sealed(v))
+        {
             trellis_lattice::secret::check_sealed(&name, k, v)
                 .map_err(|e| ControlError::invalid(e.to_string()))?;
         }

@@ -123,7 +123,10 @@ impl Providers {
         }
         if !req.config.is_empty() {
             // Also refuses a provider whose secrets this host cannot open.
-            self.ctx.secrets.merged(&*self.ctx.state, &req.config).await?;
+            self.ctx
+                .secrets
+                .merged(&*self.ctx.state, &req.config)
+                .await?;
         }
         let reference =
             ImageRef::parse(&req.image).map_err(|e| ControlError::invalid(e.to_string()))?;

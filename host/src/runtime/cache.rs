@@ -1,13 +1,18 @@
-//! Compiled components, cached on disk by digest (so a restart does not recompile) and in
-//! memory while any running component uses them (so copies of one image share code).
+//! Compiled components, cached on disk by digest (so a restart does not recompile), in
+//! memory while any running component uses them (so copies of one image share code), and,
+//! with a lattice key, in the lattice's shared store (so one host compiles for all of the
+//! same kind; see `shared`).
 
 use std::collections::HashMap;
-use std::hash::{Hash as _, Hasher as _};
+use std::hash::{Hash as _, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
+
+use super::shared::{Lookup, SharedArtifacts};
 
 /// Where the compiled artifact came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,21 +21,61 @@ pub enum CacheHit {
     Memory,
     /// Deserialized from the on-disk cache.
     Disk,
+    /// Compiled and signed by another host of the lattice.
+    Lattice,
     /// Compiled now.
     Compiled,
 }
 
+impl From<CacheHit> for trellis_lattice::control::CompiledFrom {
+    fn from(hit: CacheHit) -> Self {
+        match hit {
+            CacheHit::Memory => Self::Memory,
+            CacheHit::Disk => Self::Disk,
+            CacheHit::Lattice => Self::Lattice,
+            CacheHit::Compiled => Self::Compiled,
+        }
+    }
+}
+
+/// Feeds what wasmtime hashes into sha256, so the fingerprint is the same in every process
+/// (std's hasher promises nothing across builds).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+/// The engine's compatibility fingerprint: what wasmtime says decides whether an artifact
+/// loads (its version, the target and its CPU features, compiler settings and tunables), as
+/// 32 hex digits.
+pub fn fingerprint(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..16])
+}
+
+type Loaded = Arc<Mutex<HashMap<String, (Component, usize)>>>;
+
 pub struct ArtifactCache {
     dir: PathBuf,
-    loaded: Arc<Mutex<HashMap<String, (Component, usize)>>>,
-    /// Artifacts being written to disk after their component started.
+    fingerprint: String,
+    loaded: Loaded,
+    /// Artifacts being written to disk (and published) after their component started.
     writes: tokio_util::task::TaskTracker,
+    shared: OnceLock<Arc<SharedArtifacts>>,
 }
 
 /// Keeps a compiled component in the memory cache while held.
 pub struct Lease {
     digest: String,
-    loaded: Arc<Mutex<HashMap<String, (Component, usize)>>>,
+    loaded: Loaded,
 }
 
 impl Drop for Lease {
@@ -46,20 +91,31 @@ impl Drop for Lease {
     }
 }
 
+fn blocking_failed(e: tokio::task::JoinError) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("compile task failed: {e}"))
+}
+
 impl ArtifactCache {
-    /// A cache under `root`, in a directory specific to this engine's compilation settings,
-    /// so artifacts of another wasmtime version or configuration are never loaded.
+    /// A cache under `root`, in a directory named by this engine's fingerprint, so artifacts
+    /// of another wasmtime version or configuration are never loaded.
     pub fn new(root: &Path, engine: &Engine) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let dir = root
-            .join("compiled")
-            .join(format!("{:016x}", hasher.finish()));
+        let fingerprint = fingerprint(engine);
         Self {
-            dir,
+            dir: root.join("compiled").join(&fingerprint[..16]),
+            fingerprint,
             loaded: Arc::default(),
             writes: tokio_util::task::TaskTracker::new(),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Looks for artifacts in the lattice's shared store (and publishes there) from now on.
+    pub fn share(&self, shared: SharedArtifacts) {
+        let _ = self.shared.set(Arc::new(shared));
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Waits (at most `timeout`) for artifacts still being written, so a host that stops
@@ -90,8 +146,8 @@ impl ArtifactCache {
         }
     }
 
-    /// The compiled component for `bytes` (whose sha256 is `digest`), from memory, disk, or
-    /// compiled now (and then written to disk in the background). Runs on a blocking thread.
+    /// The compiled component for `bytes` (whose sha256 is `digest`), from memory, disk, the
+    /// lattice, or compiled now (then written to disk, and published, in the background).
     pub async fn get(
         &self,
         engine: &Engine,
@@ -108,54 +164,113 @@ impl ArtifactCache {
             return Ok((component, lease, CacheHit::Memory));
         }
         let path = self.dir.join(format!("{digest}.cwasm"));
-        let engine = engine.clone();
-        let load_path = path.clone();
-        let (component, hit) =
-            tokio::task::spawn_blocking(move || load_or_compile(&engine, &load_path, &bytes))
-                .await
-                .map_err(|e| wasmtime::Error::msg(format!("compile task failed: {e}")))??;
-        if hit == CacheHit::Compiled {
-            // Written after the component is ready rather than before: serializing and writing
-            // the artifact costs the first call several milliseconds and nobody waits for it.
-            let (dir, component) = (self.dir.clone(), component.clone());
-            self.writes.spawn_blocking(move || {
-                if let Err(err) = store(&dir, &path, &component) {
-                    tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compiled-component cache");
-                }
-            });
+        let (found, hit, publish) = self.load(engine, &path, digest).await?;
+        if let Some(component) = found {
+            let lease = self.lease(digest, &component);
+            return Ok((component, lease, hit));
         }
+        let compiling = engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&compiling, &bytes))
+            .await
+            .map_err(blocking_failed)??;
+        // Written after the component is ready rather than before: serializing and writing
+        // the artifact costs the first call several milliseconds and nobody waits for it.
+        let (dir, serialize) = (self.dir.clone(), component.clone());
+        let shared = self.shared.get().filter(|_| publish).cloned();
+        let (fingerprint, published) = (self.fingerprint.clone(), digest.to_string());
+        self.writes.spawn(async move {
+            let stored = tokio::task::spawn_blocking(move || {
+                let artifact = serialize
+                    .serialize()
+                    .map_err(|e| anyhow::anyhow!("serialize: {e}"))?;
+                store(&dir, &path, &artifact)?;
+                Ok::<_, anyhow::Error>(artifact)
+            })
+            .await;
+            match stored {
+                Ok(Ok(artifact)) => {
+                    if let Some(shared) = shared {
+                        shared.publish(&fingerprint, &published, &artifact).await;
+                    }
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "cannot write the compiled-component cache")
+                }
+                Err(err) => tracing::warn!(error = %err, "writing a compiled artifact failed"),
+            }
+        });
         let lease = self.lease(digest, &component);
-        Ok((component, lease, hit))
+        Ok((component, lease, CacheHit::Compiled))
     }
-}
 
-fn load_or_compile(
-    engine: &Engine,
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(Component, CacheHit), wasmtime::Error> {
-    if path.exists() {
-        // SAFETY: files in this directory are only ever written by `Component::serialize`
-        // below, for this engine configuration (the directory name is its compatibility hash),
-        // and replaced atomically by rename. wasmtime still checks the header and version.
-        match unsafe { Component::deserialize_file(engine, path) } {
-            Ok(component) => return Ok((component, CacheHit::Disk)),
+    /// The artifact from disk, else from the lattice (kept on disk too); with nothing found,
+    /// whether a compile should be published (the lattice has none, or one not to be used).
+    async fn load(
+        &self,
+        engine: &Engine,
+        path: &Path,
+        digest: &str,
+    ) -> Result<(Option<Component>, CacheHit, bool), wasmtime::Error> {
+        let (reading, read_path) = (engine.clone(), path.to_path_buf());
+        let on_disk = tokio::task::spawn_blocking(move || load_file(&reading, &read_path))
+            .await
+            .map_err(blocking_failed)?;
+        if on_disk.is_some() {
+            return Ok((on_disk, CacheHit::Disk, false));
+        }
+        let Some(shared) = self.shared.get() else {
+            return Ok((None, CacheHit::Compiled, false));
+        };
+        let artifact = match shared.fetch(&self.fingerprint, digest).await {
+            Lookup::Found(artifact) => artifact,
+            Lookup::Missing | Lookup::Rejected(_) => {
+                return Ok((None, CacheHit::Compiled, shared.can_publish()))
+            }
+            Lookup::Unreachable => return Ok((None, CacheHit::Compiled, false)),
+        };
+        let (reading, dir, path) = (engine.clone(), self.dir.clone(), path.to_path_buf());
+        let loaded = tokio::task::spawn_blocking(move || {
+            store(&dir, &path, &artifact)?;
+            Ok::<_, anyhow::Error>(load_file(&reading, &path))
+        })
+        .await
+        .map_err(blocking_failed)?;
+        match loaded {
+            Ok(Some(component)) => Ok((Some(component), CacheHit::Lattice, false)),
+            // Signed by the lattice yet not loadable here (another CPU's features, say): the
+            // publisher's artifact stays for the hosts it suits.
+            Ok(None) => Ok((None, CacheHit::Compiled, false)),
             Err(err) => {
-                tracing::warn!(path = %path.display(), error = %err, "discarding unusable cached artifact");
-                let _ = std::fs::remove_file(path);
+                tracing::warn!(error = %err, "cannot keep a shared artifact on disk");
+                Ok((None, CacheHit::Compiled, false))
             }
         }
     }
-    Ok((Component::new(engine, bytes)?, CacheHit::Compiled))
 }
 
-fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+/// The artifact at `path`, if there is one this engine can load; one it cannot is removed.
+fn load_file(engine: &Engine, path: &Path) -> Option<Component> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: files in this directory are only written by `store` below, with bytes this
+    // host serialized or that carry a lattice key's signature over them (checked before they
+    // are written), for this engine's fingerprint (the directory's name), and replaced
+    // atomically by rename. wasmtime still checks the header, version and settings.
+    match unsafe { Component::deserialize_file(engine, path) } {
+        Ok(component) => Some(component),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "discarding unusable cached artifact");
+            let _ = std::fs::remove_file(path);
+            None
+        }
+    }
+}
+
+fn store(dir: &Path, path: &Path, serialized: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let serialized = component
-        .serialize()
-        .map_err(|e| anyhow::anyhow!("serialize: {e}"))?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name()
@@ -173,7 +288,7 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(&serialized)?;
+        file.write_all(serialized)?;
     }
     std::fs::rename(&tmp, path)?;
     Ok(())

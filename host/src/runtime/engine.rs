@@ -28,7 +28,7 @@ impl std::fmt::Display for AllocatorKind {
 }
 
 /// Settings that shape the engine.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EngineSettings {
     /// Concurrent instances the pool holds; 0 means on-demand allocation.
     pub pool_instances: u32,
@@ -40,10 +40,18 @@ pub struct EngineSettings {
     pub memory_cow: bool,
     /// Cranelift's single-pass register allocator instead of the backtracking one.
     pub fast_compile: bool,
+    /// Compile for this target triple with its baseline CPU features; `None`: for this
+    /// machine, with the features detected on it.
+    pub target: Option<String>,
 }
 
-fn base_config(settings: &EngineSettings) -> Config {
+fn base_config(settings: &EngineSettings) -> anyhow::Result<Config> {
     let mut config = Config::new();
+    if let Some(target) = &settings.target {
+        config
+            .target(target)
+            .map_err(|e| anyhow::anyhow!("compiling for {target}: {e}"))?;
+    }
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.memory_init_cow(settings.memory_cow);
@@ -52,7 +60,7 @@ fn base_config(settings: &EngineSettings) -> Config {
         // covers compiler settings, so artifacts of either allocator never mix.
         config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
     }
-    config
+    Ok(config)
 }
 
 fn pooling(settings: &EngineSettings) -> PoolingAllocationConfig {
@@ -85,7 +93,7 @@ fn pooling(settings: &EngineSettings) -> PoolingAllocationConfig {
 /// allocation otherwise (small devices, restricted `ulimit -v`).
 pub fn build(settings: &EngineSettings) -> anyhow::Result<(Engine, AllocatorKind)> {
     if settings.pool_instances > 0 {
-        let mut config = base_config(settings);
+        let mut config = base_config(settings)?;
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(settings)));
         match Engine::new(&config) {
             Ok(engine) => return Ok((engine, AllocatorKind::Pooling)),
@@ -95,7 +103,7 @@ pub fn build(settings: &EngineSettings) -> anyhow::Result<(Engine, AllocatorKind
             ),
         }
     }
-    let mut config = base_config(settings);
+    let mut config = base_config(settings)?;
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     // Where the pool's address space cannot be reserved, neither can wasmtime's default
     // 4 GiB (+ guard) per memory: each memory reserves what it holds and moves when it

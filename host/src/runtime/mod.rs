@@ -2,7 +2,8 @@
 //! once (cached by digest), and a fresh, limited instance per invocation.
 //!
 //! - `engine`: the engine (pooling or on-demand allocation) and the epoch ticker.
-//! - `fetch` and `cache`: image bytes, and compiled artifacts on disk and in memory.
+//! - `fetch` and `cache`: image bytes, and compiled artifacts on disk and in memory;
+//!   `shared` (turned on by `shared_args`): artifacts signed and shared through the lattice.
 //! - `describe`: what a component exports and imports, as data.
 //! - `imports`: linking imports to the lattice, resolved per call by link.
 //! - `instance`: the one path that builds and runs an instance; `invoke` calls an export
@@ -21,6 +22,10 @@ mod instance;
 mod invoke;
 mod limits;
 mod output;
+mod shared;
+mod shared_args;
+#[cfg(test)]
+mod shared_tests;
 mod state;
 mod wasi_config;
 mod wasi_logging;
@@ -43,6 +48,8 @@ pub use instance::{Instance, InstanceSpec, Linking};
 pub use invoke::call_export;
 pub use limits::{format_bytes, HostLimits, LimitExceeded, MemoryBudget};
 pub use output::OutputCapture;
+pub use shared::{ArtifactTrust, Lookup, Rejected, SharedArtifacts, MAX_ARTIFACT_BYTES};
+pub use shared_args::{ArtifactArgs, ArtifactSettings, HOST_TARGET};
 pub use state::StoreState;
 pub use wasi_config::ComponentConfig;
 
@@ -58,6 +65,8 @@ pub struct RuntimeConfig {
     pub memory_cow: bool,
     /// Single-pass register allocation: faster compiles, slower code.
     pub fast_compile: bool,
+    /// Compile for [`HOST_TARGET`] with its baseline CPU features, not the detected ones.
+    pub portable_code: bool,
     /// How long fetching an image may take.
     pub fetch_timeout: std::time::Duration,
     /// Bytes of guest memory all instances may hold together.
@@ -128,18 +137,68 @@ impl From<LoadError> for trellis_lattice::ControlError {
     }
 }
 
+// `--precompile`: a component compiled by an engine configured as another host's would be —
+// the same flags, maybe another target — for that host to load instead of compiling.
+
+/// An artifact for hosts whose engine has `fingerprint`.
+pub struct Precompiled {
+    pub fingerprint: String,
+    /// The component's sha256, hex.
+    pub digest: String,
+    pub artifact: Vec<u8>,
+}
+
+/// Fetches `image` and compiles it for `target` with the engine `config` describes.
+pub async fn precompile(
+    config: &RuntimeConfig,
+    target: &str,
+    image: &str,
+) -> Result<Precompiled, LoadError> {
+    let (bytes, digest, location) = fetch::fetch_component(image, config.fetch_timeout).await?;
+    check_header(&location, &bytes)?;
+    let settings = engine::EngineSettings {
+        target: Some(target.to_string()),
+        ..engine_settings(config)
+    };
+    let failed = |reason: String| LoadError::Compile {
+        image: location.clone(),
+        reason,
+    };
+    let compiled = tokio::task::spawn_blocking(move || {
+        let (engine, _) = engine::build(&settings).map_err(|e| format!("{e:#}"))?;
+        let artifact = engine
+            .precompile_component(&bytes)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok::<_, String>((cache::fingerprint(&engine), artifact))
+    })
+    .await
+    .map_err(|e| failed(format!("compile task failed: {e}")))?;
+    let (fingerprint, artifact) = compiled.map_err(failed)?;
+    Ok(Precompiled {
+        fingerprint,
+        digest,
+        artifact,
+    })
+}
+
+/// The engine a runtime with `config` has.
+fn engine_settings(config: &RuntimeConfig) -> engine::EngineSettings {
+    engine::EngineSettings {
+        pool_instances: config.pool_instances,
+        memory_ceiling: config.memory_ceiling,
+        keep_resident: config.keep_resident,
+        memory_cow: config.memory_cow,
+        fast_compile: config.fast_compile,
+        target: config.portable_code.then(|| HOST_TARGET.to_string()),
+    }
+}
+
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 impl Runtime {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
-        let (engine, allocator) = engine::build(&engine::EngineSettings {
-            pool_instances: config.pool_instances,
-            memory_ceiling: config.memory_ceiling,
-            keep_resident: config.keep_resident,
-            memory_cow: config.memory_cow,
-            fast_compile: config.fast_compile,
-        })?;
+        let (engine, allocator) = engine::build(&engine_settings(config))?;
         tracing::info!(allocator = %allocator, "wasm engine ready");
         let mut base_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut base_linker)
@@ -183,6 +242,12 @@ impl Runtime {
 
     pub fn ticker(&self) -> &EpochTicker {
         &self.ticker
+    }
+
+    /// Shares compiled artifacts with the other hosts of the lattice from now on.
+    pub fn share_artifacts(&self, shared: SharedArtifacts) {
+        tracing::debug!(fingerprint = %self.cache.fingerprint(), can_publish = shared.can_publish(), "sharing compiled artifacts with the lattice");
+        self.cache.share(shared);
     }
 
     /// Waits (at most `timeout`) for compiled artifacts still being written to the disk cache;

@@ -309,6 +309,7 @@ mod tests {
             digest: String::new(),
             replicas,
             annotations: BTreeMap::new(),
+            compiled: None,
         }
     }
 

@@ -119,6 +119,24 @@ pub struct ComponentScaled {
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Where the compiled code of a component this request loaded came from (absent when
+    /// nothing was loaded: a rescale, a stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<CompiledFrom>,
+}
+
+/// Where a host got a component's compiled code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompiledFrom {
+    /// Another running copy on the same host.
+    Memory,
+    /// The host's own compiled-artifact cache on disk.
+    Disk,
+    /// An artifact another host of the lattice compiled and signed.
+    Lattice,
+    /// Compiled by this host now.
+    Compiled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

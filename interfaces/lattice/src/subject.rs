@@ -398,6 +398,11 @@ impl Subjects {
         format!("{ROOT}_apps_{}", self.lattice)
     }
 
+    /// The object store holding compiled artifacts the lattice's hosts share.
+    pub fn artifacts_bucket(&self) -> String {
+        format!("{ROOT}_artifacts_{}", self.lattice)
+    }
+
     /// The stream whose subjects are the live hosts of the lattice.
     pub fn presence_stream(&self) -> String {
         format!("{ROOT}_hosts_{}", self.lattice)

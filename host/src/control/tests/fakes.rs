@@ -97,6 +97,7 @@ impl ComponentControl for FakeComponents {
                 digest: "sha256:00".into(),
                 replicas: req.replicas,
                 annotations: Default::default(),
+                compiled: None,
             })
         }
         .boxed()
