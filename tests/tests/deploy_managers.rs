@@ -239,3 +239,62 @@ async fn a_stopped_manager_hands_over_at_once() {
     assert!(follower.log().contains("became the leader"));
     wait_for_app(&client, "h", AppState::Deployed, Duration::from_secs(60)).await;
 }
+
+#[tokio::test]
+async fn a_new_leader_acts_once_it_has_heard_every_live_host() {
+    init_logging();
+    let nats = NatsServer::start().await;
+    let lattice = "heard";
+    // Heartbeats a minute apart: a leader that waited to hear every host from heartbeats
+    // would listen its whole warm-up; one whose snapshot holds every host the presence
+    // stream counts need not.
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        let slow = ["--heartbeat-interval", "60s"];
+        hosts.push(HostProcess::start(&nats.url(), lattice, &[], &slow).await);
+    }
+    let mut first = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    let client = nats.client(lattice).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(&nats.url(), lattice);
+    let deploy = |version: &'static str, instances| {
+        let manifest = many(dir.path(), "heard", version, 2, instances);
+        let cli = &cli;
+        async move {
+            cli.run(&["app", "deploy", &manifest, "--wait", "--timeout", "60s"])
+                .await
+                .ok();
+        }
+    };
+    deploy("v1", 3).await;
+    assert!(
+        first.log().contains("every live host heard: acting"),
+        "{}",
+        first.log()
+    );
+    assert_exact(&placement(&client, "heard").await, 2, 3);
+
+    // A host killed keeps its place in the presence stream until it ages out: the next leader
+    // hears fewer hosts than are counted and does not skip its warm-up.
+    hosts[2].kill();
+    assert!(first.terminate().await.success());
+    let second = ManagerProcess::start(&nats.url(), lattice, &[]).await;
+    deploy("v2", 2).await;
+    wait_for_app(
+        &client,
+        "heard",
+        AppState::Deployed,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        second.log().contains("became the leader"),
+        "{}",
+        second.log()
+    );
+    assert!(
+        !second.log().contains("every live host heard"),
+        "{}",
+        second.log()
+    );
+}

@@ -14,7 +14,8 @@ use crate::view::Snapshot;
 pub enum Input {
     Event(Box<CloudEvent>),
     Record(String, Option<Box<AppRecord>>),
-    Snapshot(Snapshot),
+    /// A snapshot, and whether it holds every host the presence stream counts as live.
+    Snapshot(Snapshot, bool),
     SnapshotFailed(String),
     Config(String, Option<Config>),
     Probe(String, Probe),
@@ -38,18 +39,26 @@ pub enum Probe {
 }
 
 /// Inventories, links, configs and who owns which, read at once.
-pub async fn snapshot(client: &LatticeClient, store: &AppStore) -> anyhow::Result<Snapshot> {
-    let (inventories, links, configs, owners) = tokio::join!(
+pub async fn snapshot(
+    client: &LatticeClient,
+    store: &AppStore,
+) -> anyhow::Result<(Snapshot, bool)> {
+    let (inventories, links, configs, owners, live) = tokio::join!(
         client.inventories(),
         client.links(),
         client.named_configs(),
-        claims::all(store)
+        claims::all(store),
+        client.live_host_count()
     );
-    Ok(Snapshot {
+    let inventories = inventories?;
+    // Without a count (no JetStream), or with a counted host silent, nothing is known.
+    let everyone = live.is_some_and(|n| n > 0 && inventories.len() as u64 >= n);
+    let snapshot = Snapshot {
         started: None,
-        inventories: inventories?,
+        inventories,
         links: Some(links?),
         configs: Some(configs?),
         owners: Some(owners?),
-    })
+    };
+    Ok((snapshot, everyone))
 }

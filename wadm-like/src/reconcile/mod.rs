@@ -60,6 +60,8 @@ struct Reconciler {
     /// Set while leading: a snapshot taken since we lead, and when we may act.
     ready_at: Option<Instant>,
     snapshot_since_lead: bool,
+    /// A snapshot since we lead held every host the presence stream counts as live.
+    heard_everyone: bool,
     /// A pass has acted since this instance began to lead (the warm-up is over).
     acted: bool,
     listening_since: Instant,
@@ -136,6 +138,7 @@ pub(crate) async fn run(
         leader,
         ready_at: None,
         snapshot_since_lead: false,
+        heard_everyone: false,
         acted: false,
         listening_since,
         refreshing: false,
@@ -186,6 +189,7 @@ impl Reconciler {
         if self.leading() {
             tracing::info!(instance = %self.instance, "leading: refreshing the lattice before acting");
             self.snapshot_since_lead = false;
+            self.heard_everyone = false;
             self.ready_at = None;
             self.acted = false;
             self.written.clear();
@@ -201,6 +205,9 @@ impl Reconciler {
     fn acting(&mut self) -> bool {
         if !self.leading() || !self.snapshot_since_lead {
             return false;
+        }
+        if self.heard_everyone {
+            return true;
         }
         let ready_at = *self.ready_at.get_or_insert_with(|| {
             // Listen for a heartbeat interval before acting, so every live host has been heard.
@@ -227,9 +234,9 @@ impl Reconciler {
         self.tasks.spawn(async move {
             let started = Instant::now();
             let input = match snapshot(&client, &store).await {
-                Ok(mut snap) => {
+                Ok((mut snap, everyone)) => {
                     snap.started = Some(started);
-                    Input::Snapshot(snap)
+                    Input::Snapshot(snap, everyone)
                 }
                 Err(e) => Input::SnapshotFailed(e.to_string()),
             };
@@ -252,11 +259,17 @@ impl Reconciler {
                 }
                 self.dirty = true;
             }
-            Input::Snapshot(snap) => {
+            Input::Snapshot(snap, everyone) => {
                 self.refreshing = false;
                 self.view.snapshot(snap);
                 if self.leading() {
                     self.snapshot_since_lead = true;
+                    if everyone && !self.acted && !self.heard_everyone {
+                        // Every live host is in the view: nothing is left to hear before
+                        // acting, so the warm-up ends now.
+                        tracing::info!(instance = %self.instance, "every live host heard: acting");
+                        self.heard_everyone = true;
+                    }
                 }
                 // A periodic full pass plans even when nothing seemed to change.
                 self.dirty = true;

@@ -93,6 +93,12 @@ impl LatticeClient {
         .map_err(|e| unknown_host(e, host_id))
     }
 
+    /// How many hosts the lattice's presence stream counts as live; `None` when it cannot
+    /// be read (no JetStream).
+    pub async fn live_host_count(&self) -> Option<u64> {
+        crate::presence::live_hosts(&self.nats, &self.subjects).await
+    }
+
     /// The inventories of every host.
     pub async fn inventories(&self) -> Result<Vec<HostInventory>> {
         let hosts = self.hosts().await?;
