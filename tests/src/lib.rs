@@ -4,13 +4,14 @@
 //! Everything a test starts is stopped when its handle drops, so tests run in parallel and
 //! leave nothing behind.
 
+pub mod artifacts;
 mod cli;
 pub mod deploy;
 mod events;
 mod fixtures;
 pub mod gpio;
-pub mod leaf;
 mod host;
+pub mod leaf;
 pub mod messaging;
 
 mod nats;

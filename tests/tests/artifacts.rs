@@ -1,125 +1,16 @@
 //! Compiled artifacts shared through the lattice: the first host to compile a component
 //! publishes the artifact signed with the lattice key; another host with an empty cache loads
-//! it instead of compiling; a host without the key, or an artifact altered, forged by a client
-//! with a key of its own, or replaced by a link, is never loaded: the host compiles.
+//! it instead of compiling, and a board loads what a server precompiled for it; a host
+//! without the key compiles, and so does one that cannot reach the store.
 
-use std::path::Path;
-use std::time::Duration;
-
-use async_nats::jetstream::object_store::{ObjectMetadata, ObjectStore};
-use futures::TryStreamExt as _;
 use tokio::io::AsyncReadExt as _;
 use trellis_lattice::control::{CompiledFrom, ScaleComponent};
-use trellis_lattice::LatticeClient;
-use trellis_tests::{component, init_logging, Cli, HostProcess, NatsServer};
-
-const LATTICE: &str = "artifacts";
-
-/// `trellis keys gen lattice`: the seed file and the printed public key.
-async fn lattice_key(dir: &Path, name: &str) -> (String, String) {
-    let seed = dir.join(format!("{name}.nk"));
-    let cli = Cli::new("nats://127.0.0.1:1", "unused");
-    let out = cli
-        .run(&["keys", "gen", "lattice", "--out", seed.to_str().unwrap()])
-        .await
-        .ok();
-    let public = out.stdout.trim().to_string();
-    assert!(public.starts_with('C') && public.len() == 56, "{public}");
-    (seed.display().to_string(), public)
-}
-
-/// A host with a compiled-artifact cache of its own (empty) and `flags`.
-async fn host(nats: &NatsServer, dir: &Path, name: &str, flags: &[&str]) -> HostProcess {
-    let cache = dir.join(format!("cache-{name}"));
-    let mut extra = vec!["--cache-dir", cache.to_str().unwrap()];
-    extra.extend_from_slice(flags);
-    HostProcess::start(&nats.url(), LATTICE, &[], &extra).await
-}
-
-/// Starts greeter as `id` on `host`; where its compiled code came from.
-async fn start(client: &LatticeClient, host: &HostProcess, id: &str) -> CompiledFrom {
-    let request = ScaleComponent {
-        component_id: id.to_string(),
-        image: format!("file://{}", component("greeter").display()),
-        replicas: 1,
-        ..Default::default()
-    };
-    let scaled = client
-        .scale_component(host.id(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("starting {id}: {e}"));
-    let answer = client
-        .call(id, "greet", &[serde_json::json!("artifacts")])
-        .await
-        .unwrap_or_else(|e| panic!("{id} answers: {e}"));
-    assert_eq!(answer, serde_json::json!("Hello, artifacts!"));
-    scaled
-        .compiled
-        .expect("a start that loaded a component says from where")
-}
-
-async fn bucket(nats: &NatsServer) -> ObjectStore {
-    async_nats::jetstream::new(nats.connect().await)
-        .get_object_store(format!("trellis_artifacts_{LATTICE}"))
-        .await
-        .expect("the lattice's artifact store")
-}
-
-/// The one artifact in the store once it is there (its publisher writes it after the start).
-async fn published(
-    store: &ObjectStore,
-) -> (String, Vec<u8>, std::collections::HashMap<String, String>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let names: Vec<String> = store
-            .list()
-            .await
-            .expect("list")
-            .map_ok(|info| info.name)
-            .try_collect()
-            .await
-            .expect("list");
-        if let [name] = names.as_slice() {
-            let mut object = store.get(name).await.expect("get");
-            let metadata = object.info().metadata.clone();
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.expect("read");
-            return (name.clone(), bytes, metadata);
-        }
-        assert!(names.len() < 2, "one artifact expected: {names:?}");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing was published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn replace(
-    store: &ObjectStore,
-    name: &str,
-    bytes: &[u8],
-    metadata: std::collections::HashMap<String, String>,
-) {
-    let meta = ObjectMetadata {
-        name: name.to_string(),
-        metadata,
-        ..Default::default()
-    };
-    let mut reader = bytes;
-    store
-        .put(meta, &mut reader)
-        .await
-        .expect("replace the artifact");
-}
+use trellis_tests::artifacts::*;
+use trellis_tests::{component, init_logging, NatsServer};
 
 #[tokio::test]
 async fn a_second_host_loads_what_the_first_compiled() {
-    init_logging();
-    let nats = NatsServer::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (seed, public) = lattice_key(dir.path(), "lattice").await;
-    let client = nats.client(LATTICE).await;
+    let (nats, dir, seed, public, client) = lattice().await;
 
     let first = host(&nats, dir.path(), "first", &["--lattice-key-file", &seed]).await;
     assert_eq!(
@@ -192,158 +83,8 @@ async fn a_second_host_loads_what_the_first_compiled() {
 }
 
 #[tokio::test]
-async fn an_altered_forged_or_linked_artifact_is_compiled_again_and_replaced() {
-    init_logging();
-    let nats = NatsServer::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (seed, public) = lattice_key(dir.path(), "lattice").await;
-    let client = nats.client(LATTICE).await;
-    let (_first, store) = bucket_after_first(&nats, &client, dir.path(), &seed).await;
-    let (name, artifact, metadata) = published(&store).await;
-
-    // Any client of the lattice may write the store. The original signature over other
-    // bytes: one flipped byte of machine code.
-    let mut altered = artifact.clone();
-    let middle = altered.len() / 2;
-    altered[middle] ^= 0x01;
-    replace(&store, &name, &altered, metadata.clone()).await;
-    let reader = host(
-        &nats,
-        dir.path(),
-        "reader",
-        &["--lattice-public-key", &public],
-    )
-    .await;
-    assert_eq!(
-        start(&client, &reader, "altered").await,
-        CompiledFrom::Compiled
-    );
-
-    // Signed, but by a key the client made itself.
-    let forger = nkeys::KeyPair::new_cluster();
-    let mut forged = metadata.clone();
-    forged.insert("trellis-signer".into(), forger.public_key());
-    replace(&store, &name, &altered, forged).await;
-    let reader = host(
-        &nats,
-        dir.path(),
-        "reader2",
-        &["--lattice-public-key", &public],
-    )
-    .await;
-    assert_eq!(
-        start(&client, &reader, "forged").await,
-        CompiledFrom::Compiled
-    );
-
-    // A link to another object is not followed. (The client removes what the store knows of
-    // the artifact's name first: the object store will not turn an object into a link.)
-    let js = async_nats::jetstream::new(nats.connect().await);
-    let stream = js
-        .get_stream(format!("OBJ_trellis_artifacts_{LATTICE}"))
-        .await
-        .expect("the store's stream");
-    stream
-        .purge()
-        .filter(format!("$O.trellis_artifacts_{LATTICE}.M.>"))
-        .await
-        .expect("purge the metadata");
-    replace(&store, "elsewhere", &artifact, metadata.clone()).await;
-    let target = store.info("elsewhere").await.expect("info");
-    store.add_link(&name, &target).await.expect("link");
-    let reader = host(
-        &nats,
-        dir.path(),
-        "reader3",
-        &["--lattice-public-key", &public],
-    )
-    .await;
-    assert_eq!(
-        start(&client, &reader, "linked").await,
-        CompiledFrom::Compiled
-    );
-    store.delete("elsewhere").await.expect("delete decoy");
-
-    // A host holding the seed that had to compile replaces what it could not use, and the
-    // next host loads the good artifact again.
-    let fixer = host(&nats, dir.path(), "fixer", &["--lattice-key-file", &seed]).await;
-    assert_eq!(
-        start(&client, &fixer, "fixer").await,
-        CompiledFrom::Compiled
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = store.info(&name).await.expect("info");
-        if info.options.as_ref().is_none_or(|o| o.link.is_none()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the link was not replaced"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let reader = host(
-        &nats,
-        dir.path(),
-        "reader4",
-        &["--lattice-public-key", &public],
-    )
-    .await;
-    assert_eq!(
-        start(&client, &reader, "again").await,
-        CompiledFrom::Lattice
-    );
-}
-
-/// A first host (with the seed) that compiled greeter, and the store it publishes to.
-async fn bucket_after_first(
-    nats: &NatsServer,
-    client: &LatticeClient,
-    dir: &Path,
-    seed: &str,
-) -> (HostProcess, ObjectStore) {
-    let first = host(nats, dir, "first", &["--lattice-key-file", seed]).await;
-    assert_eq!(start(client, &first, "first").await, CompiledFrom::Compiled);
-    (first, bucket(nats).await)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// `trellis-host --precompile greeter` with `flags`, as an operator runs it: what it printed
-/// on success, or its error.
-async fn precompile(nats: &NatsServer, flags: &[&str]) -> Result<serde_json::Value, String> {
-    let greeter = component("greeter").display().to_string();
-    let out = tokio::process::Command::new(trellis_tests::bin("trellis-host"))
-        .args([
-            "--nats-url",
-            &nats.url(),
-            "--lattice",
-            LATTICE,
-            "--ephemeral",
-        ])
-        .args(["--log", "warn", "--precompile", &greeter])
-        .args(flags)
-        .output()
-        .await
-        .expect("run trellis-host --precompile");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("one JSON line"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-#[tokio::test]
 async fn a_board_loads_what_a_server_precompiled_for_it() {
-    init_logging();
-    let nats = NatsServer::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (seed, public) = lattice_key(dir.path(), "lattice").await;
-    let client = nats.client(LATTICE).await;
+    let (nats, dir, seed, public, client) = lattice().await;
 
     let refused = precompile(&nats, &["--profile", "edge"]).await.unwrap_err();
     assert!(refused.contains("--lattice-key-file"), "{refused}");
@@ -395,36 +136,6 @@ async fn a_board_loads_what_a_server_precompiled_for_it() {
     const EM_AARCH64: u16 = 183;
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), EM_AARCH64);
     assert_eq!(arm["bytes"].as_u64(), Some(elf.len() as u64));
-}
-
-#[tokio::test]
-async fn an_artifact_over_the_size_limit_is_not_read() {
-    use trellis_host::runtime::{ArtifactTrust, Lookup, Rejected, SharedArtifacts};
-    init_logging();
-    let nats = NatsServer::start().await;
-    let key = nkeys::KeyPair::new_cluster();
-    let trust = ArtifactTrust::new(Some(key), &[]).expect("trust");
-    let subjects = trellis_lattice::Subjects::new(LATTICE);
-    let connection = nats.connect().await;
-    let shared = |limit| {
-        SharedArtifacts::new(&connection, &subjects, "NHOST".into(), trust.clone())
-            .with_max_bytes(limit)
-    };
-    let (fingerprint, digest) = ("f".repeat(32), "d".repeat(64));
-    let artifact = vec![7u8; 4096];
-    assert!(shared(4096).publish(&fingerprint, &digest, &artifact).await);
-    match shared(4096).fetch(&fingerprint, &digest).await {
-        Lookup::Found(read) => assert_eq!(read, artifact),
-        other => panic!("at the limit it is read: {other:?}"),
-    }
-    match shared(4095).fetch(&fingerprint, &digest).await {
-        Lookup::Rejected(Rejected::TooLarge) => {}
-        other => panic!("one byte over the limit it is not: {other:?}"),
-    }
-    match shared(4096).fetch(&fingerprint, &"e".repeat(64)).await {
-        Lookup::Missing => {}
-        other => panic!("another digest is missing: {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -228,20 +228,31 @@ impl ArtifactCache {
             }
             Lookup::Unreachable => return Ok((None, CacheHit::Compiled, false)),
         };
-        let (reading, dir, path) = (engine.clone(), self.dir.clone(), path.to_path_buf());
+        let reading = engine.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            store(&dir, &path, &artifact)?;
-            Ok::<_, anyhow::Error>(load_file(&reading, &path))
+            // SAFETY: the bytes carry a trusted lattice key's signature over exactly them, this
+            // engine's fingerprint and this component's digest (`shared::verify`); wasmtime
+            // still checks the header, version and settings.
+            let component = unsafe { Component::deserialize(&reading, &artifact) };
+            (component, artifact)
         })
         .await
         .map_err(blocking_failed)?;
         match loaded {
-            Ok(Some(component)) => Ok((Some(component), CacheHit::Lattice, false)),
+            (Ok(component), artifact) => {
+                // Kept on disk for the next start, after this one.
+                let (dir, path) = (self.dir.clone(), path.to_path_buf());
+                self.writes.spawn_blocking(move || {
+                    if let Err(err) = store(&dir, &path, &artifact) {
+                        tracing::warn!(error = %err, "cannot keep a shared artifact on disk");
+                    }
+                });
+                Ok((Some(component), CacheHit::Lattice, false))
+            }
             // Signed by the lattice yet not loadable here (another CPU's features, say): the
             // publisher's artifact stays for the hosts it suits.
-            Ok(None) => Ok((None, CacheHit::Compiled, false)),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot keep a shared artifact on disk");
+            (Err(err), _) => {
+                tracing::warn!(error = %err, "a shared artifact does not load here; compiling");
                 Ok((None, CacheHit::Compiled, false))
             }
         }
@@ -255,8 +266,8 @@ fn load_file(engine: &Engine, path: &Path) -> Option<Component> {
     }
     // SAFETY: files in this directory are only written by `store` below, with bytes this
     // host serialized or that carry a lattice key's signature over them (checked before they
-    // are written), for this engine's fingerprint (the directory's name), and replaced
-    // atomically by rename. wasmtime still checks the header, version and settings.
+    // are loaded and written), for this engine's fingerprint (the directory's name), and
+    // replaced atomically by rename. wasmtime still checks the header, version and settings.
     match unsafe { Component::deserialize_file(engine, path) } {
         Ok(component) => Some(component),
         Err(err) => {

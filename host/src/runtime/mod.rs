@@ -24,6 +24,7 @@ mod limits;
 mod output;
 mod shared;
 mod shared_args;
+mod shared_read;
 #[cfg(test)]
 mod shared_tests;
 mod state;
@@ -48,8 +49,9 @@ pub use instance::{Instance, InstanceSpec, Linking};
 pub use invoke::call_export;
 pub use limits::{format_bytes, HostLimits, LimitExceeded, MemoryBudget};
 pub use output::OutputCapture;
-pub use shared::{ArtifactTrust, Lookup, Rejected, SharedArtifacts, MAX_ARTIFACT_BYTES};
+pub use shared::{ArtifactTrust, Lookup, SharedArtifacts, MAX_ARTIFACT_BYTES};
 pub use shared_args::{ArtifactArgs, ArtifactSettings, HOST_TARGET};
+pub use shared_read::Rejected;
 pub use state::StoreState;
 pub use wasi_config::ComponentConfig;
 

@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::object_store::{
-    self, GetErrorKind, InfoErrorKind, ObjectMetadata, ObjectStore,
-};
+use async_nats::jetstream::object_store::{self, ObjectMetadata, ObjectStore};
+use async_nats::jetstream::stream::Stream;
 use nkeys::KeyPair;
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncReadExt as _;
 use trellis_lattice::Subjects;
+
+use super::shared_read::{self, Read, Rejected, Source};
 
 /// The largest artifact read from the store (greeter-py, 18 MB of component, compiles to
 /// about 60 MB); counted while reading.
@@ -91,23 +91,6 @@ fn signed_message(lattice: &str, fingerprint: &str, digest: &str, artifact_sha25
     format!("trellis-artifact/1\n{lattice}\n{fingerprint}\n{digest}\n{artifact_sha256}")
 }
 
-/// Why an artifact from the store was not used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Rejected {
-    #[error("it carries no signature")]
-    Unsigned,
-    #[error("its signer {0} is not a lattice key this host trusts")]
-    UntrustedSigner(String),
-    #[error("its signature does not hold for this lattice, engine, component and contents")]
-    BadSignature,
-    #[error("it is larger than the limit of what this host reads")]
-    TooLarge,
-    #[error("it is a link to another object")]
-    Link,
-    #[error("its chunks do not match the store's digest of them")]
-    Damaged,
-}
-
 /// Checks an artifact read from the store against what this host asked for.
 pub fn verify(
     trust: &ArtifactTrust,
@@ -117,12 +100,10 @@ pub fn verify(
     metadata: &HashMap<String, String>,
     artifact: &[u8],
 ) -> Result<(), Rejected> {
-    let (Some(signer), Some(signature)) = (metadata.get(SIGNER), metadata.get(SIGNATURE)) else {
+    let signer = trusted_signer(trust, metadata)?;
+    let Some(signature) = metadata.get(SIGNATURE) else {
         return Err(Rejected::Unsigned);
     };
-    if !trust.accepted.iter().any(|k| k == signer) {
-        return Err(Rejected::UntrustedSigner(signer.chars().take(56).collect()));
-    }
     let key = KeyPair::from_public_key(signer).map_err(|_| Rejected::BadSignature)?;
     let signature = hex::decode(signature).map_err(|_| Rejected::BadSignature)?;
     let sha = hex::encode(Sha256::digest(artifact));
@@ -131,6 +112,20 @@ pub fn verify(
         &signature,
     )
     .map_err(|_| Rejected::BadSignature)
+}
+
+/// The signer the metadata names, if this host trusts it: checked before anything is read.
+fn trusted_signer<'a>(
+    trust: &ArtifactTrust,
+    metadata: &'a HashMap<String, String>,
+) -> Result<&'a String, Rejected> {
+    let Some(signer) = metadata.get(SIGNER) else {
+        return Err(Rejected::Unsigned);
+    };
+    if !trust.accepted.iter().any(|k| k == signer) {
+        return Err(Rejected::UntrustedSigner(signer.chars().take(56).collect()));
+    }
+    Ok(signer)
 }
 
 /// The metadata that makes `artifact` verifiable, or `None` without a signing key.
@@ -168,16 +163,21 @@ pub enum Lookup {
     Unreachable,
 }
 
+/// Artifacts read at once: each is held whole in memory while it is checked.
+const CONCURRENT_FETCHES: usize = 2;
+
 /// The lattice's shared artifacts as one host reads and writes them.
 pub struct SharedArtifacts {
+    nats: async_nats::Client,
     js: async_nats::jetstream::Context,
     bucket: String,
     lattice: String,
     host_id: String,
     trust: ArtifactTrust,
     max_bytes: u64,
-    store: tokio::sync::OnceCell<ObjectStore>,
+    store: tokio::sync::OnceCell<(ObjectStore, Stream)>,
     unreachable_until: Mutex<Option<Instant>>,
+    fetches: tokio::sync::Semaphore,
 }
 
 impl SharedArtifacts {
@@ -188,6 +188,7 @@ impl SharedArtifacts {
         trust: ArtifactTrust,
     ) -> Self {
         Self {
+            nats: nats.clone(),
             js: subjects.jetstream(nats),
             bucket: subjects.artifacts_bucket(),
             lattice: subjects.lattice().to_string(),
@@ -196,6 +197,7 @@ impl SharedArtifacts {
             max_bytes: MAX_ARTIFACT_BYTES,
             store: tokio::sync::OnceCell::new(),
             unreachable_until: Mutex::new(None),
+            fetches: tokio::sync::Semaphore::new(CONCURRENT_FETCHES),
         }
     }
 
@@ -210,7 +212,7 @@ impl SharedArtifacts {
     }
 
     /// The store, opened (or created) on first use; `None` while it cannot be reached.
-    async fn store(&self) -> Option<ObjectStore> {
+    async fn store(&self) -> Option<(ObjectStore, Stream)> {
         let now = Instant::now();
         if let Ok(until) = self.unreachable_until.lock() {
             if until.is_some_and(|t| now < t) {
@@ -240,40 +242,60 @@ impl SharedArtifacts {
 
     /// The artifact of component `digest` compiled by an engine with `fingerprint`.
     pub async fn fetch(&self, fingerprint: &str, digest: &str) -> Lookup {
-        let Some(store) = self.store().await else {
+        let Some((store, stream)) = self.store().await else {
+            return Lookup::Unreachable;
+        };
+        let Ok(_permit) = self.fetches.acquire().await else {
             return Lookup::Unreachable;
         };
         let name = object_name(fingerprint, digest);
-        // Reading runs in a task of its own so the deadline can abort it (and a panic in the
-        // client's reader stays there).
-        let read = tokio::spawn(read_bounded(store, name.clone(), self.max_bytes));
+        let source = Source {
+            nats: self.nats.clone(),
+            store,
+            stream,
+            bucket: self.bucket.clone(),
+        };
+        let trust = self.trust.clone();
+        // Reading runs in a task of its own so the deadline can abort it.
+        let read = tokio::spawn(shared_read::read(
+            source,
+            name.clone(),
+            self.max_bytes,
+            move |metadata| trusted_signer(&trust, metadata).map(drop),
+        ));
         let abort = read.abort_handle();
         let (artifact, metadata) = match tokio::time::timeout(FETCH_DEADLINE, read).await {
             Ok(Ok(Read::Found(artifact, metadata))) => (artifact, metadata),
             Ok(Ok(Read::Missing)) => return Lookup::Missing,
-            Ok(Ok(Read::Rejected(why))) => {
-                tracing::warn!(object = %name, reason = %why, "not loading a shared artifact");
-                return Lookup::Rejected(why);
-            }
-            Ok(Ok(Read::Failed)) | Ok(Err(_)) | Err(_) => {
+            Ok(Ok(Read::Rejected(why))) => return rejected(&name, why),
+            Err(_) => {
                 abort.abort();
+                return rejected(&name, Rejected::Stalled);
+            }
+            Ok(Ok(Read::Failed)) | Ok(Err(_)) => {
                 tracing::warn!(object = %name, "cannot read a shared artifact; compiling locally");
                 return Lookup::Unreachable;
             }
         };
-        match verify(
-            &self.trust,
-            &self.lattice,
-            fingerprint,
-            digest,
-            &metadata,
-            &artifact,
-        ) {
-            Ok(()) => Lookup::Found(artifact),
-            Err(why) => {
-                tracing::warn!(object = %name, reason = %why, "not loading a shared artifact");
-                Lookup::Rejected(why)
-            }
+        // Hashing tens of megabytes is not for an async worker thread.
+        let (trust, lattice) = (self.trust.clone(), self.lattice.clone());
+        let (fingerprint, digest) = (fingerprint.to_string(), digest.to_string());
+        let checked = tokio::task::spawn_blocking(move || {
+            verify(
+                &trust,
+                &lattice,
+                &fingerprint,
+                &digest,
+                &metadata,
+                &artifact,
+            )
+            .map(|()| artifact)
+        })
+        .await;
+        match checked {
+            Ok(Ok(artifact)) => Lookup::Found(artifact),
+            Ok(Err(why)) => rejected(&name, why),
+            Err(_) => Lookup::Unreachable,
         }
     }
 
@@ -290,11 +312,19 @@ impl SharedArtifacts {
         ) else {
             return false;
         };
-        let Some(store) = self.store().await else {
+        let Some((store, _)) = self.store().await else {
             return false;
         };
+        let name = object_name(fingerprint, digest);
+        // Replacing an entry purges the chunks it names: not one whose chunk id is a wildcard.
+        if let Ok(existing) = store.info(&name).await {
+            if !shared_read::is_chunk_id(&existing.nuid) {
+                tracing::warn!(object = %name, "not replacing a malformed shared artifact entry");
+                return false;
+            }
+        }
         let meta = ObjectMetadata {
-            name: object_name(fingerprint, digest),
+            name,
             metadata,
             ..Default::default()
         };
@@ -313,11 +343,32 @@ impl SharedArtifacts {
     }
 }
 
+fn rejected(name: &str, why: Rejected) -> Lookup {
+    tracing::warn!(object = %name, reason = %why, "not loading a shared artifact");
+    Lookup::Rejected(why)
+}
+
 fn object_name(fingerprint: &str, digest: &str) -> String {
     format!("{fingerprint}/{digest}")
 }
 
-async fn open(js: &async_nats::jetstream::Context, bucket: &str) -> Result<ObjectStore, String> {
+/// The store and the stream that holds it (chunks are read from the stream directly).
+async fn open(
+    js: &async_nats::jetstream::Context,
+    bucket: &str,
+) -> Result<(ObjectStore, Stream), String> {
+    let store = open_store(js, bucket).await?;
+    let stream = js
+        .get_stream(format!("OBJ_{bucket}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((store, stream))
+}
+
+async fn open_store(
+    js: &async_nats::jetstream::Context,
+    bucket: &str,
+) -> Result<ObjectStore, String> {
     if let Ok(store) = js.get_object_store(bucket).await {
         return Ok(store);
     }
@@ -336,55 +387,5 @@ async fn open(js: &async_nats::jetstream::Context, bucket: &str) -> Result<Objec
             .get_object_store(bucket)
             .await
             .map_err(|open| format!("{create}; {open}")),
-    }
-}
-
-/// What reading one object gave.
-enum Read {
-    Found(Vec<u8>, HashMap<String, String>),
-    Missing,
-    Rejected(Rejected),
-    Failed,
-}
-
-/// The object's bytes and metadata, never more than `max_bytes` read.
-async fn read_bounded(store: ObjectStore, name: String, max_bytes: u64) -> Read {
-    let failed = |e: &dyn std::fmt::Display| {
-        tracing::debug!(object = %name, error = %e, "reading a shared artifact failed");
-        Read::Failed
-    };
-    // Looked at before reading: the client's `get` follows links, to other buckets and
-    // (from a crafted entry) to itself, without end.
-    match store.info(&name).await {
-        Ok(info) if info.deleted => return Read::Missing,
-        Ok(info) if info.options.as_ref().is_some_and(|o| o.link.is_some()) => {
-            return Read::Rejected(Rejected::Link)
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == InfoErrorKind::NotFound => return Read::Missing,
-        Err(e) => return failed(&e),
-    }
-    let object = match store.get(&name).await {
-        Ok(object) => object,
-        Err(e) if e.kind() == GetErrorKind::NotFound => return Read::Missing,
-        Err(e) => return failed(&e),
-    };
-    let info = object.info();
-    // Replaced by a link since: what it points to is another object.
-    if info.name != name {
-        return Read::Rejected(Rejected::Link);
-    }
-    if info.size as u64 > max_bytes {
-        return Read::Rejected(Rejected::TooLarge);
-    }
-    let metadata = info.metadata.clone();
-    let mut artifact = Vec::with_capacity(info.size);
-    let read = object.take(max_bytes + 1).read_to_end(&mut artifact).await;
-    match read {
-        Ok(_) if artifact.len() as u64 > max_bytes => Read::Rejected(Rejected::TooLarge),
-        Ok(_) => Read::Found(artifact, metadata),
-        // The store's own digest of the chunks does not match them.
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Read::Rejected(Rejected::Damaged),
-        Err(e) => failed(&e),
     }
 }

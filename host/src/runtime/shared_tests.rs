@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use nkeys::KeyPair;
 
-use super::shared::{signed_metadata, verify, ArtifactTrust, Rejected};
+use super::shared::{signed_metadata, verify, ArtifactTrust};
+use super::shared_read::Rejected;
 
 const LATTICE: &str = "default";
 const FINGERPRINT: &str = "00112233445566778899aabbccddeeff";

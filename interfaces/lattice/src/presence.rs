@@ -107,6 +107,36 @@ pub async fn live_hosts(nats: &async_nats::Client, subjects: &Subjects) -> Optio
     }
 }
 
+/// How long the deployment manager waits for the ids of the live hosts.
+pub const IDS_PATIENCE: Duration = Duration::from_secs(2);
+
+/// The ids of the hosts live now, or `None` when the stream cannot tell them all (not there,
+/// out of reach, or slower than [`IDS_PATIENCE`]).
+pub async fn live_host_ids(
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+) -> Option<std::collections::BTreeSet<String>> {
+    use futures::TryStreamExt as _;
+    let js = subjects.jetstream(nats);
+    let wildcard = subjects.presence_wildcard();
+    let prefix = wildcard.trim_end_matches('*').to_string();
+    let read = async {
+        let stream = js.get_stream(subjects.presence_stream()).await.ok()?;
+        let mut listed = stream.info_with_subjects(&wildcard).await.ok()?;
+        let mut ids = std::collections::BTreeSet::new();
+        while let Some((subject, _)) = listed.try_next().await.ok()? {
+            if let Some(id) = subject.strip_prefix(&prefix) {
+                ids.insert(id.to_string());
+            }
+        }
+        Some(ids)
+    };
+    tokio::time::timeout(IDS_PATIENCE, read)
+        .await
+        .ok()
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::view::Snapshot;
 pub enum Input {
     Event(Box<CloudEvent>),
     Record(String, Option<Box<AppRecord>>),
-    /// A snapshot, and whether it holds every host the presence stream counts as live.
+    /// A snapshot, and whether it holds every host the presence stream holds as live.
     Snapshot(Snapshot, bool),
     SnapshotFailed(String),
     Config(String, Option<Config>),
@@ -48,11 +48,16 @@ pub async fn snapshot(
         client.links(),
         client.named_configs(),
         claims::all(store),
-        client.live_host_count()
+        client.live_host_ids()
     );
     let inventories = inventories?;
-    // Without a count (no JetStream), or with a counted host silent, nothing is known.
-    let everyone = live.is_some_and(|n| n > 0 && inventories.len() as u64 >= n);
+    // Every host the presence stream holds answered, by id (a count could be filled by an
+    // answer from a host that announced since, or by a client answering pings). Without the
+    // ids (no JetStream), or with one of them silent, nothing is known.
+    let heard: std::collections::BTreeSet<&str> =
+        inventories.iter().map(|i| i.host_id.as_str()).collect();
+    let everyone =
+        live.is_some_and(|ids| !ids.is_empty() && ids.iter().all(|id| heard.contains(id.as_str())));
     let snapshot = Snapshot {
         started: None,
         inventories,

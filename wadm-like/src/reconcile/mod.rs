@@ -60,7 +60,7 @@ struct Reconciler {
     /// Set while leading: a snapshot taken since we lead, and when we may act.
     ready_at: Option<Instant>,
     snapshot_since_lead: bool,
-    /// A snapshot since we lead held every host the presence stream counts as live.
+    /// A snapshot since we lead held every host the presence stream holds as live.
     heard_everyone: bool,
     /// A pass has acted since this instance began to lead (the warm-up is over).
     acted: bool,

@@ -93,10 +93,10 @@ impl LatticeClient {
         .map_err(|e| unknown_host(e, host_id))
     }
 
-    /// How many hosts the lattice's presence stream counts as live; `None` when it cannot
-    /// be read (no JetStream).
-    pub async fn live_host_count(&self) -> Option<u64> {
-        crate::presence::live_hosts(&self.nats, &self.subjects).await
+    /// The hosts the lattice's presence stream holds as live; `None` when it cannot tell
+    /// (no JetStream, out of reach).
+    pub async fn live_host_ids(&self) -> Option<std::collections::BTreeSet<String>> {
+        crate::presence::live_host_ids(&self.nats, &self.subjects).await
     }
 
     /// The inventories of every host.
