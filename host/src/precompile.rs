@@ -35,9 +35,10 @@ pub async fn run(
         host_id.to_string(),
         config.artifacts.trust.clone(),
     );
+    let bytes = compiled.artifact.len();
     anyhow::ensure!(
         shared
-            .publish(&compiled.fingerprint, &compiled.digest, &compiled.artifact)
+            .publish(&compiled.fingerprint, &compiled.digest, compiled.artifact)
             .await,
         "the artifact of {image} for {target} was not published (the log says why)"
     );
@@ -46,6 +47,6 @@ pub async fn run(
         target: target.to_string(),
         digest: format!("sha256:{}", compiled.digest),
         fingerprint: compiled.fingerprint,
-        bytes: compiled.artifact.len(),
+        bytes,
     })
 }

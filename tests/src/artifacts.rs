@@ -179,21 +179,25 @@ pub async fn craft_entry(
 /// on success, or its error.
 pub async fn precompile(nats: &NatsServer, flags: &[&str]) -> Result<serde_json::Value, String> {
     let greeter = component("greeter").display().to_string();
+    let mut args = vec!["--precompile", greeter.as_str()];
+    args.extend_from_slice(flags);
+    run_host(nats, &args)
+        .await
+        .map(|stdout| serde_json::from_str(&stdout).expect("one JSON line"))
+}
+
+/// `trellis-host` run to its end with `args` in the test lattice: its stdout on success, its
+/// stderr otherwise.
+pub async fn run_host(nats: &NatsServer, args: &[&str]) -> Result<String, String> {
     let out = tokio::process::Command::new(crate::bin("trellis-host"))
-        .args([
-            "--nats-url",
-            &nats.url(),
-            "--lattice",
-            LATTICE,
-            "--ephemeral",
-        ])
-        .args(["--log", "warn", "--precompile", &greeter])
-        .args(flags)
+        .args(["--nats-url", &nats.url(), "--lattice", LATTICE])
+        .args(["--ephemeral", "--log", "warn"])
+        .args(args)
         .output()
         .await
-        .expect("run trellis-host --precompile");
+        .expect("run trellis-host");
     if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("one JSON line"))
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }

@@ -69,15 +69,8 @@ async fn a_second_host_loads_what_the_first_compiled() {
     );
     // A host with another lattice's key does not trust this one's artifact.
     let (_, stranger) = lattice_key(dir.path(), "stranger").await;
-    let wary = host(
-        &nats,
-        dir.path(),
-        "wary",
-        &["--lattice-public-key", &stranger],
-    )
-    .await;
     assert_eq!(
-        start(&client, &wary, "greeter-6").await,
+        start_on_reader(&nats, dir.path(), &stranger, &client, "wary", "greeter-6").await,
         CompiledFrom::Compiled
     );
 }

@@ -98,7 +98,11 @@ async fn an_artifact_over_the_size_limit_is_not_read() {
     };
     let (fingerprint, digest) = ("f".repeat(32), "d".repeat(64));
     let artifact = vec![7u8; 4096];
-    assert!(shared(4096).publish(&fingerprint, &digest, &artifact).await);
+    assert!(
+        shared(4096)
+            .publish(&fingerprint, &digest, artifact.clone())
+            .await
+    );
     match shared(4096).fetch(&fingerprint, &digest).await {
         Lookup::Found(read) => assert_eq!(read, artifact),
         other => panic!("at the limit it is read: {other:?}"),
@@ -167,4 +171,89 @@ async fn a_crafted_entry_neither_stalls_starts_nor_wipes_the_store() {
         .await
         .expect("read the witness");
     assert_eq!(read, witness);
+}
+
+#[tokio::test]
+async fn bad_flags_and_images_are_refused_clearly_without_echoing_files() {
+    let (nats, dir, seed, _, _) = lattice().await;
+    const SECRET: &str = "SECRET-TOKEN-4242";
+    let refused = |args: Vec<String>| {
+        let nats = &nats;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let err = run_host(nats, &args).await.expect_err("refused");
+            assert!(!err.contains(SECRET), "file contents echoed: {err}");
+            err
+        }
+    };
+    let path = |name: &str| dir.path().join(name).display().to_string();
+
+    // Images that are not components: a text file, a directory, a truncated component.
+    std::fs::write(path("secret.txt"), format!("{SECRET}\n")).unwrap();
+    let mut truncated = std::fs::read(trellis_tests::component("greeter")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    std::fs::write(path("truncated.wasm"), truncated).unwrap();
+    for (image, why) in [
+        (path("secret.txt"), "not a WebAssembly component"),
+        (dir.path().display().to_string(), "not a regular file"),
+        (path("truncated.wasm"), "failed to compile"),
+    ] {
+        let err = refused(vec![
+            "--precompile".into(),
+            image,
+            "--lattice-key-file".into(),
+            seed.clone(),
+        ])
+        .await;
+        assert!(err.contains(why), "{why}: {err}");
+    }
+
+    // A target nobody can compile for, and a target without --precompile.
+    let greeter = trellis_tests::component("greeter").display().to_string();
+    let err = refused(vec![
+        "--precompile".into(),
+        greeter,
+        "--lattice-key-file".into(),
+        seed.clone(),
+        "--precompile-target".into(),
+        "no-such-triple".into(),
+    ])
+    .await;
+    assert!(err.contains("compiling for no-such-triple"), "{err}");
+    let err = refused(vec![
+        "--precompile-target".into(),
+        "x86_64-unknown-linux-gnu".into(),
+    ])
+    .await;
+    assert!(err.contains("--precompile"), "{err}");
+
+    // Keys that are not lattice keys; seed files that are not seed files.
+    let err = refused(vec!["--lattice-public-key".into(), SECRET.into()]).await;
+    assert!(err.contains("not a lattice public key"), "{err}");
+    let issuer = nkeys::KeyPair::new_account().public_key();
+    let err = refused(vec!["--lattice-public-key".into(), issuer]).await;
+    assert!(err.contains("not a lattice public key"), "{err}");
+    for (name, mode, why) in [
+        ("garbage.nk", 0o600, "does not hold an nkeys seed"),
+        ("open.nk", 0o644, "group or others may read it"),
+    ] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(path(name), format!("{SECRET}\n")).unwrap();
+        std::fs::set_permissions(path(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = refused(vec!["--lattice-key-file".into(), path(name)]).await;
+        assert!(err.contains(why), "{why}: {err}");
+    }
+    let host_seed = path("host.nk");
+    std::fs::write(
+        &host_seed,
+        format!("{}\n", nkeys::KeyPair::new_server().seed().unwrap()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &host_seed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let err = refused(vec!["--lattice-key-file".into(), host_seed]).await;
+    assert!(err.contains("not a lattice seed"), "{err}");
 }

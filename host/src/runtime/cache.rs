@@ -190,7 +190,7 @@ impl ArtifactCache {
             match stored {
                 Ok(Ok(artifact)) => {
                     if let Some(shared) = shared {
-                        shared.publish(&fingerprint, &published, &artifact).await;
+                        shared.publish(&fingerprint, &published, artifact).await;
                     }
                 }
                 Ok(Err(err)) => {

@@ -301,15 +301,27 @@ impl SharedArtifacts {
 
     /// Publishes `artifact` signed with the lattice key; false when it was not (no key, or
     /// the store refused it).
-    pub async fn publish(&self, fingerprint: &str, digest: &str, artifact: &[u8]) -> bool {
-        let Some(metadata) = signed_metadata(
-            &self.trust,
-            &self.lattice,
-            fingerprint,
-            digest,
-            &self.host_id,
-            artifact,
-        ) else {
+    pub async fn publish(&self, fingerprint: &str, digest: &str, artifact: Vec<u8>) -> bool {
+        // Hashing tens of megabytes is not for an async worker thread.
+        let (trust, lattice, host_id) = (
+            self.trust.clone(),
+            self.lattice.clone(),
+            self.host_id.clone(),
+        );
+        let (signing_fingerprint, signing_digest) = (fingerprint.to_string(), digest.to_string());
+        let signed = tokio::task::spawn_blocking(move || {
+            let metadata = signed_metadata(
+                &trust,
+                &lattice,
+                &signing_fingerprint,
+                &signing_digest,
+                &host_id,
+                &artifact,
+            );
+            (metadata, artifact)
+        })
+        .await;
+        let Ok((Some(metadata), artifact)) = signed else {
             return false;
         };
         let Some((store, _)) = self.store().await else {
@@ -328,7 +340,7 @@ impl SharedArtifacts {
             metadata,
             ..Default::default()
         };
-        let mut reader = artifact;
+        let mut reader = artifact.as_slice();
         match tokio::time::timeout(FETCH_DEADLINE, store.put(meta, &mut reader)).await {
             Ok(Ok(_)) => true,
             Ok(Err(e)) => {
