@@ -2,13 +2,9 @@
 
 use std::time::Duration;
 
-/// A free TCP port on 127.0.0.1 (free when asked; callers retry if it is taken meanwhile).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
+/// A free TCP port on 127.0.0.1, held for this test process (see the provider SDK's testing
+/// helpers for why it is not simply port 0).
+pub use trellis_provider::testing::free_port;
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

@@ -10,6 +10,7 @@ use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc;
+use trellis_provider::testing::free_port;
 
 /// A `mosquitto` broker, stopped on drop.
 pub struct Mosquitto {
@@ -17,13 +18,6 @@ pub struct Mosquitto {
     port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Mosquitto {

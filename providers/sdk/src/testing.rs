@@ -21,6 +21,9 @@ use trellis_lattice::Subjects;
 
 use crate::ProviderEnv;
 
+mod ports;
+pub use ports::free_port;
+
 /// A program the tests need, or a panic saying how to install it.
 pub fn require_program(name: &str, install: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -33,14 +36,6 @@ pub fn require_program(name: &str, install: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed; install it with: {install}"))
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; callers retry if it is taken meanwhile).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
 }
 
 /// Waits until something accepts TCP connections on `port`, or `child` exits.
