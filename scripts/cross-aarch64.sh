@@ -16,6 +16,7 @@
 #
 #   scripts/cross-aarch64.sh              # release build into target/cross-aarch64/
 #   PROFILE=dev scripts/cross-aarch64.sh  # a debug build
+#   PROFILE=edge BOARD=1 scripts/cross-aarch64.sh   # a board's build: no compiler, size-optimised
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +25,9 @@ source "$root/scripts/lib/apt.sh"
 
 target=aarch64-unknown-linux-gnu
 profile="${PROFILE:-release}"
+# BOARD=1: without the compiler feature; the board loads what a server precompiled for it.
+features=()
+[ "${BOARD:-0}" = 1 ] && features=(--no-default-features)
 
 apt_install rustc-web cargo-web rust-web-src rust-web-llvm \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross file qemu-user
@@ -40,7 +44,7 @@ export CARGO_TARGET_DIR="$root/target/cross-aarch64"
 echo "==> $(/usr/bin/rustc --version), building trellis-host for $target ($profile)" >&2
 start=$(date +%s)
 (cd "$root" && /usr/bin/cargo build --locked -Zbuild-std --target "$target" \
-    --profile "$profile" -p trellis-host --bin trellis-host)
+    --profile "$profile" -p trellis-host --bin trellis-host "${features[@]}")
 elapsed=$(($(date +%s) - start))
 
 dir="$profile"

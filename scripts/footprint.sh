@@ -2,7 +2,10 @@
 # The host's footprint for boards: the stripped size of the release `trellis-host`, and its
 # resident memory (VmRSS, and the peak VmHWM, from /proc/PID/status) 5 s after start, with
 # no components and with the `sensor-reader` example (on a simulated GPIO chip, after a few
-# readings), under `--profile default` and `--profile edge`.
+# readings), under `--profile default` and `--profile edge`; and, when it has been built, a
+# board's build (no compiler, `cargo build --profile edge -p trellis-host
+# --no-default-features`) under `--profile edge`, running what the release host precompiled
+# for it through the lattice.
 #
 # Every memory figure is the median of RUNS runs (5 by default), each a fresh host; the
 # profiles take turns within each round so both see the same noise. The script starts its
@@ -20,6 +23,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${RUNS:-5}"
 settle="${SETTLE_SECONDS:-5}"
 host_bin="${TRELLIS_HOST_BIN:-$root/target/release/trellis-host}"
+board_bin="${TRELLIS_BOARD_BIN:-$root/target/edge/trellis-host}"
 cli_bin="${TRELLIS_CLI_BIN:-}"
 if [ -z "$cli_bin" ]; then
     for c in "$root/target/release/trellis" "$root/target/debug/trellis"; do
@@ -68,11 +72,11 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 minmax() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.1f–%.1f", lo / 1024, hi / 1024 }'; }
 
-# Starts a host; prints its pid once it has said "host started".
+# Starts host executable $1; prints its pid once it has said "host started".
 start_host() {
-    local name="$1" lattice="$2" log="$3"
-    shift 3
-    "$host_bin" --lattice "$lattice" --name "$name" --ephemeral --log info "$@" >"$log" 2>&1 &
+    local bin="$1" name="$2" lattice="$3" log="$4"
+    shift 4
+    "$bin" --lattice "$lattice" --name "$name" --ephemeral --log info "$@" >"$log" 2>&1 &
     local pid=$!
     for _ in $(seq 300); do
         grep -q "host started" "$log" && { echo "$pid"; return 0; }
@@ -101,16 +105,35 @@ describe() {
     esac
 }
 
-# One measurement: a fresh host (profile $1, workload $2), VmRSS, VmHWM, RssAnon and
-# RssFile in KiB after $settle seconds, appended to $work/<profile>-<workload>.<field>.
+# The hosts measured: the release executable under each profile, and the board's build.
+variants=(default edge)
+if [ -x "$board_bin" ]; then
+    variants+=(board)
+    lattice_public="$("$cli_bin" keys gen lattice --out "$work/lattice.nk")"
+fi
+
+# One measurement: a fresh host (variant $1, workload $2), VmRSS, VmHWM, RssAnon and
+# RssFile in KiB after $settle seconds, appended to $work/<variant>-<workload>.<field>.
 measure() {
     local profile="$1" workload="$2" round="$3"
     local lattice="fp-$profile-$workload-$round" name="fp-$profile-$workload-$round"
     local log="$work/$lattice.log" cache="$work/cache" extra=()
+    local bin="$host_bin" flags=(--profile "$profile")
     [ "$workload" != idle ] && extra=(--gpio-sim sim0=8)
     [ "$workload" = cold ] && cache="$work/cold-cache-$profile-$round"
+    if [ "$profile" = board ]; then
+        # No compiler: nothing to measure cold; warm, it loads from its disk cache what the
+        # warm-up took from the lattice.
+        [ "$workload" = cold ] && return 0
+        bin="$board_bin"
+        flags=(--profile edge --lattice-public-key "$lattice_public")
+        if [ "$round" = warmup ]; then
+            "$host_bin" --lattice "$lattice" --ephemeral --log warn --profile edge \
+                --lattice-key-file "$work/lattice.nk" --precompile "$component" >/dev/null
+        fi
+    fi
     local pid
-    pid="$(start_host "$name" "$lattice" "$log" --cache-dir "$cache" --profile "$profile" "${extra[@]}")"
+    pid="$(start_host "$bin" "$name" "$lattice" "$log" --cache-dir "$cache" "${flags[@]}" "${extra[@]}")"
     pids+=("$pid")
     if [ "$workload" != idle ]; then
         cli config put --lattice "$lattice" reader-pins \
@@ -160,14 +183,14 @@ strip "$stripped"
 size_unstripped="$(stat -c %s "$host_bin")"
 size_stripped="$(stat -c %s "$stripped")"
 echo "==> warming the compiled-component cache" >&2
-for profile in default edge; do
+for profile in "${variants[@]}"; do
     SETTLE=0 measure "$profile" reader warmup
 done
 rm -f "$work"/*-reader.*
 echo "==> measuring ($runs runs of each memory figure, ${settle}s after start)" >&2
 for round in $(seq "$runs"); do
     for workload in "${workloads[@]}"; do
-        for profile in default edge; do
+        for profile in "${variants[@]}"; do
             measure "$profile" "$workload" "$round"
         done
     done
@@ -181,6 +204,14 @@ printf "  unstripped %.1f MB, stripped %.1f MB (%d bytes); target <= 20 MB: %s\n
     "$(awk -v b="$size_unstripped" 'BEGIN { print b / 1e6 }')" \
     "$(awk -v b="$size_stripped" 'BEGIN { print b / 1e6 }')" "$size_stripped" \
     "$(verdict "$size_stripped" 20000000)"
+if [ -x "$board_bin" ]; then
+    cp "$board_bin" "$work/board.stripped"
+    strip "$work/board.stripped"
+    board_stripped="$(stat -c %s "$work/board.stripped")"
+    printf "  board's build (%s): stripped %.1f MB (%d bytes); target <= 20 MB: %s\n" \
+        "$board_bin" "$(awk -v b="$board_stripped" 'BEGIN { print b / 1e6 }')" \
+        "$board_stripped" "$(verdict "$board_stripped" 20000000)"
+fi
 echo
 echo "resident memory, median of $runs runs (min–max), ${settle}s after start; RssFile is"
 echo "the executable's and libraries' pages mapped (clean, shared, dropped under pressure),"
@@ -191,11 +222,14 @@ for workload in "${workloads[@]}"; do
     [ "$workload" = idle ] && target_mb=12
     target_kib="$(awk -v m="$target_mb" 'BEGIN { print m * 1e6 / 1024 }')"
     echo "  $(describe "$workload"):"
-    for profile in default edge; do
+    for profile in "${variants[@]}"; do
         f="$work/$profile-$workload"
+        [ -s "$f.VmRSS" ] || continue
         rss="$(median <"$f.VmRSS")"
-        printf "    --profile %-7s VmRSS %s (%s)  VmHWM %s (%s)  RssAnon %s  RssFile %s  %s  target <= %d MB: %s\n" \
-            "$profile" "$(mib "$rss")" "$(minmax <"$f.VmRSS")" \
+        label="--profile $profile"
+        [ "$profile" = board ] && label="board's build"
+        printf "    %-17s VmRSS %s (%s)  VmHWM %s (%s)  RssAnon %s  RssFile %s  %s  target <= %d MB: %s\n" \
+            "$label" "$(mib "$rss")" "$(minmax <"$f.VmRSS")" \
             "$(mib "$(median <"$f.VmHWM")")" "$(minmax <"$f.VmHWM")" \
             "$(mib "$(median <"$f.RssAnon")")" "$(mib "$(median <"$f.RssFile")")" \
             "$(cat "$work/$profile.allocator")" "$target_mb" "$(verdict "$rss" "$target_kib")"

@@ -14,7 +14,10 @@ pub struct Published {
     pub image: String,
     pub target: String,
     pub digest: String,
+    /// What a host with a compiler and these flags on `target` looks up.
     pub fingerprint: String,
+    /// What a host built without a compiler, with these flags on `target`, looks up.
+    pub load_fingerprint: String,
     pub bytes: usize,
 }
 
@@ -36,17 +39,20 @@ pub async fn run(
         config.artifacts.trust.clone(),
     );
     let bytes = compiled.artifact.len();
-    anyhow::ensure!(
-        shared
-            .publish(&compiled.fingerprint, &compiled.digest, compiled.artifact)
-            .await,
-        "the artifact of {image} for {target} was not published (the log says why)"
-    );
+    for fingerprint in [&compiled.fingerprint, &compiled.load_fingerprint] {
+        anyhow::ensure!(
+            shared
+                .publish(fingerprint, &compiled.digest, compiled.artifact.clone())
+                .await,
+            "the artifact of {image} for {target} was not published (the log says why)"
+        );
+    }
     Ok(Published {
         image: image.to_string(),
         target: target.to_string(),
         digest: format!("sha256:{}", compiled.digest),
         fingerprint: compiled.fingerprint,
+        load_fingerprint: compiled.load_fingerprint,
         bytes,
     })
 }

@@ -59,6 +59,20 @@ pub async fn host(nats: &NatsServer, dir: &Path, name: &str, flags: &[&str]) -> 
     HostProcess::start(&nats.url(), LATTICE, &[], &extra).await
 }
 
+/// The host as a board's build makes it, without a compiler (`scripts/test.sh` builds it:
+/// `cargo build -p trellis-host --no-default-features`, copied to `trellis-host-loader`).
+pub fn loader_bin() -> std::path::PathBuf {
+    crate::bin("trellis-host-loader")
+}
+
+/// A host without a compiler, with a cache of its own (empty) and `flags`.
+pub async fn loader_host(nats: &NatsServer, dir: &Path, name: &str, flags: &[&str]) -> HostProcess {
+    let cache = dir.join(format!("cache-{name}"));
+    let mut extra = vec!["--cache-dir", cache.to_str().unwrap()];
+    extra.extend_from_slice(flags);
+    HostProcess::start_binary(&loader_bin(), &nats.url(), LATTICE, &[], &extra).await
+}
+
 /// Starts greeter as `id` on `host`; where its compiled code came from.
 pub async fn start(client: &LatticeClient, host: &HostProcess, id: &str) -> CompiledFrom {
     let request = ScaleComponent {

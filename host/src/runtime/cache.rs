@@ -4,11 +4,9 @@
 //! same kind; see `shared`).
 
 use std::collections::HashMap;
-use std::hash::{Hash as _, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use sha2::{Digest as _, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -38,27 +36,14 @@ impl From<CacheHit> for trellis_lattice::control::CompiledFrom {
     }
 }
 
-/// Feeds what wasmtime hashes into sha256, so the fingerprint is the same in every process
-/// (std's hasher promises nothing across builds).
-struct Sha256Hasher(Sha256);
-
-impl Hasher for Sha256Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    fn finish(&self) -> u64 {
-        0
-    }
-}
-
-/// The engine's compatibility fingerprint: what wasmtime says decides whether an artifact
-/// loads (its version, the target and its CPU features, compiler settings and tunables), as
-/// 32 hex digits.
-pub fn fingerprint(engine: &Engine) -> String {
-    let mut hasher = Sha256Hasher(Sha256::new());
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hex::encode(&hasher.0.finalize()[..16])
+/// Why no compiled component could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error(transparent)]
+    Compile(#[from] wasmtime::Error),
+    /// This host was built without a compiler and nobody precompiled the component for it.
+    #[error("no artifact precompiled for this host's fingerprint {fingerprint}")]
+    NotPrecompiled { fingerprint: String },
 }
 
 type Loaded = Arc<Mutex<HashMap<String, (Component, usize)>>>;
@@ -96,10 +81,10 @@ fn blocking_failed(e: tokio::task::JoinError) -> wasmtime::Error {
 }
 
 impl ArtifactCache {
-    /// A cache under `root`, in a directory named by this engine's fingerprint, so artifacts
-    /// of another wasmtime version or configuration are never loaded.
-    pub fn new(root: &Path, engine: &Engine) -> Self {
-        let fingerprint = fingerprint(engine);
+    /// A cache under `root`, in a directory named by the engine's `fingerprint` (see
+    /// `fingerprint`), so artifacts of another wasmtime version or configuration are never
+    /// loaded.
+    pub fn new(root: &Path, fingerprint: String) -> Self {
         Self {
             dir: root.join("compiled").join(&fingerprint[..16]),
             fingerprint,
@@ -153,7 +138,7 @@ impl ArtifactCache {
         engine: &Engine,
         bytes: Vec<u8>,
         digest: &str,
-    ) -> Result<(Component, Lease, CacheHit), wasmtime::Error> {
+    ) -> Result<(Component, Lease, CacheHit), GetError> {
         let in_memory = self
             .loaded
             .lock()
@@ -169,6 +154,34 @@ impl ArtifactCache {
             let lease = self.lease(digest, &component);
             return Ok((component, lease, hit));
         }
+        self.compile(engine, bytes, digest, path, publish).await
+    }
+
+    /// A host built without a compiler loads only what was precompiled for it.
+    #[cfg(not(feature = "compiler"))]
+    async fn compile(
+        &self,
+        _: &Engine,
+        _: Vec<u8>,
+        _: &str,
+        _: PathBuf,
+        _: bool,
+    ) -> Result<(Component, Lease, CacheHit), GetError> {
+        Err(GetError::NotPrecompiled {
+            fingerprint: self.fingerprint.clone(),
+        })
+    }
+
+    /// Compiles now; writes the artifact to disk (and publishes it) in the background.
+    #[cfg(feature = "compiler")]
+    async fn compile(
+        &self,
+        engine: &Engine,
+        bytes: Vec<u8>,
+        digest: &str,
+        path: PathBuf,
+        publish: bool,
+    ) -> Result<(Component, Lease, CacheHit), GetError> {
         let compiling = engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&compiling, &bytes))
             .await
@@ -305,12 +318,16 @@ fn store(dir: &Path, path: &Path, serialized: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compiler"))]
 mod tests {
     use super::*;
 
     /// The smallest valid component: the preamble alone.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    fn cache(root: &Path, engine: &Engine) -> ArtifactCache {
+        ArtifactCache::new(root, super::super::fingerprint::of_engine(engine))
+    }
 
     #[tokio::test]
     async fn compiles_once_then_loads_from_disk_and_replaces_a_corrupt_artifact() {
@@ -318,7 +335,7 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let digest = "0123abcd";
 
-        let first = ArtifactCache::new(root.path(), &engine);
+        let first = cache(root.path(), &engine);
         let (_, lease, hit) = first
             .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
             .await
@@ -340,7 +357,7 @@ mod tests {
         assert!(artifact.exists());
 
         // A restarted host (a new cache over the same directory) does not recompile.
-        let restarted = ArtifactCache::new(root.path(), &engine);
+        let restarted = cache(root.path(), &engine);
         let (_, _lease, hit) = restarted
             .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
             .await
@@ -349,7 +366,7 @@ mod tests {
 
         // A damaged artifact is discarded and compiled again, not loaded.
         std::fs::write(&artifact, b"not an artifact").expect("corrupt");
-        let damaged = ArtifactCache::new(root.path(), &engine);
+        let damaged = cache(root.path(), &engine);
         let (_, _lease, hit) = damaged
             .get(&engine, EMPTY_COMPONENT.to_vec(), digest)
             .await

@@ -38,7 +38,9 @@ pub struct EngineSettings {
     pub keep_resident: u64,
     /// Map memory images copy-on-write instead of copying them in at instantiation.
     pub memory_cow: bool,
-    /// Cranelift's single-pass register allocator instead of the backtracking one.
+    /// Cranelift's single-pass register allocator instead of the backtracking one (nothing
+    /// to choose on a host built without a compiler).
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     pub fast_compile: bool,
     /// Compile for this target triple with its baseline CPU features; `None`: for this
     /// machine, with the features detected on it.
@@ -55,6 +57,7 @@ fn base_config(settings: &EngineSettings) -> anyhow::Result<Config> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.memory_init_cow(settings.memory_cow);
+    #[cfg(feature = "compiler")]
     if settings.fast_compile {
         // The compiled-artifact cache is keyed by the engine's compatibility hash, which
         // covers compiler settings, so artifacts of either allocator never mix.

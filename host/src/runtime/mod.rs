@@ -16,6 +16,7 @@ mod describe;
 mod engine;
 mod failure;
 mod fetch;
+mod fingerprint;
 pub mod grants;
 mod imports;
 mod instance;
@@ -112,6 +113,17 @@ pub enum LoadError {
     CoreModule { image: String },
     #[error("{image} failed to compile: {reason}")]
     Compile { image: String, reason: String },
+    #[error(
+        "{image} was not precompiled for this host, which has no compiler (a board's build): \
+         on a host that has one, run `trellis-host --precompile {image} --precompile-target \
+         {target} --lattice-key-file KEY` with the flags this host runs with (fingerprint \
+         {fingerprint}), and give this host the key's public half"
+    )]
+    NotPrecompiled {
+        image: String,
+        target: &'static str,
+        fingerprint: String,
+    },
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
     #[error("{image}: {source}")]
@@ -131,6 +143,7 @@ impl From<LoadError> for trellis_lattice::ControlError {
             | LoadError::CoreModule { .. }
             | LoadError::Compile { .. } => E::invalid(err.to_string()),
             LoadError::Imports { .. } => E::refused(err.to_string()),
+            LoadError::NotPrecompiled { .. } => E::unavailable(err.to_string()),
             LoadError::Policy(_) => match err {
                 LoadError::Policy(p) => p.into(),
                 _ => E::internal(err.to_string()),
@@ -142,15 +155,18 @@ impl From<LoadError> for trellis_lattice::ControlError {
 // `--precompile`: a component compiled by an engine configured as another host's would be —
 // the same flags, maybe another target — for that host to load instead of compiling.
 
-/// An artifact for hosts whose engine has `fingerprint`.
+/// An artifact for hosts whose engine has `fingerprint`, and for hosts without a compiler
+/// started with the same flags on that target (`load_fingerprint`).
 pub struct Precompiled {
     pub fingerprint: String,
+    pub load_fingerprint: String,
     /// The component's sha256, hex.
     pub digest: String,
     pub artifact: Vec<u8>,
 }
 
 /// Fetches `image` and compiles it for `target` with the engine `config` describes.
+#[cfg(feature = "compiler")]
 pub async fn precompile(
     config: &RuntimeConfig,
     target: &str,
@@ -166,20 +182,32 @@ pub async fn precompile(
         image: location.clone(),
         reason,
     };
+    let (memory_cow, target) = (settings.memory_cow, target.to_string());
     let compiled = tokio::task::spawn_blocking(move || {
-        let (engine, _) = engine::build(&settings).map_err(|e| format!("{e:#}"))?;
+        let (engine, allocator) = engine::build(&settings).map_err(|e| format!("{e:#}"))?;
         let artifact = engine
             .precompile_component(&bytes)
             .map_err(|e| format!("{e:#}"))?;
-        Ok::<_, String>((cache::fingerprint(&engine), artifact))
+        let load = fingerprint::for_loading(&target, allocator, memory_cow);
+        Ok::<_, String>((fingerprint::of_engine(&engine), load, artifact))
     })
     .await
     .map_err(|e| failed(format!("compile task failed: {e}")))?;
-    let (fingerprint, artifact) = compiled.map_err(failed)?;
+    let (fingerprint, load_fingerprint, artifact) = compiled.map_err(failed)?;
     Ok(Precompiled {
         fingerprint,
+        load_fingerprint,
         digest,
         artifact,
+    })
+}
+
+/// Without a compiler there is nothing to precompile with.
+#[cfg(not(feature = "compiler"))]
+pub async fn precompile(_: &RuntimeConfig, _: &str, image: &str) -> Result<Precompiled, LoadError> {
+    Err(LoadError::Compile {
+        image: image.to_string(),
+        reason: "this trellis-host was built without a compiler (`--no-default-features`)".into(),
     })
 }
 
@@ -215,7 +243,11 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("adding wasi:otel to the linker: {e}"))?;
         crate::gpio::wasi::add_to_linker(&mut base_linker, StoreState::gpio_view)
             .map_err(|e| anyhow::anyhow!("adding wasi:gpio to the linker: {e}"))?;
-        let cache = cache::ArtifactCache::new(&config.cache_dir, &engine);
+        #[cfg(feature = "compiler")]
+        let fingerprint = fingerprint::of_engine(&engine);
+        #[cfg(not(feature = "compiler"))]
+        let fingerprint = fingerprint::for_loading(HOST_TARGET, allocator, config.memory_cow);
+        let cache = cache::ArtifactCache::new(&config.cache_dir, fingerprint);
         tracing::debug!(dir = %cache.dir().display(), "compiled-component cache");
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Self {
@@ -307,9 +339,16 @@ impl Runtime {
             .cache
             .get(&self.engine, bytes, &digest_hex)
             .await
-            .map_err(|e| LoadError::Compile {
-                image: location.clone(),
-                reason: format!("{e:#}"),
+            .map_err(|e| match e {
+                cache::GetError::Compile(e) => LoadError::Compile {
+                    image: location.clone(),
+                    reason: format!("{e:#}"),
+                },
+                cache::GetError::NotPrecompiled { fingerprint } => LoadError::NotPrecompiled {
+                    image: location.clone(),
+                    target: HOST_TARGET,
+                    fingerprint,
+                },
             })?;
         let compiled = began.elapsed();
         let linker =

@@ -1,0 +1,85 @@
+//! A host built without a compiler (a board's build: `--no-default-features`) runs what a
+//! server precompiled for it through the lattice, and refuses, saying how to fix it, what
+//! nobody precompiled.
+
+use trellis_lattice::control::{CompiledFrom, ScaleComponent};
+use trellis_lattice::ErrorKind;
+use trellis_tests::artifacts::*;
+use trellis_tests::component;
+
+#[tokio::test]
+async fn a_host_without_a_compiler_runs_only_what_was_precompiled_for_it() {
+    let (nats, dir, seed, public, client) = lattice().await;
+
+    // The board's flags, given to the server that compiles for it.
+    let published = precompile(&nats, &["--profile", "edge", "--lattice-key-file", &seed])
+        .await
+        .expect("precompile");
+    assert_ne!(published["load_fingerprint"], published["fingerprint"]);
+
+    let board_flags = ["--profile", "edge", "--lattice-public-key", &public];
+    let board = loader_host(&nats, dir.path(), "board", &board_flags).await;
+    assert_eq!(
+        start(&client, &board, "on-board").await,
+        CompiledFrom::Lattice
+    );
+
+    // Nobody precompiled `upper`: the start is refused with what to run, and nothing runs.
+    let upper = ScaleComponent {
+        component_id: "upper".into(),
+        image: format!("file://{}", component("upper").display()),
+        replicas: 1,
+        ..Default::default()
+    };
+    let err = client
+        .scale_component(board.id(), &upper)
+        .await
+        .expect_err("a component nobody precompiled");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("not precompiled for this host"),
+        "{message}"
+    );
+    assert!(message.contains("trellis-host --precompile"), "{message}");
+    let inventory = client.inventory(board.id()).await.expect("inventory");
+    let running: Vec<_> = inventory.components.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(running, ["on-board"]);
+
+    // A board whose engine makes other code (on-demand allocation, as under `ulimit -v`)
+    // has another fingerprint: what was precompiled for pooled memories is not offered to it.
+    let other_flags = ["--pool-instances", "0", "--lattice-public-key", &public];
+    let other = loader_host(&nats, dir.path(), "other", &other_flags).await;
+    let err = client
+        .scale_component(
+            other.id(),
+            &ScaleComponent {
+                component_id: "greeter".into(),
+                image: format!("file://{}", component("greeter").display()),
+                replicas: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("precompiled for other flags");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("not precompiled"), "{err}");
+
+    // `--precompile` needs a compiler.
+    let out = tokio::process::Command::new(loader_bin())
+        .args([
+            "--nats-url",
+            &nats.url(),
+            "--lattice",
+            LATTICE,
+            "--ephemeral",
+        ])
+        .args(["--lattice-key-file", &seed, "--precompile"])
+        .arg(component("greeter"))
+        .output()
+        .await
+        .expect("run the loader");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("built without a compiler"), "{stderr}");
+}
