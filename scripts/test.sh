@@ -14,7 +14,7 @@ python3 "$root/scripts/check-structure.py"
 # Features differ, so this is a build of its own; it goes first because the workspace build
 # below writes target/debug/trellis-host again.
 echo "==> trellis-host without a compiler (a board's build), for tests/tests/artifacts_loader.rs" >&2
-cargo clippy -p trellis-host --no-default-features --locked -- -D warnings
+cargo clippy -p trellis-host --no-default-features --all-targets --locked -- -D warnings
 cargo build -p trellis-host --no-default-features --bin trellis-host --locked
 cp "${CARGO_TARGET_DIR:-target}/debug/trellis-host" "${CARGO_TARGET_DIR:-target}/debug/trellis-host-loader"
 

@@ -50,20 +50,33 @@ async fn a_host_without_a_compiler_runs_only_what_was_precompiled_for_it() {
     // has another fingerprint: what was precompiled for pooled memories is not offered to it.
     let other_flags = ["--pool-instances", "0", "--lattice-public-key", &public];
     let other = loader_host(&nats, dir.path(), "other", &other_flags).await;
+    let greeter = ScaleComponent {
+        component_id: "greeter".into(),
+        image: format!("file://{}", component("greeter").display()),
+        replicas: 1,
+        ..Default::default()
+    };
     let err = client
-        .scale_component(
-            other.id(),
-            &ScaleComponent {
-                component_id: "greeter".into(),
-                image: format!("file://{}", component("greeter").display()),
-                replicas: 1,
-                ..Default::default()
-            },
-        )
+        .scale_component(other.id(), &greeter)
         .await
         .expect_err("precompiled for other flags");
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.to_string().contains("not precompiled"), "{err}");
+    assert!(err.to_string().contains("the lattice has none"), "{err}");
+
+    // A board that trusts another lattice key finds the artifact and refuses it, and says so.
+    let (_, stranger) = lattice_key(dir.path(), "stranger").await;
+    let trusting_another = ["--profile", "edge", "--lattice-public-key", &stranger];
+    let wary = loader_host(&nats, dir.path(), "wary", &trusting_another).await;
+    let err = client
+        .scale_component(wary.id(), &greeter)
+        .await
+        .expect_err("signed by a key this board does not trust");
+    let message = err.to_string();
+    assert!(message.contains("artifact is refused"), "{message}");
+    assert!(
+        message.contains("not a lattice key this host trusts"),
+        "{message}"
+    );
 
     // `--precompile` needs a compiler.
     let out = tokio::process::Command::new(loader_bin())

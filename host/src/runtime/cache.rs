@@ -41,9 +41,28 @@ impl From<CacheHit> for trellis_lattice::control::CompiledFrom {
 pub enum GetError {
     #[error(transparent)]
     Compile(#[from] wasmtime::Error),
-    /// This host was built without a compiler and nobody precompiled the component for it.
-    #[error("no artifact precompiled for this host's fingerprint {fingerprint}")]
-    NotPrecompiled { fingerprint: String },
+    /// This host was built without a compiler and has no artifact it may load (`why`).
+    #[cfg_attr(feature = "compiler", allow(dead_code))]
+    #[error("no artifact for this host's fingerprint {fingerprint}: {why}")]
+    NotPrecompiled { fingerprint: String, why: String },
+}
+
+/// Why neither disk nor lattice had an artifact to load.
+struct Miss {
+    /// Whether what this host compiles should be published (the lattice has none, or one
+    /// that must not be used); a host without a compiler has nothing to publish.
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+    publish: bool,
+    why: String,
+}
+
+impl Miss {
+    fn new(publish: bool, why: impl Into<String>) -> Self {
+        Self {
+            publish,
+            why: why.into(),
+        }
+    }
 }
 
 type Loaded = Arc<Mutex<HashMap<String, (Component, usize)>>>;
@@ -149,12 +168,13 @@ impl ArtifactCache {
             return Ok((component, lease, CacheHit::Memory));
         }
         let path = self.dir.join(format!("{digest}.cwasm"));
-        let (found, hit, publish) = self.load(engine, &path, digest).await?;
-        if let Some(component) = found {
-            let lease = self.lease(digest, &component);
-            return Ok((component, lease, hit));
+        match self.load(engine, &path, digest).await? {
+            Ok((component, hit)) => {
+                let lease = self.lease(digest, &component);
+                Ok((component, lease, hit))
+            }
+            Err(miss) => self.compile(engine, bytes, digest, path, miss).await,
         }
-        self.compile(engine, bytes, digest, path, publish).await
     }
 
     /// A host built without a compiler loads only what was precompiled for it.
@@ -165,10 +185,11 @@ impl ArtifactCache {
         _: Vec<u8>,
         _: &str,
         _: PathBuf,
-        _: bool,
+        miss: Miss,
     ) -> Result<(Component, Lease, CacheHit), GetError> {
         Err(GetError::NotPrecompiled {
             fingerprint: self.fingerprint.clone(),
+            why: miss.why,
         })
     }
 
@@ -180,8 +201,10 @@ impl ArtifactCache {
         bytes: Vec<u8>,
         digest: &str,
         path: PathBuf,
-        publish: bool,
+        miss: Miss,
     ) -> Result<(Component, Lease, CacheHit), GetError> {
+        tracing::debug!(digest, why = %miss.why, "compiling");
+        let publish = miss.publish;
         let compiling = engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&compiling, &bytes))
             .await
@@ -216,30 +239,43 @@ impl ArtifactCache {
         Ok((component, lease, CacheHit::Compiled))
     }
 
-    /// The artifact from disk, else from the lattice (kept on disk too); with nothing found,
-    /// whether a compile should be published (the lattice has none, or one not to be used).
+    /// The artifact from disk, else from the lattice (kept on disk too), else why not.
     async fn load(
         &self,
         engine: &Engine,
         path: &Path,
         digest: &str,
-    ) -> Result<(Option<Component>, CacheHit, bool), wasmtime::Error> {
+    ) -> Result<Result<(Component, CacheHit), Miss>, wasmtime::Error> {
         let (reading, read_path) = (engine.clone(), path.to_path_buf());
         let on_disk = tokio::task::spawn_blocking(move || load_file(&reading, &read_path))
             .await
             .map_err(blocking_failed)?;
-        if on_disk.is_some() {
-            return Ok((on_disk, CacheHit::Disk, false));
+        if let Some(component) = on_disk {
+            return Ok(Ok((component, CacheHit::Disk)));
         }
         let Some(shared) = self.shared.get() else {
-            return Ok((None, CacheHit::Compiled, false));
+            return Ok(Err(Miss::new(
+                false,
+                "the host shares no artifacts with the lattice (no lattice key given)",
+            )));
         };
         let artifact = match shared.fetch(&self.fingerprint, digest).await {
             Lookup::Found(artifact) => artifact,
-            Lookup::Missing | Lookup::Rejected(_) => {
-                return Ok((None, CacheHit::Compiled, shared.can_publish()))
+            Lookup::Missing => {
+                return Ok(Err(Miss::new(shared.can_publish(), "the lattice has none")))
             }
-            Lookup::Unreachable => return Ok((None, CacheHit::Compiled, false)),
+            Lookup::Rejected(why) => {
+                return Ok(Err(Miss::new(
+                    shared.can_publish(),
+                    format!("the lattice's artifact is refused: {why}"),
+                )))
+            }
+            Lookup::Unreachable => {
+                return Ok(Err(Miss::new(
+                    false,
+                    "the lattice's artifact store is unreachable",
+                )))
+            }
         };
         let reading = engine.clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -260,13 +296,16 @@ impl ArtifactCache {
                         tracing::warn!(error = %err, "cannot keep a shared artifact on disk");
                     }
                 });
-                Ok((Some(component), CacheHit::Lattice, false))
+                Ok(Ok((component, CacheHit::Lattice)))
             }
             // Signed by the lattice yet not loadable here (another CPU's features, say): the
             // publisher's artifact stays for the hosts it suits.
             (Err(err), _) => {
-                tracing::warn!(error = %err, "a shared artifact does not load here; compiling");
-                Ok((None, CacheHit::Compiled, false))
+                tracing::warn!(error = %err, "a shared artifact does not load here");
+                Ok(Err(Miss::new(
+                    false,
+                    format!("the lattice's artifact does not load here: {err:#}"),
+                )))
             }
         }
     }

@@ -37,14 +37,15 @@ pub fn of_engine(engine: &wasmtime::Engine) -> String {
 }
 
 /// What a host that cannot compile loads: artifacts for `target` from this version of
-/// Trellis (and so of wasmtime), for an engine with `allocator` (the on-demand fallback
-/// reserves memory differently, which changes the code) and copy-on-write images or not.
+/// Trellis and of wasmtime, for an engine with `allocator` (the on-demand fallback reserves
+/// memory differently, which changes the code) and copy-on-write images or not.
 pub fn for_loading(target: &str, allocator: AllocatorKind, memory_cow: bool) -> String {
     let mut hasher = Sha256::new();
     hasher.update(
         format!(
-            "trellis-load/1\n{}\n{target}\n{allocator}\n{memory_cow}",
-            env!("CARGO_PKG_VERSION")
+            "trellis-load/1\n{}\n{}\n{target}\n{allocator}\n{memory_cow}",
+            env!("CARGO_PKG_VERSION"),
+            env!("TRELLIS_WASMTIME_VERSION"),
         )
         .as_bytes(),
     );

@@ -114,15 +114,16 @@ pub enum LoadError {
     #[error("{image} failed to compile: {reason}")]
     Compile { image: String, reason: String },
     #[error(
-        "{image} was not precompiled for this host, which has no compiler (a board's build): \
-         on a host that has one, run `trellis-host --precompile {image} --precompile-target \
-         {target} --lattice-key-file KEY` with the flags this host runs with (fingerprint \
-         {fingerprint}), and give this host the key's public half"
+        "{image} was not precompiled for this host ({why}), which has no compiler (a board's \
+         build): on a host that has one, run `trellis-host --precompile {image} \
+         --precompile-target {target} --lattice-key-file KEY` with the flags this host runs \
+         with (fingerprint {fingerprint}), and give this host the key's public half"
     )]
     NotPrecompiled {
         image: String,
         target: &'static str,
         fingerprint: String,
+        why: String,
     },
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
@@ -344,10 +345,11 @@ impl Runtime {
                     image: location.clone(),
                     reason: format!("{e:#}"),
                 },
-                cache::GetError::NotPrecompiled { fingerprint } => LoadError::NotPrecompiled {
+                cache::GetError::NotPrecompiled { fingerprint, why } => LoadError::NotPrecompiled {
                     image: location.clone(),
                     target: HOST_TARGET,
                     fingerprint,
+                    why,
                 },
             })?;
         let compiled = began.elapsed();
