@@ -25,9 +25,14 @@ source "$root/scripts/lib/apt.sh"
 
 target=aarch64-unknown-linux-gnu
 profile="${PROFILE:-release}"
-# BOARD=1: without the compiler feature; the board loads what a server precompiled for it.
+# BOARD=1: without the compiler feature (the board loads what a server precompiled for it)
+# and with packed relocations (glibc 2.36 on the board; PACK_RELOCS=0 for an older one), as
+# scripts/board-build.sh builds for this machine.
 features=()
-[ "${BOARD:-0}" = 1 ] && features=(--no-default-features)
+if [ "${BOARD:-0}" = 1 ]; then
+    features=(--no-default-features)
+    export TRELLIS_PACK_RELOCS="${PACK_RELOCS:-1}"
+fi
 
 apt_install rustc-web cargo-web rust-web-src rust-web-llvm \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross file qemu-user

@@ -3,8 +3,8 @@
 # resident memory (VmRSS, and the peak VmHWM, from /proc/PID/status) 5 s after start, with
 # no components and with the `sensor-reader` example (on a simulated GPIO chip, after a few
 # readings), under `--profile default` and `--profile edge`; and, when it has been built, a
-# board's build (no compiler, `cargo build --profile edge -p trellis-host
-# --no-default-features`) under `--profile edge`, running what the release host precompiled
+# board's build (`scripts/board-build.sh`: no compiler, size-optimised, packed relocations)
+# under `--profile edge`, running what the release host precompiled
 # for it through the lattice.
 #
 # Every memory figure is the median of RUNS runs (5 by default), each a fresh host; the
