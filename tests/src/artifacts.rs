@@ -73,14 +73,19 @@ pub async fn loader_host(nats: &NatsServer, dir: &Path, name: &str, flags: &[&st
     HostProcess::start_binary(&loader_bin(), &nats.url(), LATTICE, &[], &extra).await
 }
 
-/// Starts greeter as `id` on `host`; where its compiled code came from.
-pub async fn start(client: &LatticeClient, host: &HostProcess, id: &str) -> CompiledFrom {
-    let request = ScaleComponent {
+/// One replica of the example component `name` as `id`.
+pub fn one_of(name: &str, id: &str) -> ScaleComponent {
+    ScaleComponent {
         component_id: id.to_string(),
-        image: format!("file://{}", component("greeter").display()),
+        image: format!("file://{}", component(name).display()),
         replicas: 1,
         ..Default::default()
-    };
+    }
+}
+
+/// Starts greeter as `id` on `host`; where its compiled code came from.
+pub async fn start(client: &LatticeClient, host: &HostProcess, id: &str) -> CompiledFrom {
+    let request = one_of("greeter", id);
     let scaled = client
         .scale_component(host.id(), &request)
         .await

@@ -2,7 +2,7 @@
 //! server precompiled for it through the lattice, and refuses, saying how to fix it, what
 //! nobody precompiled.
 
-use trellis_lattice::control::{CompiledFrom, ScaleComponent};
+use trellis_lattice::control::CompiledFrom;
 use trellis_lattice::ErrorKind;
 use trellis_tests::artifacts::*;
 use trellis_tests::component;
@@ -25,12 +25,7 @@ async fn a_host_without_a_compiler_runs_only_what_was_precompiled_for_it() {
     );
 
     // Nobody precompiled `upper`: the start is refused with what to run, and nothing runs.
-    let upper = ScaleComponent {
-        component_id: "upper".into(),
-        image: format!("file://{}", component("upper").display()),
-        replicas: 1,
-        ..Default::default()
-    };
+    let upper = one_of("upper", "upper");
     let err = client
         .scale_component(board.id(), &upper)
         .await
@@ -50,12 +45,7 @@ async fn a_host_without_a_compiler_runs_only_what_was_precompiled_for_it() {
     // has another fingerprint: what was precompiled for pooled memories is not offered to it.
     let other_flags = ["--pool-instances", "0", "--lattice-public-key", &public];
     let other = loader_host(&nats, dir.path(), "other", &other_flags).await;
-    let greeter = ScaleComponent {
-        component_id: "greeter".into(),
-        image: format!("file://{}", component("greeter").display()),
-        replicas: 1,
-        ..Default::default()
-    };
+    let greeter = one_of("greeter", "greeter");
     let err = client
         .scale_component(other.id(), &greeter)
         .await
