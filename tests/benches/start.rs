@@ -12,6 +12,10 @@
 //! and the broadcasts: a ping from that client, `trellis get hosts`, and a start placed by
 //! an auction (`--constraint`), each ending when every live host has answered.
 //!
+//! With `TRELLIS_BENCH_BOARD_HOST=target/edge/trellis-host` (`scripts/board-build.sh`) each
+//! round also starts a board's build the same way, right after the release host: how its
+//! size-optimised code starts.
+//!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench start`.
 //! `TRELLIS_BENCH_RUNS` sets the number of rounds (default 20).
 
@@ -39,48 +43,21 @@ async fn main() -> anyhow::Result<()> {
     let nats = NatsServer::start().await;
     let client = nats.client("start-bench").await;
     let binary = trellis_tests::bin("trellis-host");
+    let board = std::env::var_os("TRELLIS_BENCH_BOARD_HOST").map(std::path::PathBuf::from);
     let mut floor = Samples::default();
     let mut answered = Samples::default();
     let mut milestones: Vec<Samples> = MILESTONES.iter().map(|_| Samples::default()).collect();
+    let (mut board_floor, mut board_answered) = (Samples::default(), Samples::default());
     // Two rounds warm the page cache and the server; they are not samples.
     for round in 0..runs + 2 {
-        let t = Instant::now();
-        let status = Command::new(&binary)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()?;
-        let version_took = t.elapsed();
-        anyhow::ensure!(status.success(), "trellis-host --version failed");
-
-        let dir = tempfile::tempdir()?;
-        let key = nkeys::KeyPair::new_server();
-        let id = key.public_key();
-        let log = dir.path().join("host.log");
-        let spawned_at = SystemTime::now();
-        let t = Instant::now();
-        let mut child = Command::new(&binary)
-            .args(["--nats-url", &nats.url(), "--lattice", "start-bench"])
-            .args(["--log", "info"])
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env("TRELLIS_HOST_SEED", key.seed()?)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let deadline = t + Duration::from_secs(30);
-        let took = loop {
-            if client.inventory(&id).await.is_ok() {
-                break t.elapsed();
+        let (version_took, took, text, spawned_at) = start_once(&binary, &nats, &client).await?;
+        if let Some(board) = &board {
+            let (version, took, _, _) = start_once(board, &nats, &client).await?;
+            if round >= 2 {
+                board_floor.push(version);
+                board_answered.push(took);
             }
-            anyhow::ensure!(Instant::now() < deadline, "the host did not answer in 30 s");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        let text = std::fs::read_to_string(&log)?;
+        }
         if round < 2 {
             continue;
         }
@@ -103,7 +80,61 @@ async fn main() -> anyhow::Result<()> {
         report(name, samples);
     }
     report("spawn → first answered control request", &answered);
+    if let Some(board) = &board {
+        println!("board's build: {}", board.display());
+        report("board's build, floor: `--version` → exit", &board_floor);
+        report(
+            "board's build, spawn → first answered control request",
+            &board_answered,
+        );
+    }
     cli(&nats, runs).await
+}
+
+/// One fresh host of `binary` (new key, empty state and cache): how long `--version` took,
+/// how long until it answered, its log and when it was spawned.
+async fn start_once(
+    binary: &std::path::Path,
+    nats: &NatsServer,
+    client: &trellis_lattice::LatticeClient,
+) -> anyhow::Result<(Duration, Duration, String, SystemTime)> {
+    let t = Instant::now();
+    let status = Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()?;
+    let version_took = t.elapsed();
+    anyhow::ensure!(status.success(), "{} --version failed", binary.display());
+    let dir = tempfile::tempdir()?;
+    let key = nkeys::KeyPair::new_server();
+    let id = key.public_key();
+    let log = dir.path().join("host.log");
+    let spawned_at = SystemTime::now();
+    let t = Instant::now();
+    let mut child = Command::new(binary)
+        .args(["--nats-url", &nats.url(), "--lattice", "start-bench"])
+        .args(["--log", "info"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .env("TRELLIS_HOST_SEED", key.seed()?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let deadline = t + Duration::from_secs(30);
+    let took = loop {
+        if client.inventory(&id).await.is_ok() {
+            break t.elapsed();
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the host did not answer in 30 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log)?;
+    Ok((version_took, took, text, spawned_at))
 }
 
 /// `trellis component start` spawn → exit, beside the in-process request and the CLI floor.
