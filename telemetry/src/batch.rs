@@ -70,11 +70,15 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn items(&self) -> MutexGuard<'_, Vec<T>> {
         // A panic while holding the lock leaves a vector, still a valid one.
-        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.items
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Everything queued, leaving room for a full batch so pushes do not regrow (and copy)
+    /// the vector on the request path.
     fn take(&self) -> Vec<T> {
-        std::mem::take(&mut *self.items())
+        std::mem::replace(&mut *self.items(), Vec::with_capacity(self.batch))
     }
 }
 
@@ -158,17 +162,24 @@ impl<T: Send + 'static> Queue<T> {
     }
 }
 
-fn split<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    while items.len() > size {
-        let rest = items.split_off(size);
-        out.push(items);
-        items = rest;
+/// Batches of at most `size`, in order, each item moved once.
+fn split<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    if items.len() <= size {
+        return if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
+        };
     }
-    if !items.is_empty() {
-        out.push(items);
+    let mut out = Vec::with_capacity(items.len().div_ceil(size));
+    let mut rest = items.into_iter();
+    loop {
+        let chunk: Vec<T> = rest.by_ref().take(size).collect();
+        if chunk.is_empty() {
+            return out;
+        }
+        out.push(chunk);
     }
-    out
 }
 
 impl Drain {

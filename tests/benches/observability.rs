@@ -1,8 +1,13 @@
 //! What OpenTelemetry export costs, in one run: HTTP hello req/s and server CPU per request,
-//! and the `trellis call` round trip, on three hosts that differ only in their telemetry —
-//! off, on with every trace sampled, on with `parentbased_traceidratio` 0.01 — exporting
-//! over gRPC to an OTLP receiver in this process that decodes everything it gets. wrk runs
-//! are interleaved across the three; ratios are to the "off" host of the same run.
+//! and the `trellis call` round trip, on hosts that differ only in their telemetry — off, on
+//! with every trace sampled, on with `parentbased_traceidratio` 0.01 — each exporting over
+//! HTTP/protobuf (the default protocol) to its own OTLP receiver in this process. Those
+//! receivers count spans by walking their wire format, so that the collector, which in
+//! production runs elsewhere, takes little of the two cores the host and wrk share; one more
+//! sampled host exports to a receiver that decodes every span into objects, to show what a
+//! collector on the same cores costs. Each receiver also reports the spans its host dropped
+//! (the host's `trellis.telemetry.dropped`), since a host that drops spans does less work.
+//! wrk runs are interleaved across the hosts; ratios are to the "off" host of the same run.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p trellis-tests --bench observability`.
 //! `TRELLIS_BENCH_SECONDS` sets the length of each wrk run (default 10).
@@ -13,6 +18,15 @@ use trellis_tests::stats::Samples;
 use trellis_tests::{
     route, scale_request, start_http_server, HostProcess, NatsServer, OtlpReceiver, Protocol,
 };
+
+/// How a mode's host exports.
+enum Export {
+    Off,
+    /// To a receiver that walks the wire format.
+    Counted(&'static [(&'static str, &'static str)]),
+    /// To a receiver that decodes every span.
+    Decoded,
+}
 
 #[path = "http/load.rs"]
 mod load;
@@ -25,44 +39,48 @@ const CALLS: usize = 3000;
 struct Mode {
     name: &'static str,
     lattice: &'static str,
-    env: Vec<(String, String)>,
+    export: Export,
 }
+
+const RATIO: &[(&str, &str)] = &[
+    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+    ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds = load::seconds();
-    let receiver = OtlpReceiver::start_counting().await;
     let nats = NatsServer::start().await;
-    let on = receiver.env(Protocol::Grpc);
-    let mut ratio = on.clone();
-    ratio.push((
-        "OTEL_TRACES_SAMPLER".into(),
-        "parentbased_traceidratio".into(),
-    ));
-    ratio.push(("OTEL_TRACES_SAMPLER_ARG".into(), "0.01".into()));
-    // Production-like export delays, not the tests' short ones.
-    let production = |env: Vec<(String, String)>| -> Vec<(String, String)> {
-        env.into_iter()
-            .filter(|(k, _)| !k.ends_with("SCHEDULE_DELAY") && k != "OTEL_METRIC_EXPORT_INTERVAL")
-            .collect()
-    };
     let modes = [
         Mode {
             name: "observability off",
             lattice: "obs-off",
-            env: Vec::new(),
+            export: Export::Off,
         },
         Mode {
             name: "on, every trace sampled",
             lattice: "obs-on",
-            env: production(on),
+            export: Export::Counted(&[]),
         },
         Mode {
             name: "on, parentbased_traceidratio 0.01",
             lattice: "obs-ratio",
-            env: production(ratio),
+            export: Export::Counted(RATIO),
+        },
+        Mode {
+            name: "on, every trace sampled, decoding receiver",
+            lattice: "obs-decoded",
+            export: Export::Decoded,
         },
     ];
+    let mut receivers = Vec::new();
+    for mode in &modes {
+        receivers.push(match mode.export {
+            Export::Off => None,
+            Export::Counted(_) => Some(OtlpReceiver::start_wire_counting().await),
+            Export::Decoded => Some(OtlpReceiver::start_counting().await),
+        });
+    }
     println!(
         "machine: {} cores; wrk -t2 -c32, {seconds}s per run, {ROUNDS} runs per row, interleaved",
         std::thread::available_parallelism()
@@ -72,12 +90,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut hosts = Vec::new();
     let mut targets = Vec::new();
-    for mode in &modes {
-        let env: Vec<(&str, &str)> = mode
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+    for (mode, receiver) in modes.iter().zip(&receivers) {
+        let env = mode_env(mode, receiver.as_ref());
+        let env = trellis_tests::otlp::pairs(&env);
         let host = HostProcess::start_with_env(&nats.url(), mode.lattice, &[], &[], &env).await;
         let client = nats.client(mode.lattice).await;
         client
@@ -144,12 +159,44 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // Everything queued has left by the next export interval.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let c = receiver.counted();
-    println!(
-        "\nthe receiver decoded {} spans, {} log records, {} metric points",
-        c.spans, c.logs, c.points
-    );
+    // Everything queued has left, and the drop counts been reported, by the next intervals.
+    tokio::time::sleep(Duration::from_secs(METRIC_INTERVAL_MS / 1000 + 2)).await;
+    println!("\nspans received and dropped, per host (the host's own count of what its full queue dropped):");
+    for (mode, receiver) in modes.iter().zip(&receivers) {
+        if let Some(r) = receiver {
+            let c = r.counted();
+            println!(
+                "{:<46} {:>9} received  {:>9} dropped  ({} log records, {} metric points)",
+                mode.name,
+                c.spans,
+                r.dropped_spans(),
+                c.logs,
+                c.points
+            );
+        }
+    }
     Ok(())
+}
+
+/// Drop counts arrive with the metrics; often enough to have the final one at the end.
+const METRIC_INTERVAL_MS: u64 = 5000;
+
+/// A mode's variables: production-like export delays, not the tests' short ones.
+fn mode_env(mode: &Mode, receiver: Option<&OtlpReceiver>) -> Vec<(String, String)> {
+    let Some(receiver) = receiver else {
+        return Vec::new();
+    };
+    let mut env: Vec<(String, String)> = receiver
+        .env(Protocol::HttpProtobuf)
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("SCHEDULE_DELAY") && k != "OTEL_METRIC_EXPORT_INTERVAL")
+        .collect();
+    env.push((
+        "OTEL_METRIC_EXPORT_INTERVAL".into(),
+        METRIC_INTERVAL_MS.to_string(),
+    ));
+    if let Export::Counted(extra) = mode.export {
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    env
 }

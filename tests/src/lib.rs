@@ -16,6 +16,7 @@ pub mod messaging;
 
 mod nats;
 pub mod otlp;
+mod otlp_wire;
 mod otlp_model;
 mod paths;
 pub mod proc;

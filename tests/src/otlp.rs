@@ -52,7 +52,12 @@ pub enum Protocol {
 struct Received {
     /// Only count what arrives (a benchmark's collector), keeping nothing.
     count_only: bool,
+    /// Count spans arriving over HTTP by walking their wire format instead of decoding
+    /// them into objects (see `otlp_wire`).
+    wire_spans: bool,
     counted: Counted,
+    /// The last `trellis.telemetry.dropped` value reported for spans.
+    dropped_spans: u64,
     spans: Vec<ReceivedSpan>,
     logs: Vec<ReceivedLog>,
     points: Vec<Point>,
@@ -87,6 +92,24 @@ impl OtlpReceiver {
             ..Received::default()
         })
         .await
+    }
+
+    /// A counting receiver that counts spans sent over HTTP/protobuf by walking the wire
+    /// format (checked, not built into objects): a benchmark's collector that costs the
+    /// machine little, so the figures are the exporter's.
+    pub async fn start_wire_counting() -> Self {
+        Self::start_with(Received {
+            count_only: true,
+            wire_spans: true,
+            ..Received::default()
+        })
+        .await
+    }
+
+    /// The spans the exporting process last reported dropping (its
+    /// `trellis.telemetry.dropped{signal=spans}`).
+    pub fn dropped_spans(&self) -> u64 {
+        self.store.lock().map(|s| s.dropped_spans).unwrap_or(0)
     }
 
     pub fn counted(&self) -> Counted {
@@ -291,7 +314,15 @@ async fn serve_http(listener: tokio::net::TcpListener, store: Store, stop: Cance
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
+                        let wire = store.lock().is_ok_and(|s| s.wire_spans);
                         let ok = match path.as_str() {
+                            "/v1/traces" if wire => crate::otlp_wire::count_spans(&body)
+                                .map(|n| {
+                                    if let Ok(mut s) = store.lock() {
+                                        s.counted.spans += n;
+                                    }
+                                })
+                                .is_some(),
                             "/v1/traces" => ExportTraceServiceRequest::decode(body)
                                 .map(|r| take_traces(&store, headers, r))
                                 .is_ok(),
@@ -425,6 +456,13 @@ fn take_metrics(
     }
     if let Ok(mut s) = store.lock() {
         s.counted.points += points.len() as u64;
+        if let Some(dropped) = points
+            .iter()
+            .filter(|p| p.name == "trellis.telemetry.dropped")
+            .find(|p| p.attributes.get("signal").is_some_and(|v| v == "spans"))
+        {
+            s.dropped_spans = dropped.value as u64;
+        }
         if !s.count_only {
             s.headers.push(headers);
             s.points.extend(points);
