@@ -75,10 +75,12 @@ impl<T> Shared<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Everything queued, leaving room for a full batch so pushes do not regrow (and copy)
-    /// the vector on the request path.
+    /// Everything queued. While items flow it leaves room for a full batch, so pushes do
+    /// not regrow (and copy) the vector on the request path; an idle queue holds no memory.
     fn take(&self) -> Vec<T> {
-        std::mem::replace(&mut *self.items(), Vec::with_capacity(self.batch))
+        let mut items = self.items();
+        let room = if items.is_empty() { 0 } else { self.batch };
+        std::mem::replace(&mut *items, Vec::with_capacity(room))
     }
 }
 
@@ -288,11 +290,32 @@ mod tests {
     }
 
     #[test]
+    fn take_keeps_room_for_a_batch_only_while_items_flow() {
+        let shared = Shared {
+            items: Mutex::new(vec![1u32, 2]),
+            full: Notify::new(),
+            counts: Arc::new(Counts::default()),
+            capacity: 100,
+            batch: 10,
+        };
+        assert_eq!(shared.take(), vec![1, 2]);
+        assert!(shared.items().capacity() >= 10);
+        assert!(shared.take().is_empty());
+        assert_eq!(
+            shared.items().capacity(),
+            0,
+            "an idle queue holds no memory"
+        );
+    }
+
+    #[test]
     fn splits_into_batches() {
         assert_eq!(
             split(vec![1, 2, 3, 4, 5], 2),
             vec![vec![1, 2], vec![3, 4], vec![5]]
         );
+        assert_eq!(split(vec![1, 2], 2), vec![vec![1, 2]]);
+        assert_eq!(split(vec![1, 2, 3, 4], 2), vec![vec![1, 2], vec![3, 4]]);
         assert!(split(Vec::<u8>::new(), 2).is_empty());
     }
 }
