@@ -107,7 +107,7 @@ impl<'a> Iterator for Fields<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::count_spans;
+    use crate::otlp_wire::count_spans;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
