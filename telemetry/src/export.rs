@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLoggerProvider};
-use opentelemetry_sdk::trace::SpanExporter as _;
 use opentelemetry_sdk::Resource;
 
 use crate::batch::{BatchConfig, Counts, Drain, Queue};
@@ -85,7 +84,12 @@ impl Transport {
         Self::resolve(signal, |k| std::env::var(k).ok())
     }
 
-    fn tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
+    /// Why this transport cannot be built, if it cannot.
+    pub fn refusal(&self) -> Option<&'static str> {
+        (!self.grpc && self.endpoint.starts_with("https://")).then_some(HTTPS_OVER_HTTP)
+    }
+
+    pub fn tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
         self.endpoint
             .starts_with("https://")
             .then(|| tonic::transport::ClientTlsConfig::new().with_webpki_roots())
@@ -94,14 +98,14 @@ impl Transport {
 
 type BuildError = opentelemetry_otlp::ExporterBuildError;
 
+const HTTPS_OVER_HTTP: &str =
+    "HTTPS endpoints are reached over gRPC in this build: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc";
+
 macro_rules! build_exporter {
     ($exporter:ty, $transport:expr) => {{
         let transport: &Transport = $transport;
-        if !transport.grpc && transport.endpoint.starts_with("https://") {
-            Err(opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(
-                "HTTPS endpoints are reached over gRPC in this build: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
-                    .into(),
-            ))
+        if let Some(why) = transport.refusal() {
+            Err(opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(why.into()))
         } else if transport.grpc {
             let builder = <$exporter>::builder()
                 .with_tonic()
@@ -117,10 +121,6 @@ macro_rules! build_exporter {
                 .build()
         }
     }};
-}
-
-pub(crate) fn span_exporter(t: &Transport) -> Result<opentelemetry_otlp::SpanExporter, BuildError> {
-    build_exporter!(opentelemetry_otlp::SpanExporter, t)
 }
 
 pub(crate) fn log_exporter(t: &Transport) -> Result<opentelemetry_otlp::LogExporter, BuildError> {
@@ -153,14 +153,19 @@ impl Pipelines {
         let mut span_queue = None;
 
         let traces = Transport::from_env(Signal::Traces);
-        match span_exporter(&traces) {
-            Ok(mut exporter) => {
-                exporter.set_resource(&resource);
-                let exporter = Arc::new(exporter);
+        let settings = crate::otlp::Settings::resolve(|k| std::env::var(k).ok());
+        match traces.refusal().map_or_else(
+            || crate::otlp::Sender::build(&traces, &settings),
+            |why| Err(why.to_string()),
+        ) {
+            Ok(sender) => {
+                let encoded = Arc::new(crate::otlp::EncodedResource::new(&resource));
                 let (queue, drain) =
                     Queue::start(BatchConfig::from_env("OTEL_BSP", 5000), move |batch| {
-                        let exporter = exporter.clone();
-                        async move { exporter.export(batch).await.map_err(|e| e.to_string()) }
+                        let body = crate::otlp::encode_request(&encoded, &batch);
+                        drop(batch);
+                        let sender = sender.clone();
+                        async move { sender.send(body).await }
                     });
                 counts.push(("spans", queue.counts()));
                 span_queue = Some(queue);
@@ -265,7 +270,8 @@ mod tests {
             grpc: false,
             endpoint: "https://api.honeycomb.io/v1/traces".into(),
         };
-        let err = span_exporter(&t).expect_err("refused");
+        let err = log_exporter(&t).expect_err("refused");
+        assert_eq!(t.refusal(), Some(HTTPS_OVER_HTTP));
         assert!(
             err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
             "{err}"

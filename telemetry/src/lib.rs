@@ -16,6 +16,7 @@ mod layer;
 mod leaf;
 mod logs;
 mod metrics;
+mod otlp;
 mod processors;
 mod record;
 #[cfg(test)]
