@@ -16,7 +16,7 @@ pub(crate) fn varint(buf: &mut Vec<u8>, mut value: u64) {
 
 fn varint_len(value: u64) -> usize {
     // 7 bits per byte; 0 still takes one.
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 pub(crate) fn key(buf: &mut Vec<u8>, field: u32, wire_type: u32) {
