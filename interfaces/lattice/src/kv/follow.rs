@@ -25,6 +25,12 @@ pub trait Followed: Send + Sync {
 
     /// Every change from now on; the stream ends at a gap.
     fn changes(&self) -> BoxFuture<'_, Result<BoxStream<'static, Self::Change>>>;
+
+    /// Whether the state is out of reach because this side is cut off from it (a leaf
+    /// without its hub), which a follower waits out by asking often rather than backing off.
+    fn partitioned(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
 }
 
 /// What a follower hands on: the whole state (at start and after every gap), then changes.
@@ -100,6 +106,19 @@ where
                 tracing::warn!(%err, "cannot follow the lattice state; retrying until it is reachable");
             }
         }
+        if failing.load(std::sync::atomic::Ordering::Relaxed) && source.partitioned().await {
+            // Cut off: try again as soon as the other side answers.
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(super::partition::PROBE_INTERVAL) => {}
+                }
+                if !source.partitioned().await {
+                    break;
+                }
+            }
+            continue;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -141,6 +160,8 @@ mod tests {
         down: Mutex<bool>,
         watches: Mutex<Vec<mpsc::UnboundedSender<u32>>>,
         snapshots_at: Mutex<Vec<tokio::time::Instant>>,
+        /// Whether `down` says so: cut off rather than failing.
+        cut_off: bool,
     }
 
     impl Followed for Arc<Counter> {
@@ -168,6 +189,10 @@ mod tests {
                 Ok(tokio_stream_from(rx))
             }
             .boxed()
+        }
+
+        fn partitioned(&self) -> BoxFuture<'_, bool> {
+            async move { self.cut_off && *self.down.lock().unwrap() }.boxed()
         }
     }
 
@@ -234,6 +259,35 @@ mod tests {
         let again = *source.snapshots_at.lock().unwrap().last().unwrap();
         assert!(again > resumed);
         assert_eq!((again - gap_at).as_millis(), 100);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cut_off_it_resumes_as_soon_as_the_other_side_answers() {
+        let source = Arc::new(Counter {
+            cut_off: true,
+            ..Counter::default()
+        });
+        *source.down.lock().unwrap() = true;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(follow(Arc::clone(&source), shutdown.clone(), |_| {}));
+        // A long cut: a back-off would have grown to its 5 s maximum by now.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            source.snapshots_at.lock().unwrap().len(),
+            1,
+            "no snapshot is read while the other side does not answer"
+        );
+        *source.down.lock().unwrap() = false;
+        let back = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let resumed = *source.snapshots_at.lock().unwrap().last().unwrap();
+        assert!(
+            resumed >= back && resumed - back <= crate::kv::partition::PROBE_INTERVAL,
+            "read again {:?} after the link returned",
+            resumed - back
+        );
         shutdown.cancel();
         task.await.unwrap();
     }

@@ -4,6 +4,7 @@
 
 mod follow;
 mod mirror;
+pub mod partition;
 mod state;
 
 use std::collections::BTreeMap;

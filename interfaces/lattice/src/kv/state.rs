@@ -202,6 +202,16 @@ impl Followed for FollowedState {
     fn changes(&self) -> BoxFuture<'_, Result<BoxStream<'static, StateChange>>> {
         async move { self.0.store().await?.state_followed().changes().await }.boxed()
     }
+
+    fn partitioned(&self) -> BoxFuture<'_, bool> {
+        async move {
+            match self.0.subjects.js_domain_probe() {
+                Some(probe) => !super::partition::hub_answers(&self.0.nats, &probe).await,
+                None => false,
+            }
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
-use bytes::Bytes;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{OutboxCounters, FORWARD_TIMEOUT, MESSAGE_ID, PROBE_TIMEOUT, TOPIC};
+use trellis_lattice::kv::partition;
+
+use super::{OutboxCounters, FORWARD_TIMEOUT, MESSAGE_ID, TOPIC};
 
 /// Hands an outbox's messages on in order.
 pub(super) struct Forwarder {
@@ -29,9 +30,8 @@ impl Forwarder {
         let Some(probe) = &self.hub_probe else {
             return false;
         };
-        let asked = self.client.request(probe.clone(), Bytes::new());
         // Only an answer says the hub is there: a slow or failed probe keeps the message.
-        !matches!(tokio::time::timeout(PROBE_TIMEOUT, asked).await, Ok(Ok(_)))
+        !partition::hub_answers(&self.client, probe).await
     }
 
     pub(super) async fn run(self, stop: CancellationToken) {
@@ -179,11 +179,21 @@ impl Forwarder {
                 }
                 Err(e) => {
                     // Cut off from the hub (no responders), or no answer in time: the
-                    // message goes back, to be fetched again after a pause. Time cut off
-                    // does not count towards the patience for an absent subscriber.
+                    // message goes back, to be fetched again once the hub answers (or after
+                    // a pause when there is no hub to ask). Time cut off does not count
+                    // towards the patience for an absent subscriber.
                     unanswered = None;
                     tracing::debug!(err = %e, topic, "outbox: not handed on yet");
                     let _ = msg.ack_with(jetstream::AckKind::Nak(None)).await;
+                    if let Some(probe) = self.hub_probe.as_deref() {
+                        if self.partitioned().await {
+                            // Fetched again as soon as the hub answers.
+                            if !partition::hub_back(&self.client, probe, stop).await {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff.next_delay()) => {}

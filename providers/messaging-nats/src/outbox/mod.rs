@@ -39,8 +39,6 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_BYTES: i64 = 64 << 20;
 const DEFAULT_MAX_MESSAGES: i64 = 1_000_000;
 const DEFAULT_PATIENCE: Duration = Duration::from_secs(60);
-/// How long the hub may take to answer whether it is reachable.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where forwarded messages come from, and how to tell a partition from an absent
 /// subscriber.
