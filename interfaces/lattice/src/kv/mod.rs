@@ -47,6 +47,9 @@ pub type Configs = BTreeMap<String, Config>;
 pub struct LatticeStore {
     links: kv::Store,
     configs: kv::Store,
+    /// The client and the subject that tell whether the hub is there, when the buckets are
+    /// in another JetStream domain (reached across a leaf node's link).
+    hub: Option<(async_nats::Client, String)>,
 }
 
 /// Opens a bucket, creating it on first use (several processes may race to create it).
@@ -102,7 +105,12 @@ impl LatticeStore {
             let links = open_bucket(&js, &subjects.links_bucket(), "Trellis links", 5).await?;
             let configs =
                 open_bucket(&js, &subjects.config_bucket(), "Trellis named config", 5).await?;
-            Ok(Self { links, configs })
+            let hub = subjects.js_domain_probe().map(|probe| (nats.clone(), probe));
+            Ok(Self {
+                links,
+                configs,
+                hub,
+            })
         };
         opened.await.map_err(|e: Error| match subjects.js_domain() {
             // From a leaf node, "no such resource" mostly means the hub is out of reach.
@@ -253,6 +261,14 @@ impl LatticeStore {
             .boxed())
     }
 
+    /// Whether the buckets are beyond a cut: their hub's JetStream domain does not answer.
+    pub async fn partitioned(&self) -> bool {
+        match &self.hub {
+            Some((nats, probe)) => !partition::hub_answers(nats, probe).await,
+            None => false,
+        }
+    }
+
     /// The links, to [`follow`].
     pub fn links_followed(&self) -> LinksFollowed {
         LinksFollowed(self.clone())
@@ -297,6 +313,10 @@ impl Followed for LinksFollowed {
     fn changes(&self) -> BoxFuture<'_, Result<BoxStream<'static, LinkChange>>> {
         self.0.watch_links().boxed()
     }
+
+    fn partitioned(&self) -> BoxFuture<'_, bool> {
+        self.0.partitioned().boxed()
+    }
 }
 
 /// The lattice's named configs, as a [`Followed`] source.
@@ -312,6 +332,10 @@ impl Followed for ConfigsFollowed {
 
     fn changes(&self) -> BoxFuture<'_, Result<BoxStream<'static, ConfigChange>>> {
         self.0.watch_configs().boxed()
+    }
+
+    fn partitioned(&self) -> BoxFuture<'_, bool> {
+        self.0.partitioned().boxed()
     }
 }
 
@@ -343,5 +367,9 @@ impl Followed for StateFollowed {
             Ok(merged.boxed())
         }
         .boxed()
+    }
+
+    fn partitioned(&self) -> BoxFuture<'_, bool> {
+        self.0.partitioned().boxed()
     }
 }

@@ -204,6 +204,7 @@ impl Followed for FollowedState {
     }
 
     fn partitioned(&self) -> BoxFuture<'_, bool> {
+        // Asked before the store was ever opened too: a host that started cut off.
         async move {
             match self.0.subjects.js_domain_probe() {
                 Some(probe) => !super::partition::hub_answers(&self.0.nats, &probe).await,
