@@ -47,9 +47,10 @@ pub type Configs = BTreeMap<String, Config>;
 pub struct LatticeStore {
     links: kv::Store,
     configs: kv::Store,
-    /// The client and the subject that tell whether the hub is there, when the buckets are
+    /// Asks whether the hub is there, with the subject that tells it when the buckets are
     /// in another JetStream domain (reached across a leaf node's link).
-    hub: Option<(async_nats::Client, String)>,
+    nats: async_nats::Client,
+    hub_probe: Option<String>,
 }
 
 /// Opens a bucket, creating it on first use (several processes may race to create it).
@@ -105,11 +106,11 @@ impl LatticeStore {
             let links = open_bucket(&js, &subjects.links_bucket(), "Trellis links", 5).await?;
             let configs =
                 open_bucket(&js, &subjects.config_bucket(), "Trellis named config", 5).await?;
-            let hub = subjects.js_domain_probe().map(|probe| (nats.clone(), probe));
             Ok(Self {
                 links,
                 configs,
-                hub,
+                nats: nats.clone(),
+                hub_probe: subjects.js_domain_probe(),
             })
         };
         opened.await.map_err(|e: Error| match subjects.js_domain() {
@@ -263,10 +264,7 @@ impl LatticeStore {
 
     /// Whether the buckets are beyond a cut: their hub's JetStream domain does not answer.
     pub async fn partitioned(&self) -> bool {
-        match &self.hub {
-            Some((nats, probe)) => !partition::hub_answers(nats, probe).await,
-            None => false,
-        }
+        partition::cut_off(&self.nats, self.hub_probe.as_deref()).await
     }
 
     /// The links, to [`follow`].

@@ -22,6 +22,15 @@ pub async fn hub_answers(nats: &async_nats::Client, probe: &str) -> bool {
     matches!(tokio::time::timeout(PROBE_TIMEOUT, asked).await, Ok(Ok(_)))
 }
 
+/// Whether this side is cut off from the hub that `probe` asks: `false` when there is no
+/// hub to ask (the state is on the server this side is connected to).
+pub async fn cut_off(nats: &async_nats::Client, probe: Option<&str>) -> bool {
+    match probe {
+        Some(probe) => !hub_answers(nats, probe).await,
+        None => false,
+    }
+}
+
 /// Waits until the hub answers `probe`; `false` when stopped first.
 pub async fn hub_back(nats: &async_nats::Client, probe: &str, stop: &CancellationToken) -> bool {
     loop {

@@ -206,10 +206,8 @@ impl Followed for FollowedState {
     fn partitioned(&self) -> BoxFuture<'_, bool> {
         // Asked before the store was ever opened too: a host that started cut off.
         async move {
-            match self.0.subjects.js_domain_probe() {
-                Some(probe) => !super::partition::hub_answers(&self.0.nats, &probe).await,
-                None => false,
-            }
+            let probe = self.0.subjects.js_domain_probe();
+            super::partition::cut_off(&self.0.nats, probe.as_deref()).await
         }
         .boxed()
     }

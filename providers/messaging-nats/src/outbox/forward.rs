@@ -27,11 +27,8 @@ pub(super) struct Forwarder {
 impl Forwarder {
     /// Whether the hub is out of reach (so a message nobody answers waits for it).
     async fn partitioned(&self) -> bool {
-        let Some(probe) = &self.hub_probe else {
-            return false;
-        };
         // Only an answer says the hub is there: a slow or failed probe keeps the message.
-        !partition::hub_answers(&self.client, probe).await
+        partition::cut_off(&self.client, self.hub_probe.as_deref()).await
     }
 
     pub(super) async fn run(self, stop: CancellationToken) {
