@@ -106,7 +106,11 @@ fn encode_span(b: &mut Vec<u8>, span: &SpanData) {
             wire::bytes(b, 3, context.trace_state().header().as_bytes());
             attributes(b, 4, link.attributes.iter());
             wire::uint(b, 5, u64::from(link.dropped_attributes_count));
-            wire::fixed32(b, 6, flags(context.trace_flags().to_u8(), context.is_remote()));
+            wire::fixed32(
+                b,
+                6,
+                flags(context.trace_flags().to_u8(), context.is_remote()),
+            );
         });
     }
     wire::uint(b, 14, u64::from(span.links.dropped_count));
@@ -172,9 +176,9 @@ fn any_value(b: &mut Vec<u8>, value: &Value) {
             Array::Bool(vs) => vs.iter().for_each(|v| element(b, Value::Bool(*v))),
             Array::I64(vs) => vs.iter().for_each(|v| element(b, Value::I64(*v))),
             Array::F64(vs) => vs.iter().for_each(|v| element(b, Value::F64(*v))),
-            Array::String(vs) => vs
-                .iter()
-                .for_each(|v| wire::message(b, 1, |b| wire::bytes_always(b, 1, v.as_str().as_bytes()))),
+            Array::String(vs) => vs.iter().for_each(|v| {
+                wire::message(b, 1, |b| wire::bytes_always(b, 1, v.as_str().as_bytes()))
+            }),
             // A kind of array added after this was written: sent as its text.
             other => wire::message(b, 1, |b| {
                 wire::bytes_always(b, 1, other.to_string().as_bytes())

@@ -32,7 +32,12 @@ fn context(trace: u128, span: u64, remote: bool) -> SpanContext {
     )
 }
 
-fn span(name: &'static str, scope: &InstrumentationScope, status: Status, kind: SpanKind) -> SpanData {
+fn span(
+    name: &'static str,
+    scope: &InstrumentationScope,
+    status: Status,
+    kind: SpanKind,
+) -> SpanData {
     let mut events = SpanEvents::default();
     events.events = vec![
         Event::new("retry", at(5), vec![KeyValue::new("attempt", 2)], 1),
@@ -47,7 +52,11 @@ fn span(name: &'static str, scope: &InstrumentationScope, status: Status, kind: 
     )];
     links.dropped_count = 1;
     SpanData {
-        span_context: context(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c, 0xb7ad_6b71_6920_3331, false),
+        span_context: context(
+            0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+            0xb7ad_6b71_6920_3331,
+            false,
+        ),
         parent_span_id: SpanId::from(0x00f0_67aa_0ba9_02b7),
         parent_span_is_remote: true,
         span_kind: kind,
@@ -68,7 +77,10 @@ fn span(name: &'static str, scope: &InstrumentationScope, status: Status, kind: 
             KeyValue::new("floats", Value::Array(Array::F64(vec![1.5]))),
             KeyValue::new(
                 "strings",
-                Value::Array(Array::String(vec![StringValue::from("a"), StringValue::from("")])),
+                Value::Array(Array::String(vec![
+                    StringValue::from("a"),
+                    StringValue::from(""),
+                ])),
             ),
         ],
         dropped_attributes_count: 2,
@@ -102,7 +114,12 @@ fn the_bytes_are_the_message_the_sdk_exporter_builds() {
     root.parent_span_is_remote = false;
     let spans = vec![
         root,
-        span("counter increment", &ours, Status::error("trap: unreachable"), SpanKind::Internal),
+        span(
+            "counter increment",
+            &ours,
+            Status::error("trap: unreachable"),
+            SpanKind::Internal,
+        ),
         span("guest work", &guest, Status::Unset, SpanKind::Client),
         span("queue wait", &ours, Status::Unset, SpanKind::Producer),
         span("consume", &guest, Status::error(""), SpanKind::Consumer),
@@ -126,7 +143,10 @@ fn the_bytes_are_the_message_the_sdk_exporter_builds() {
             &ResourceAttributesWithSchema::from(&resource),
         ),
     };
-    assert_eq!(sorted(decoded.resource_spans), sorted(expected.resource_spans));
+    assert_eq!(
+        sorted(decoded.resource_spans),
+        sorted(expected.resource_spans)
+    );
 }
 
 #[test]

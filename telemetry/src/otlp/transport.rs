@@ -25,13 +25,21 @@ pub(crate) struct Settings {
 impl Settings {
     pub fn resolve(get: impl Fn(&str) -> Option<String>) -> Self {
         let mut headers: Vec<(String, String)> = Vec::new();
-        for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
             for (name, value) in get(var).as_deref().map(parse_headers).unwrap_or_default() {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
                 headers.push((name, value));
             }
         }
-        let millis = |var: &str| get(var).and_then(|v| v.trim().parse::<u64>().ok());
+        // 0 or garbage is no setting: a zero timeout would fail every export.
+        let millis = |var: &str| {
+            get(var)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+        };
         let timeout = millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
             .or_else(|| millis("OTEL_EXPORTER_OTLP_TIMEOUT"))
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
@@ -102,9 +110,7 @@ impl Sender {
                 .map_err(|e| format!("invalid endpoint: {e}"))?
                 .timeout(settings.timeout);
             if let Some(tls) = transport.tls() {
-                endpoint = endpoint
-                    .tls_config(tls)
-                    .map_err(|e| format!("TLS: {e}"))?;
+                endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
             }
             Ok(Self::Grpc {
                 grpc: tonic::client::Grpc::new(endpoint.connect_lazy()),
@@ -123,7 +129,8 @@ impl Sender {
                 reqwest::header::CONTENT_TYPE,
                 reqwest::header::HeaderValue::from_static("application/x-protobuf"),
             );
-            reqwest::Url::parse(&transport.endpoint).map_err(|e| format!("invalid endpoint: {e}"))?;
+            reqwest::Url::parse(&transport.endpoint)
+                .map_err(|e| format!("invalid endpoint: {e}"))?;
             let client = reqwest::Client::builder()
                 .timeout(settings.timeout)
                 .build()
@@ -166,7 +173,13 @@ impl Sender {
                 grpc.unary(request, PathAndQuery::from_static(GRPC_EXPORT), RawCodec)
                     .await
                     .map(|_| ())
-                    .map_err(|status| format!("the collector answered {}: {}", status.code(), status.message()))
+                    .map_err(|status| {
+                        format!(
+                            "the collector answered {}: {}",
+                            status.code(),
+                            status.message()
+                        )
+                    })
             }
         }
     }
@@ -217,13 +230,21 @@ mod tests {
     use crate::otlp::transport::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn headers_are_percent_decoded_and_the_signal_wins() {
         let s = Settings::resolve(env(&[
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=abc%3D%3D, x-a=1,broken,=v,k="),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-honeycomb-team=abc%3D%3D, x-a=1,broken,=v,k=",
+            ),
             ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-A=2"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
         ]));
@@ -241,6 +262,10 @@ mod tests {
         ]));
         assert_eq!(t.timeout, Duration::from_millis(700));
         assert_eq!(Settings::resolve(env(&[])).timeout, DEFAULT_TIMEOUT);
+        for garbage in ["0", "-5", "soon", ""] {
+            let g = Settings::resolve(env(&[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", garbage)]));
+            assert_eq!(g.timeout, DEFAULT_TIMEOUT, "{garbage:?}");
+        }
     }
 
     #[test]
